@@ -1,0 +1,94 @@
+"""Atomic training checkpoints and the resume lookup.
+
+A checkpoint holds everything needed to continue bit-for-bit: model (with the loss's buffers and generator
+state), optimizer, scheduler, AMP scaler, sampler position, RNG states, the iteration and the skipped-step count.
+Files are written to a temporary name in the same folder, flushed to disk and renamed, so a job killed mid-write
+never leaves a corrupt ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+LAST = "last.pt"
+_PERIODIC = re.compile(r"^iter_(\d{7})\.pt$")
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global random state a training step can touch."""
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_atomic(obj: dict[str, Any], path: Path) -> None:
+    """``torch.save`` to ``path`` through a temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(state: dict[str, Any], folder: Path, *, iteration: int, keep: int = 2) -> Path:
+    """Write ``iter_<iteration>.pt`` and ``last.pt``; keep only the newest ``keep`` periodic files."""
+    periodic = folder / f"iter_{iteration:07d}.pt"
+    save_atomic(state, periodic)
+    save_atomic(state, folder / LAST)
+    for old in periodic_checkpoints(folder)[:-keep]:
+        old.unlink(missing_ok=True)
+    log.info("checkpoint written: %s", periodic)
+    return periodic
+
+
+def periodic_checkpoints(folder: Path) -> list[Path]:
+    """Periodic checkpoints in ``folder``, oldest first."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if _PERIODIC.match(p.name))
+
+
+def latest(folder: Path) -> Path | None:
+    """The checkpoint a restarted run resumes from, or None when the folder holds none."""
+    last = folder / LAST
+    if last.is_file():
+        return last
+    periodic = periodic_checkpoints(folder)
+    return periodic[-1] if periodic else None
+
+
+def load(path: Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save` (it holds optimizer and RNG states, hence weights_only=False)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist; pass the path of a .pt file in a run's checkpoints/")
+    return torch.load(path, map_location=map_location, weights_only=False)

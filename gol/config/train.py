@@ -1,0 +1,46 @@
+"""Schema of the primary config ``conf/train.yaml``: one ablation cell."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+from gol.config.logger import LoggerConf
+from gol.config.paths import PathsConf
+from gol.config.schedule import ScheduleConf
+
+GROUP = None  # the primary config's schema lives at the root of the ConfigStore
+
+
+@dataclass
+class EvalConf:
+    """LVIS evaluation after training (lvis-api semantics: 300 detections per image, federated categories)."""
+
+    engine: str = "lvis"  # "lvis" (the official lvis-api) or "fast"
+    iou_types: list[str] = field(default_factory=lambda: ["bbox", "segm"])
+    batch_size: int = 4
+    max_dets: int = 300
+
+
+@dataclass
+class TrainConfig:
+    # Component groups: each option extends its own schema (gol/config/<group>.py), so these are typed per option.
+    activation: Any = MISSING
+    loss: Any = MISSING
+    detector: Any = MISSING
+    dataset: Any = MISSING
+    sampler: Any = MISSING
+    schedule: ScheduleConf = MISSING
+    logger: LoggerConf = MISSING
+    paths: PathsConf = MISSING
+    eval: EvalConf = field(default_factory=EvalConf)
+    seed: int = 0
+    device: str = "auto"  # "auto" picks CUDA when available
+    num_workers: int = 2
+    deterministic: bool = False  # torch.use_deterministic_algorithms, for exact resume checks on GPU
+    tags: list[str] = field(default_factory=list)
+
+
+SCHEMAS = {"train_schema": TrainConfig}

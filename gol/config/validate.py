@@ -1,0 +1,26 @@
+"""Checks of a composed config that its schemas cannot express, run before anything is built."""
+
+from __future__ import annotations
+
+from hydra.utils import get_class
+from omegaconf import DictConfig
+
+from gol.losses import check_pair
+
+_EVAL_ENGINES = ("lvis", "fast")
+_IOU_TYPES = ("bbox", "segm")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise a one-line ``ValueError`` naming the problem and the fix."""
+    check_pair(get_class(cfg.activation._target_), get_class(cfg.loss._target_))
+    schedule = cfg.schedule
+    if (schedule.epochs is None) == (schedule.max_iter is None):
+        raise ValueError("schedule: set exactly one of `epochs` (1x, 2x) or `max_iter` (iteration-based schedules)")
+    if schedule.ims_per_batch < 1:
+        raise ValueError(f"schedule.ims_per_batch must be at least 1, got {schedule.ims_per_batch}")
+    if cfg.eval.engine not in _EVAL_ENGINES:
+        raise ValueError(f"eval.engine={cfg.eval.engine!r} is unknown; use one of {', '.join(_EVAL_ENGINES)}")
+    unknown = sorted(set(cfg.eval.iou_types) - set(_IOU_TYPES))
+    if unknown:
+        raise ValueError(f"eval.iou_types holds {unknown}; use a subset of {list(_IOU_TYPES)}")

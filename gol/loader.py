@@ -1,0 +1,92 @@
+"""Deterministic, resumable streams of training batches.
+
+The sampler's epoch order is a pure function of (seed, epoch), and every sample's augmentation draws from its
+own seed (a function of seed, epoch and position), so a run resumed mid-epoch from a checkpoint sees exactly the
+batches and flips an uninterrupted run would have seen, whatever the number of loader workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+def collate(batch: Sequence[tuple[Any, Any]]) -> tuple[list[Any], list[Any]]:
+    """A batch of (image, target) pairs as (list of images, list of targets), as torchvision detectors take."""
+    images, targets = zip(*batch) if batch else ((), ())
+    return list(images), list(targets)
+
+
+def sample_seed(seed: int, epoch: int, position: int) -> int:
+    """Seed of the augmentation of the sample at ``position`` of ``epoch``."""
+    return ((seed * 1_000_003 + epoch) * 10_000_019 + position) % (2**63 - 1)
+
+
+class SeededSamples(Dataset):
+    """Wraps a dataset so that item ``(index, seed)`` is produced under its own RNG seed.
+
+    The global torch RNG is forked around each item, so loading in the main process (``num_workers=0``) leaves
+    the training RNG stream untouched.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        index, seed = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.dataset[index]
+
+
+@dataclass
+class StreamPosition:
+    """Where the stream stands: the next batch starts at ``position`` of ``epoch``'s order."""
+
+    epoch: int = 0
+    position: int = 0
+
+
+def batches(
+    dataset: Dataset,
+    sampler: Any,
+    *,
+    batch_size: int,
+    start: StreamPosition,
+    seed: int,
+    num_workers: int,
+) -> Iterator[tuple[StreamPosition, tuple[list[Any], list[Any]]]]:
+    """Endless (position after the batch, batch) pairs; incomplete trailing batches of an epoch are dropped."""
+    seeded = SeededSamples(dataset)
+    epoch, position = start.epoch, start.position
+    while True:
+        sampler.set_epoch(epoch)
+        order = [int(i) for i in sampler]
+        usable = len(order) // batch_size * batch_size
+        if usable == 0:
+            raise ValueError(
+                f"the training split yields {len(order)} samples per epoch, fewer than one batch of {batch_size}; "
+                "lower schedule.ims_per_batch or use a larger dataset"
+            )
+        plan = [
+            [(order[p], sample_seed(seed, epoch, p)) for p in range(start_pos, start_pos + batch_size)]
+            for start_pos in range(position, usable, batch_size)
+        ]
+        loader = DataLoader(
+            seeded,
+            batch_sampler=plan,
+            collate_fn=collate,
+            num_workers=num_workers,
+            generator=torch.Generator().manual_seed(seed + epoch),
+        )
+        for batch in loader:
+            position += batch_size
+            yield StreamPosition(epoch, position), batch
+        epoch, position = epoch + 1, 0

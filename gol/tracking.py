@@ -1,0 +1,121 @@
+"""Experiment tracking: one W&B run per job, beside the local run record (``gol.record``), behind one interface.
+
+The W&B mode comes from ``logger.mode`` or ``WANDB_MODE``; with neither, it is online only when a login exists
+and offline otherwise (a warning says so once). Online mode asked for without a login also falls back to offline
+with one warning instead of hanging. The run id is derived from the run folder, so a requeued or restarted job
+continues the same W&B run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from gol.config.logger import LoggerConf
+
+log = logging.getLogger(__name__)
+
+_MODES = ("online", "offline", "disabled")
+
+
+def run_id_for(run_dir: Path) -> str:
+    """Stable W&B id of the run living in ``run_dir`` (same folder, same id, across requeues)."""
+    return hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:16]
+
+
+def has_login() -> bool:
+    """True when an API key is available (``WANDB_API_KEY`` or a netrc entry for the W&B host)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def resolve_mode(requested: str | None) -> str:
+    """The W&B mode to use: config, else ``WANDB_MODE``, else online with a login and offline without."""
+    mode = requested or os.environ.get("WANDB_MODE") or ("online" if has_login() else "offline")
+    if mode == "dryrun":
+        mode = "offline"
+    if mode not in _MODES:
+        raise ValueError(f"logger.mode={mode!r} is not a W&B mode; use one of {', '.join(_MODES)}")
+    if mode == "online" and not has_login():
+        log.warning("W&B online mode asked for but no login found: logging offline (run `wandb login`, then `wandb sync`)")
+        mode = "offline"
+    return mode
+
+
+class Tracker:
+    """Streams losses and learning rate, and writes final metrics, to W&B (when enabled)."""
+
+    def __init__(self, conf: LoggerConf, *, run_dir: Path, run_id: str, group: str, name: str, config: dict[str, Any]):
+        self.conf = conf
+        self.run: Any = None
+        self.mode = "disabled"
+        if not conf.enabled:
+            return
+        import wandb  # imported here: a run with logger=none never pays its import time
+
+        self.mode = resolve_mode(conf.mode)
+        if self.mode == "disabled":
+            return
+        os.environ.setdefault("WANDB_SILENT", "true")
+        self.run = wandb.init(
+            project=conf.project,
+            entity=conf.entity,
+            group=conf.group or group,
+            job_type=conf.job_type,
+            name=conf.name or name,
+            tags=list(conf.tags),
+            notes=conf.notes,
+            id=run_id,
+            resume="allow",
+            dir=str(run_dir),
+            config=config,
+            mode=self.mode,
+            reinit="finish_previous",
+            settings=wandb.Settings(init_timeout=conf.init_timeout_s, console="off"),
+        )
+        self.run.define_metric("train/*", step_metric="iteration")
+        log.info("W&B run %s (%s) in %s", run_id, self.mode, run_dir)
+
+    @property
+    def info(self) -> dict[str, Any] | None:
+        if self.run is None:
+            return None
+        return {"id": self.run.id, "project": self.conf.project, "mode": self.mode, "dir": str(self.run.dir)}
+
+    def log(self, values: dict[str, float], *, iteration: int) -> None:
+        if self.run is not None:
+            self.run.log({**values, "iteration": iteration})
+
+    def summarize(self, metrics: dict[str, dict[str, float | None]], per_category: dict[str, Any] | None) -> None:
+        """Final metrics as ``segm/AP``, ``bbox/APr``, ... in the summary; per-category AP as a table."""
+        if self.run is None:
+            return
+        import wandb
+
+        for iou_type, values in metrics.items():
+            for key, value in values.items():
+                self.run.summary[f"{iou_type}/{key}"] = value
+        if per_category is not None:
+            rows = per_category["categories"]
+            columns = list(rows[0]) if rows else ["id"]
+            table = wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in rows])
+            self.run.log({"per_category_ap": table})
+
+    def mark_preempting(self) -> None:
+        if self.run is not None:
+            self.run.mark_preempting()
+
+    def finish(self, *, failed: bool) -> None:
+        if self.run is not None:
+            self.run.finish(exit_code=1 if failed else 0)
+            self.run = None

@@ -1,0 +1,74 @@
+"""Hydra entry point of one ablation cell: ``gol-train`` (also ``python -m gol.train``).
+
+    gol-train                                   # the embedded dataset, tiny detector, on whatever device exists
+    gol-train activation=gumbel loss=droploss   # one cell
+    gol-train -m activation=sigmoid,softmax,gumbel
+    gol-train +experiment=activations           # a paper table (experiments/), swept as a multirun
+    gol-train --cfg job                         # print the composed config
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from gol.config import register_configs
+from gol.config.resolvers import register_resolvers
+from gol.engine import RunContext
+from gol.engine import train as train_cell
+
+log = logging.getLogger(__name__)
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+RECORDED_GROUPS = ("activation", "loss", "detector", "dataset", "sampler", "schedule")
+
+
+def git_commit() -> str | None:
+    """The checkout's commit, with ``+dirty`` when it has uncommitted changes; None outside a git checkout."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, check=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def context_from_hydra() -> RunContext:
+    """Run folder, the cell's group choices and overrides, as Hydra resolved them for this job."""
+    hc = HydraConfig.get()
+    choices = dict(hc.runtime.choices)
+    excluded = set(hc.job.config.override_dirname.exclude_keys)
+    overrides = [o for o in hc.overrides.task if o.split("=", 1)[0].lstrip("+~") not in excluded]
+    return RunContext(
+        run_dir=Path(hc.runtime.output_dir),
+        choices={g: choices.get(g) for g in RECORDED_GROUPS},
+        overrides=overrides,
+        experiment=choices.get("experiment"),
+        git_commit=git_commit(),
+        skip_finished=hc.mode == RunMode.MULTIRUN,
+    )
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    metrics = train_cell(cfg, context_from_hydra())
+    return (metrics.get("segm") or metrics.get("bbox") or {}).get("AP")
+
+
+def main() -> None:
+    register_configs()
+    register_resolvers()
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
