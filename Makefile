@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/gol-train +experiment=demo hydra.sweep.dir=$(DEMO_DIR)
+	$(BIN)/gol-train experiment=demo hydra.sweep.dir=$(DEMO_DIR)
 	$(BIN)/gol-tables --runs $(DEMO_DIR) --experiment demo --format md
 
 test: $(STAMP)

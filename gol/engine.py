@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from gol import checkpoint, record
+from gol import checkpoint, distributed, record
 from gol.build import build_components, build_data, build_sampler
 from gol.config.validate import validate
 from gol.inference import evaluate_model
@@ -49,12 +49,6 @@ class RunContext:
     experiment: str | None = None
     git_commit: str | None = None
     skip_finished: bool = False  # sweeps skip finished cells; a single run refuses a finished folder
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _check_folder(ctx: RunContext) -> dict[str, Any] | None:
@@ -111,26 +105,32 @@ def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     if prior is not None and prior.get("state") == "finished":
         log.info("%s already finished; skipping (its metrics stay as recorded)", ctx.run_dir)
         return record.read_metrics(ctx.run_dir)
-    validate(cfg)
+    validate(cfg, loss_option=ctx.choices.get("loss"))
+    world = distributed.init("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    try:
+        return _train(cfg, ctx, prior, world)
+    finally:
+        distributed.shutdown(world)
+
+
+def _train(cfg: DictConfig, ctx: RunContext, prior: dict[str, Any] | None, world: distributed.World) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
-
     data = build_data(cfg)
     parts = build_components(cfg, data)
-    device = pick_device(cfg.device)
+    device = distributed.device_for(cfg.device, world)
     model = parts.model.to(device)
     sampler = build_sampler(cfg, data.train)
     schedule = cfg.schedule
-    batch_size = schedule.ims_per_batch
-    iters_per_epoch = max(1, len(sampler) // batch_size)
+    iters_per_epoch = max(1, len(sampler) // schedule.ims_per_batch)
     max_iter, steps = resolve_length(schedule, iters_per_epoch=iters_per_epoch)
     optimizer, scheduler = build_optimizer(model, schedule, steps=steps)
     use_amp = bool(schedule.amp) and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     ckpt_dir = ctx.run_dir / "checkpoints"
-    iteration, skipped, stream = 0, 0, StreamPosition()
+    progress = Progress()
     resume_from = checkpoint.latest(ckpt_dir)
     if resume_from is not None:
         state = checkpoint.load(resume_from, map_location=device)
@@ -139,144 +139,156 @@ def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         checkpoint.set_rng_state(state["rng"])
-        iteration, skipped = state["iteration"], state["skipped_steps"]
-        stream = StreamPosition(**state["sampler"])
-        log.info("resumed from %s at iteration %d", resume_from, iteration)
+        progress = Progress(state["iteration"], state["skipped_steps"], StreamPosition(**state["sampler"]))
+        log.info("resumed from %s at iteration %d", resume_from, progress.iteration)
 
     run_id = (prior or {}).get("run_id") or run_id_for(ctx.run_dir)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    record.write_yaml(ctx.run_dir / "config.yaml", cfg)
-    rec = record.RunRecord(
-        ctx.run_dir,
-        {
-            "run_id": run_id,
-            "state": "running",
-            "error": None,
-            "experiment": ctx.experiment,
-            "choices": ctx.choices,
-            "overrides": ctx.overrides,
-            "seed": int(cfg.seed),
-            "git_commit": ctx.git_commit,
-            "started_at": (prior or {}).get("started_at") or record.now(),
-            "finished_at": None,
-            "iteration": iteration,
-            "max_iter": max_iter,
-            "skipped_steps": skipped,
-            "owner": record.owner(),
-            "wandb": None,
-        },
-    )
-    rec.update()
-    name = ",".join(ctx.overrides) or "default"
-    tracker = Tracker(
-        cfg.logger, run_dir=ctx.run_dir, run_id=run_id, group=ctx.experiment or "adhoc", name=name, config=resolved
-    )
-    rec.update(wandb=tracker.info)
+    rec = tracker = None
+    if world.is_main:
+        record.write_yaml(ctx.run_dir / "config.yaml", cfg)
+        rec = record.RunRecord(ctx.run_dir, {
+            "run_id": run_id, "state": "running", "error": None, "experiment": ctx.experiment,
+            "choices": ctx.choices, "overrides": ctx.overrides, "seed": int(cfg.seed), "git_commit": ctx.git_commit,
+            "started_at": (prior or {}).get("started_at") or record.now(), "finished_at": None,
+            "iteration": progress.iteration, "max_iter": max_iter, "skipped_steps": progress.skipped,
+            "owner": record.owner(), "world_size": world.world_size, "wandb": None,
+        })  # fmt: skip
+        rec.update()
+        tracker = Tracker(
+            cfg.logger, run_dir=ctx.run_dir, run_id=run_id, group=ctx.experiment or "adhoc",
+            name=",".join(ctx.overrides) or "default", config=OmegaConf.to_container(cfg, resolve=True),
+        )  # fmt: skip
+        rec.update(wandb=tracker.info)
     failed = True
     try:
-        if iteration < max_iter:
-            skipped = _loop(
-                cfg, model, data.train, sampler, optimizer, scheduler, scaler, tracker, rec,
-                device=device, use_amp=use_amp, start_iter=iteration, max_iter=max_iter,
-                skipped=skipped, stream=stream, ckpt_dir=ckpt_dir,
-            )  # fmt: skip
-        metrics, per_category = evaluate_model(model, data, cfg.eval, device=device)
-        tracker.summarize(metrics, per_category)
-        rec.finish(metrics=metrics, per_category=per_category)
+        if progress.iteration < max_iter:
+            trained = model
+            if world.distributed:
+                ids = [device.index] if device.type == "cuda" else None
+                trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+            loop = Loop(cfg, trained, optimizer, scheduler, scaler, tracker, rec, world=world, device=device,
+                        use_amp=use_amp, max_iter=max_iter, ckpt_dir=ckpt_dir)  # fmt: skip
+            loop.run(data.train, sampler, progress)
+        metrics: dict[str, Any] = {}
+        if world.is_main:
+            metrics, per_category = evaluate_model(model, data, cfg.eval, device=device)
+            tracker.summarize(metrics, per_category)
+            rec.finish(metrics=metrics, per_category=per_category)
+        distributed.barrier(world)
         failed = False
         return metrics
     except BaseException as error:
-        rec.fail(error)
+        if rec is not None:
+            rec.fail(error)
         raise
     finally:
-        tracker.finish(failed=failed)
+        if tracker is not None:
+            tracker.finish(failed=failed)
 
 
-def _loop(
-    cfg: DictConfig,
-    model: torch.nn.Module,
-    dataset: Any,
-    sampler: Any,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LambdaLR,
-    scaler: torch.amp.GradScaler,
-    tracker: Tracker,
-    rec: record.RunRecord,
-    *,
-    device: torch.device,
-    use_amp: bool,
-    start_iter: int,
-    max_iter: int,
-    skipped: int,
-    stream: StreamPosition,
-    ckpt_dir: Path,
-) -> int:
-    """The iteration loop; returns the number of skipped (non-finite) steps."""
-    schedule = cfg.schedule
-    model.train()
-    iteration = start_iter
-    stream_iter = batches(
-        dataset, sampler, batch_size=schedule.ims_per_batch, start=stream, seed=int(cfg.seed),
-        num_workers=int(cfg.num_workers),
-    )  # fmt: skip
-    bar = tqdm(total=max_iter, initial=start_iter, desc="train", file=sys.stderr, dynamic_ncols=True,
-               mininterval=1.0 if sys.stderr.isatty() else 30.0)  # fmt: skip
-    started = time.perf_counter()
-    try:
-        for stream, (images, targets) in stream_iter:
-            images = [im.to(device, non_blocking=True) for im in images]
-            targets = [{k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()}
-                       for t in targets]  # fmt: skip
-            with torch.autocast(device.type, enabled=use_amp):
-                losses = model(images, targets)
-            total = sum(losses.values())
-            optimizer.zero_grad(set_to_none=True)
-            if torch.isfinite(total):
-                scaler.scale(total).backward()
-                if schedule.grad_clip:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                skipped += 1
-                log.warning("iteration %d: non-finite loss %s; step skipped (%d so far)", iteration, total.item(), skipped)
-                if skipped > schedule.max_nonfinite:
-                    raise NonFiniteLossError(
-                        f"{skipped} training steps had a non-finite loss (limit schedule.max_nonfinite="
-                        f"{schedule.max_nonfinite}); lower schedule.lr or check the data and loss settings"
-                    )
-            scheduler.step()
-            iteration += 1
-            bar.update(1)
-            if iteration % schedule.log_period == 0 or iteration == max_iter:
-                values = {f"train/{k}": float(v) for k, v in losses.items()}
-                values["train/loss"] = float(total)
-                values["train/lr"] = optimizer.param_groups[0]["lr"]
-                values["train/skipped_steps"] = skipped
-                values["train/sec_per_iter"] = (time.perf_counter() - started) / (iteration - start_iter)
-                tracker.log(values, iteration=iteration)
-                bar.set_postfix(loss=f"{float(total):.3f}", lr=f"{values['train/lr']:.4f}")
-                rec.update(iteration=iteration, skipped_steps=skipped)
-            if iteration % schedule.checkpoint_period == 0 or iteration == max_iter:
-                state = {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "sampler": {"epoch": stream.epoch, "position": stream.position},
-                    "rng": checkpoint.rng_state(),
-                    "iteration": iteration,
-                    "skipped_steps": skipped,
-                }
-                checkpoint.save(state, ckpt_dir, iteration=iteration)
-                rec.update(iteration=iteration, skipped_steps=skipped)
-            if iteration >= max_iter:
-                break
-    finally:
-        stream_iter.close()
-        bar.close()
-    return skipped
+@dataclass
+class Progress:
+    """How far training has gone: iterations done, non-finite steps skipped, position in the sample stream."""
+
+    iteration: int = 0
+    skipped: int = 0
+    stream: StreamPosition = field(default_factory=StreamPosition)
+
+
+class Loop:
+    """The iteration loop of one run: step, skip non-finite losses, log, checkpoint."""
+
+    def __init__(self, cfg: DictConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 scheduler: torch.optim.lr_scheduler.LambdaLR, scaler: torch.amp.GradScaler,
+                 tracker: Tracker | None, rec: record.RunRecord | None, *, world: distributed.World,
+                 device: torch.device, use_amp: bool, max_iter: int, ckpt_dir: Path) -> None:  # fmt: skip
+        self.cfg, self.schedule = cfg, cfg.schedule
+        self.model, self.optimizer, self.scheduler, self.scaler = model, optimizer, scheduler, scaler
+        self.tracker, self.rec, self.world = tracker, rec, world
+        self.device, self.use_amp, self.max_iter, self.ckpt_dir = device, use_amp, max_iter, ckpt_dir
+
+    def run(self, dataset: Any, sampler: Any, progress: Progress) -> None:
+        self.model.train()
+        stream = batches(
+            dataset, sampler, batch_size=self.schedule.ims_per_batch, start=progress.stream, seed=int(self.cfg.seed),
+            num_workers=int(self.cfg.num_workers), rank=self.world.rank, world_size=self.world.world_size,
+        )  # fmt: skip
+        bar = tqdm(total=self.max_iter, initial=progress.iteration, desc="train", file=sys.stderr, dynamic_ncols=True,
+                   disable=not self.world.is_main, mininterval=1.0 if sys.stderr.isatty() else 30.0)  # fmt: skip
+        started, first = time.perf_counter(), progress.iteration
+        try:
+            for progress.stream, (images, targets) in stream:
+                losses, total = self.step(images, targets, progress)
+                progress.iteration += 1
+                bar.update(1)
+                if progress.iteration % self.schedule.log_period == 0 or progress.iteration == self.max_iter:
+                    seconds = (time.perf_counter() - started) / (progress.iteration - first)
+                    self.log(losses, total, progress, seconds)
+                    bar.set_postfix(loss=f"{float(total):.3f}", lr=f"{self.optimizer.param_groups[0]['lr']:.4f}")
+                if progress.iteration % self.schedule.checkpoint_period == 0 or progress.iteration == self.max_iter:
+                    self.save(progress)
+                if progress.iteration >= self.max_iter:
+                    break
+        finally:
+            stream.close()
+            bar.close()
+
+    def step(self, images: list[torch.Tensor], targets: list[dict[str, Any]],
+             progress: Progress) -> tuple[dict[str, torch.Tensor], torch.Tensor]:  # fmt: skip
+        device = self.device
+        images = [im.to(device, non_blocking=True) for im in images]
+        targets = [{k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()}
+                   for t in targets]  # fmt: skip
+        with torch.autocast(device.type, enabled=self.use_amp):
+            losses = self.model(images, targets)
+        total = sum(losses.values())
+        self.optimizer.zero_grad(set_to_none=True)
+        # Every rank must take the same decision, or DDP's gradient all-reduce would wait forever.
+        if torch.isfinite(distributed.mean_over_ranks(total, self.world)):
+            self.scaler.scale(total).backward()
+            if self.schedule.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.schedule.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            progress.skipped += 1
+            log.warning("iteration %d: non-finite loss %s; step skipped (%d so far)",
+                        progress.iteration, float(total), progress.skipped)  # fmt: skip
+            if progress.skipped > self.schedule.max_nonfinite:
+                raise NonFiniteLossError(
+                    f"{progress.skipped} training steps had a non-finite loss (limit schedule.max_nonfinite="
+                    f"{self.schedule.max_nonfinite}); lower schedule.lr or check the data and loss settings"
+                )
+        self.scheduler.step()
+        return losses, total
+
+    def log(self, losses: dict[str, torch.Tensor], total: torch.Tensor, progress: Progress, seconds: float) -> None:
+        values = {f"train/{k}": float(distributed.mean_over_ranks(v, self.world)) for k, v in losses.items()}
+        values["train/loss"] = float(distributed.mean_over_ranks(total, self.world))
+        values["train/lr"] = self.optimizer.param_groups[0]["lr"]
+        values["train/skipped_steps"] = progress.skipped
+        values["train/sec_per_iter"] = seconds
+        if self.tracker is not None and self.rec is not None:
+            self.tracker.log(values, iteration=progress.iteration)
+            self.rec.update(iteration=progress.iteration, skipped_steps=progress.skipped)
+
+    def save(self, progress: Progress) -> None:
+        if not self.world.is_main or self.rec is None:
+            return
+        model = getattr(self.model, "module", self.model)  # the bare model, also under DDP
+        state = {
+            "model": model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "sampler": {"epoch": progress.stream.epoch, "position": progress.stream.position},
+            "rng": checkpoint.rng_state(),
+            "iteration": progress.iteration,
+            "skipped_steps": progress.skipped,
+        }
+        checkpoint.save(state, self.ckpt_dir, iteration=progress.iteration)
+        self.rec.update(iteration=progress.iteration, skipped_steps=progress.skipped)
 
 
 def evaluate_run(run_dir: Path, *, checkpoint_path: Path | None = None, out: Path | None = None) -> dict[str, Any]:
@@ -289,7 +301,7 @@ def evaluate_run(run_dir: Path, *, checkpoint_path: Path | None = None, out: Pat
     if path is None:
         raise FileNotFoundError(f"{run_dir}/checkpoints holds no checkpoint; pass --checkpoint PATH")
     parts = build_components(cfg)
-    device = pick_device(cfg.device)
+    device = distributed.device_for(cfg.device, distributed.World())
     state = checkpoint.load(path, map_location=device)
     parts.model.load_state_dict(state["model"])
     metrics, per_category = evaluate_model(parts.model.to(device), parts.data, cfg.eval, device=device)

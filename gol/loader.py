@@ -7,18 +7,14 @@ batches and flips an uninterrupted run would have seen, whatever the number of l
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-
-def collate(batch: Sequence[tuple[Any, Any]]) -> tuple[list[Any], list[Any]]:
-    """A batch of (image, target) pairs as (list of images, list of targets), as torchvision detectors take."""
-    images, targets = zip(*batch) if batch else ((), ())
-    return list(images), list(targets)
+from gol.data import collate
 
 
 def sample_seed(seed: int, epoch: int, position: int) -> int:
@@ -62,8 +58,19 @@ def batches(
     start: StreamPosition,
     seed: int,
     num_workers: int,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> Iterator[tuple[StreamPosition, tuple[list[Any], list[Any]]]]:
-    """Endless (position after the batch, batch) pairs; incomplete trailing batches of an epoch are dropped."""
+    """Endless (position after the batch, batch) pairs; incomplete trailing batches of an epoch are dropped.
+
+    ``batch_size`` is the global batch: with several processes, rank r loads the r-th equal slice of every
+    global batch, so the union over ranks is exactly the batch a single process would load.
+    """
+    if batch_size % world_size:
+        raise ValueError(
+            f"schedule.ims_per_batch={batch_size} cannot be split over {world_size} processes; use a multiple of {world_size}"
+        )
+    per_rank = batch_size // world_size
     seeded = SeededSamples(dataset)
     epoch, position = start.epoch, start.position
     while True:
@@ -76,15 +83,15 @@ def batches(
                 "lower schedule.ims_per_batch or use a larger dataset"
             )
         plan = [
-            [(order[p], sample_seed(seed, epoch, p)) for p in range(start_pos, start_pos + batch_size)]
-            for start_pos in range(position, usable, batch_size)
+            [(order[p], sample_seed(seed, epoch, p)) for p in range(first + rank * per_rank, first + (rank + 1) * per_rank)]
+            for first in range(position, usable, batch_size)
         ]
         loader = DataLoader(
             seeded,
             batch_sampler=plan,
             collate_fn=collate,
             num_workers=num_workers,
-            generator=torch.Generator().manual_seed(seed + epoch),
+            generator=torch.Generator().manual_seed(seed + epoch + 1_000 * rank),
         )
         for batch in loader:
             position += batch_size

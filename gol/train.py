@@ -3,7 +3,8 @@
     gol-train                                   # the embedded dataset, tiny detector, on whatever device exists
     gol-train activation=gumbel loss=droploss   # one cell
     gol-train -m activation=sigmoid,softmax,gumbel
-    gol-train +experiment=activations           # a paper table (experiments/), swept as a multirun
+    gol-train experiment=activations            # a paper table (experiments/), swept as a multirun
+    gol-train experiment=activations scale=smoke  # the same table at laptop scale
     gol-train --cfg job                         # print the composed config
 """
 
@@ -64,9 +65,15 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return (metrics.get("segm") or metrics.get("bbox") or {}).get("AP")
 
 
+def _accept_plus_experiment(argv: list[str]) -> list[str]:
+    """``+experiment=NAME`` means ``experiment=NAME``: the group is already in the defaults list (as null)."""
+    return [a[1:] if a.startswith("+experiment=") else a for a in argv]
+
+
 def main() -> None:
     register_configs()
     register_resolvers()
+    sys.argv = _accept_plus_experiment(sys.argv)
     _hydra_main()
 
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 from hydra.utils import get_class
 from omegaconf import DictConfig
 
-from gol.losses import check_pair
+from gol.losses import VALID_PAIRS, check_pair
 
 _EVAL_ENGINES = ("lvis", "fast")
 _IOU_TYPES = ("bbox", "segm")
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise a one-line ``ValueError`` naming the problem and the fix."""
-    check_pair(get_class(cfg.activation._target_), get_class(cfg.loss._target_))
+def validate(cfg: DictConfig, *, loss_option: str | None = None) -> None:
+    """Raise a one-line ``ValueError`` naming the problem and the fix.
+
+    ``loss_option`` is the ``loss`` group's choice (``gol`` accepts Gumbel only, though its class is DropLoss).
+    """
+    loss = loss_option if loss_option in VALID_PAIRS else get_class(cfg.loss._target_)
+    check_pair(get_class(cfg.activation._target_), loss)
     schedule = cfg.schedule
     if (schedule.epochs is None) == (schedule.max_iter is None):
         raise ValueError("schedule: set exactly one of `epochs` (1x, 2x) or `max_iter` (iteration-based schedules)")

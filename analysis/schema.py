@@ -1,0 +1,110 @@
+"""The one DataFrame schema every run source produces (local run records, W&B offline pairing, W&B public API).
+
+One row per run. Columns, in this order:
+
+=====================  ===========  =====================================================================
+column                 dtype        meaning
+=====================  ===========  =====================================================================
+source                 str          "local" (a run record folder) or "wandb" (the W&B public API)
+run_id                 str          record.json ``run_id``, or the W&B run id
+run_dir                str | None   absolute path of the local run folder (None for W&B API rows)
+run_path               str | None   "entity/project/run_id" for W&B API rows (None for local rows)
+experiment             str | None   record.json ``experiment`` (None for ad-hoc runs)
+state                  str          "finished" | "running" | "failed" (W&B crashed/killed map to failed)
+error                  str | None   first line of the error of a failed run
+activation ... schedule str | None  the Hydra choices: activation, loss, detector, dataset, sampler, schedule
+normed_mask            object       bool: ``detector.normed_mask`` of the resolved config (False when the
+                                    detector config has no such key); None when no config was found
+seed                   Int64        the run's seed (<NA> when not recorded)
+iteration, max_iter    Int64        training progress from the record
+git_commit             str | None
+started_at             str | None   ISO 8601
+finished_at            str | None   ISO 8601
+overrides              str          the Hydra overrides joined by single spaces
+wandb_id               str | None   record.json ``wandb.id`` (None when the run was not tracked in W&B)
+wandb_project          str | None   record.json ``wandb.project``
+wandb_mode             str | None   record.json ``wandb.mode`` ("offline", "online", ...)
+wandb_dir              str | None   record.json ``wandb.dir`` resolved against the run folder
+wandb_run_dir          str | None   the ``offline-run-*-<id>`` (or ``run-*-<id>``) folder found for the run;
+                                    None when unpaired (reported) or not tracked
+per_category_path      str | None   path of per_category.json when it exists
+segm/AP ... bbox/APf   float64      the 18 LVIS metrics (``segm/`` and ``bbox/`` x AP, AP50, AP75, APs,
+                                    APm, APl, APr, APc, APf) as fractions in [0, 1]; NaN where the run has
+                                    no value (missing file or key, or null because lvis-api gave -1)
+=====================  ===========  =====================================================================
+
+APb in the paper's tables is ``bbox/AP``; AP, APr, APc and APf are the ``segm/`` (mask) values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+CHOICE_FIELDS: tuple[str, ...] = ("activation", "loss", "detector", "dataset", "sampler", "schedule")
+# Fields that tell runs apart beyond the Hydra choices (the normalised mask head is a detector option).
+SETTING_FIELDS: tuple[str, ...] = (*CHOICE_FIELDS, "normed_mask")
+
+METRIC_NAMES: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
+IOU_TYPES: tuple[str, ...] = ("segm", "bbox")
+METRIC_COLUMNS: tuple[str, ...] = tuple(f"{iou}/{name}" for iou in IOU_TYPES for name in METRIC_NAMES)
+
+STATES: tuple[str, ...] = ("finished", "running", "failed")
+
+_STRING_COLUMNS: tuple[str, ...] = (
+    "source", "run_id", "run_dir", "run_path", "experiment", "state", "error", *CHOICE_FIELDS,
+)
+_INT_COLUMNS: tuple[str, ...] = ("seed", "iteration", "max_iter")
+_TAIL_COLUMNS: tuple[str, ...] = (
+    "git_commit", "started_at", "finished_at", "overrides",
+    "wandb_id", "wandb_project", "wandb_mode", "wandb_dir", "wandb_run_dir", "per_category_path",
+)
+COLUMNS: tuple[str, ...] = (
+    *_STRING_COLUMNS, "normed_mask", *_INT_COLUMNS, *_TAIL_COLUMNS, *METRIC_COLUMNS,
+)
+
+
+def metric_value(value: Any) -> float:
+    """A metric as stored (float, None, or lvis-api's -1 for "undefined") -> float in [0, 1] or NaN."""
+    if value is None or isinstance(value, bool):
+        return float("nan")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return number if number >= 0.0 else float("nan")
+
+
+def make_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Build a DataFrame with exactly `COLUMNS`, in order and with the documented dtypes.
+
+    Keys outside the schema are rejected so that a source cannot silently grow the schema.
+    """
+    rows = list(rows)
+    for row in rows:
+        extra = sorted(set(row) - set(COLUMNS))
+        if extra:
+            raise ValueError(f"run row has keys outside the analysis schema: {extra}")
+    frame = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
+    for column in (*_STRING_COLUMNS, *_TAIL_COLUMNS, "normed_mask"):
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    for column in _INT_COLUMNS:
+        frame[column] = pd.array(
+            [None if _is_missing(v) else int(v) for v in frame[column]], dtype="Int64"
+        )
+    for column in METRIC_COLUMNS:
+        frame[column] = frame[column].map(metric_value).astype(np.float64)
+    frame["overrides"] = frame["overrides"].map(lambda v: "" if v is None else v)
+    return frame.reset_index(drop=True)
+
+
+def empty_frame() -> pd.DataFrame:
+    """A frame with the schema and no runs."""
+    return make_frame([])
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA

@@ -1,0 +1,77 @@
+"""Schemas of the ``loss`` group: partials the engine completes as
+``factory(activation=..., num_classes=K, stats=stats)`` (see ``gol.losses``).
+
+``numerics`` is "stable" (default) or "official" (``gol.losses.Numerics``); ``seed`` seeds the random stream
+of the stochastic losses and defaults to the run's ``seed`` in the YAML options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gol.losses.base import Numerics
+
+GROUP = "loss"
+
+
+@dataclass
+class CrossEntropyLossConf:
+    """Softmax CE (softmax) or binary CE over K + 1 columns with a trained background column (others)."""
+
+    _target_: str = "gol.losses.CrossEntropyLoss"
+    _partial_: bool = True
+    background_column: bool = True  # official use_sigmoid / GumbelCE heads train the background channel
+    numerics: Numerics = Numerics.stable
+
+
+@dataclass
+class EQLLossConf:
+    """EQL over K logits (paper-notes 3.4)."""
+
+    _target_: str = "gol.losses.EQLLoss"
+    _partial_: bool = True
+    lambda_: float = 0.0011  # official LVIS v1 value (0.00177 on LVIS v0.5)
+    numerics: Numerics = Numerics.stable
+
+
+@dataclass
+class FederatedLossConf:
+    """Federated loss over K logits (paper-notes 3.6)."""
+
+    _target_: str = "gol.losses.FederatedLoss"
+    _partial_: bool = True
+    num_sampled_classes: int = 50  # CenterNet2 FED_LOSS_NUM_CAT
+    frequency_power: float = 0.5  # CenterNet2 FED_LOSS_FREQ_WEIGHT: weight = image_count ** 0.5
+    seed: int = 0
+    numerics: Numerics = Numerics.stable
+
+
+@dataclass
+class DropLossConf:
+    """DropLoss over K logits (paper-notes 3.5); with the Gumbel activation this is GOL."""
+
+    _target_: str = "gol.losses.DropLoss"
+    _partial_: bool = True
+    lambda_: float = 0.0011  # GOL's LVIS v1 value (0.00177 on LVIS v0.5 and in the original DropLoss configs)
+    seed: int = 0
+    numerics: Numerics = Numerics.stable
+
+
+@dataclass
+class SeesawLossConf:
+    """Seesaw loss over K + 2 logits (paper-notes 3.7)."""
+
+    _target_: str = "gol.losses.SeesawLoss"
+    _partial_: bool = True
+    p: float = 0.8
+    q: float = 2.0
+    eps: float = 0.01
+
+
+SCHEMAS = {
+    "ce_schema": CrossEntropyLossConf,
+    "eql_schema": EQLLossConf,
+    "federated_schema": FederatedLossConf,
+    "droploss_schema": DropLossConf,
+    "seesaw_schema": SeesawLossConf,
+}

@@ -1,0 +1,157 @@
+"""The classification-loss seam between the RoI head and the losses.
+
+Shape shorthand:
+    R: RoIs in the batch (all images of the step together).
+    K: foreground categories; labels are in [0, K] with 0 = background (torchvision convention).
+    L: ``num_logits``, the classifier width a loss asks for: K + 1 (background logit at column 0, column k is
+       label k), K (foreground only, column k is label k + 1) or K + 2 (Seesaw; see ``gol.losses.seesaw``).
+
+Every loss is "sum over classes, mean over RoIs" (mmdet's ``avg_factor`` = number of RoIs), returns a scalar,
+and returns 0 with a (zero) gradient when R = 0.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from gol.activations import Activation
+from gol.data.stats import CategoryStats
+
+__all__ = ["ClassificationLoss", "InvalidPairError", "Numerics"]
+
+
+class Numerics(str, enum.Enum):
+    """How a binary loss evaluates its activation (only Gumbel and probit differ between the modes).
+
+    official: the official code's formulas, clamps included: Gumbel logits clamped to [-4, 10], probit logits
+        to [-5, 5], binary cross-entropy on probabilities, and for the plain Gumbel CE head the reduced loss
+        clamped to [0, 20]. Gradients are zero wherever a clamp is active, and a positive Gumbel term gets
+        almost none below q = -3.32 either: there eta < 1e-12, where torch's BCE backward floors p (1 - p)
+        at 1e-12 (so the gradient is eta t / 1e-12 instead of t).
+    stable: log-space closed forms without clamps: the loss and its gradient (GOL paper eq. 3) are exact for
+        Gumbel logits >= -10 and probit/sigmoid logits everywhere; below -10 the positive Gumbel term
+        exp(-q) continues along its tangent so that it stays finite (gradient magnitude capped at e^10).
+
+    Sigmoid and softmax are computed the same way in both modes (the official code already uses the stable
+    ``binary_cross_entropy_with_logits`` / ``cross_entropy``).
+
+    ``stable`` is the default: it equals ``official`` wherever no official clamp is active (training starts at
+    the bias -2 and positives move up, so this is where training lives), it does not silence the gradient of
+    a badly wrong positive (q < -4) or of a confident false positive (q > 10), it never zeroes a whole batch
+    (the GumbelCE loss clamp), and its fused Gumbel kernel is several times faster. Use ``official`` to
+    reproduce the released runs operation for operation.
+    """
+
+    # Lower-case member names: OmegaConf validates Enum fields by member name, so YAML reads `numerics: stable`.
+    official = "official"
+    stable = "stable"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Numerics:
+        raise ValueError(f"numerics must be 'stable' or 'official', got {value!r}")
+
+
+class InvalidPairError(ValueError):
+    """An activation was combined with a loss that cannot use it (e.g. softmax with EQL)."""
+
+
+class ClassificationLoss(nn.Module):
+    """Base class of the RoI-head classification losses.
+
+    Subclasses are built keyword-only as ``Loss(*, activation, num_classes, stats=None, <options>)``.
+
+    Attributes:
+        activation: the ``Activation`` shared with test-time scoring.
+        num_classes: K.
+        num_logits: width of the classifier output the loss expects.
+    """
+
+    valid_activations: ClassVar[tuple[str, ...]]
+
+    def __init__(self, *, activation: Activation, num_classes: int, num_logits: int) -> None:
+        super().__init__()
+        if not isinstance(activation, Activation):
+            raise TypeError(
+                f"{type(self).__name__}: activation must be a gol.activations.Activation, got {activation!r}"
+            )
+        if activation.name not in self.valid_activations:
+            raise InvalidPairError(
+                f"{type(self).__name__} cannot use the {activation.name} activation; "
+                f"valid activations: {', '.join(self.valid_activations)}"
+            )
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"{type(self).__name__}: num_classes must be a positive int (K), got {num_classes!r}")
+        self.activation = activation
+        self.num_classes = num_classes
+        self.num_logits = num_logits
+
+    # -- helpers for subclasses ---------------------------------------------------------------------------
+    def _check_stats(self, stats: CategoryStats | None, *, required: bool) -> CategoryStats | None:
+        name = type(self).__name__
+        if stats is None:
+            if required:
+                raise ValueError(
+                    f"{name} needs stats (class image frequencies); pass stats=CategoryStats of the train split"
+                )
+            return None
+        if not isinstance(stats, CategoryStats):
+            raise TypeError(f"{name}: stats must be a gol.data.stats.CategoryStats, got {type(stats).__name__}")
+        if stats.num_classes != self.num_classes:
+            raise ValueError(f"{name}: stats has {stats.num_classes} categories but num_classes={self.num_classes}")
+        return stats
+
+    def _check_inputs(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Validate ``logits`` (R, L) and ``labels`` (R,); return labels as int64."""
+        name = type(self).__name__
+        if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[1] != self.num_logits:
+            shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+            raise ValueError(
+                f"{name}: logits must have shape (R, {self.num_logits}) (num_logits for K={self.num_classes}), "
+                f"got {shape}"
+            )
+        if not logits.is_floating_point():
+            raise ValueError(f"{name}: logits must be floating point, got {logits.dtype}")
+        if not isinstance(labels, Tensor) or labels.shape != (logits.shape[0],):
+            shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+            raise ValueError(f"{name}: labels must have shape ({logits.shape[0]},) to match logits, got {shape}")
+        if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
+            raise ValueError(f"{name}: labels must be an integer tensor (int64), got {labels.dtype}")
+        if labels.device != logits.device:
+            raise ValueError(f"{name}: labels are on {labels.device} but logits on {logits.device}")
+        if labels.numel() and bool(((labels < 0) | (labels > self.num_classes)).any()):
+            lo, hi = int(labels.min()), int(labels.max())
+            raise ValueError(
+                f"{name}: labels must be in [0, {self.num_classes}] (0 = background), got values in [{lo}, {hi}]"
+            )
+        return labels.long()
+
+    # -- the interface ------------------------------------------------------------------------------------
+    def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """(R, L) logits and (R,) int64 labels in [0, K] -> scalar loss (sum over classes, mean over RoIs)."""
+        labels = self._check_inputs(logits, labels)
+        if logits.shape[0] == 0:
+            return logits.sum() * 0.0  # zero RoIs: 0 with a gradient, never a NaN mean
+        return self._loss(logits, labels)
+
+    def _loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """The loss for validated, non-empty inputs (each subclass implements it)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _loss")
+
+    def scores(self, logits: Tensor) -> Tensor:
+        """(R, L) logits -> (R, K) test-time foreground scores in [0, 1]; column k is label k + 1."""
+        if logits.dim() != 2 or logits.shape[1] != self.num_logits:
+            raise ValueError(
+                f"{type(self).__name__}.scores: logits must have shape (R, {self.num_logits}), got {tuple(logits.shape)}"
+            )
+        return self.activation.scores(logits, background=self.num_logits == self.num_classes + 1)
+
+    def init_classifier(self, layer: nn.Module) -> None:
+        """Official initialisation of the last classification layer (delegates to the activation)."""
+        self.activation.init_classifier(layer)
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation!r}, num_classes={self.num_classes}, num_logits={self.num_logits}"

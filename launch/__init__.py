@@ -1,0 +1,4 @@
+"""Running sweeps on SLURM: preflight checks of a request (``preflight``), what the cluster offers and runs
+(``slurm``), GPU-hour estimates (``cost``), and the state of a sweep's cells (``sweep``, ``gol-sweep status``).
+The Hydra launcher presets live in ``conf/hydra/launcher/``; the local test cluster in ``launch/cluster/``.
+"""
