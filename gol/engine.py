@@ -17,7 +17,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from gol import checkpoint, distributed, record
+from gol import checkpoint as ckpt_io
+from gol import distributed, record
 from gol.build import build_components, build_data, build_sampler
 from gol.config.validate import validate
 from gol.inference import evaluate_model
@@ -131,14 +132,14 @@ def _train(cfg: DictConfig, ctx: RunContext, prior: dict[str, Any] | None, world
 
     ckpt_dir = ctx.run_dir / "checkpoints"
     progress = Progress()
-    resume_from = checkpoint.latest(ckpt_dir)
+    resume_from = ckpt_io.latest(ckpt_dir)
     if resume_from is not None:
-        state = checkpoint.load(resume_from, map_location=device)
+        state = ckpt_io.load(resume_from, map_location=device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
-        checkpoint.set_rng_state(state["rng"])
+        ckpt_io.set_rng_state(state["rng"])
         progress = Progress(state["iteration"], state["skipped_steps"], StreamPosition(**state["sampler"]))
         log.info("resumed from %s at iteration %d", resume_from, progress.iteration)
 
@@ -283,26 +284,26 @@ class Loop:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "sampler": {"epoch": progress.stream.epoch, "position": progress.stream.position},
-            "rng": checkpoint.rng_state(),
+            "rng": ckpt_io.rng_state(),
             "iteration": progress.iteration,
             "skipped_steps": progress.skipped,
         }
-        checkpoint.save(state, self.ckpt_dir, iteration=progress.iteration)
+        ckpt_io.save(state, self.ckpt_dir, iteration=progress.iteration)
         self.rec.update(iteration=progress.iteration, skipped_steps=progress.skipped)
 
 
-def evaluate_run(run_dir: Path, *, checkpoint_path: Path | None = None, out: Path | None = None) -> dict[str, Any]:
+def evaluate_run(run_dir: Path, *, checkpoint: Path | None = None, out: Path | None = None) -> dict[str, Any]:
     """Evaluate a run's checkpoint (default: its latest) on its val split; writes ``out`` when given."""
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
         raise FileNotFoundError(f"{run_dir} holds no config.yaml; pass the folder of a run started by gol-train")
     cfg = OmegaConf.load(config_file)
-    path = checkpoint_path or checkpoint.latest(run_dir / "checkpoints")
+    path = checkpoint or ckpt_io.latest(run_dir / "checkpoints")
     if path is None:
         raise FileNotFoundError(f"{run_dir}/checkpoints holds no checkpoint; pass --checkpoint PATH")
     parts = build_components(cfg)
     device = distributed.device_for(cfg.device, distributed.World())
-    state = checkpoint.load(path, map_location=device)
+    state = ckpt_io.load(path, map_location=device)
     parts.model.load_state_dict(state["model"])
     metrics, per_category = evaluate_model(parts.model.to(device), parts.data, cfg.eval, device=device)
     if out is not None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import secrets
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -23,9 +25,31 @@ def cell_dir(override_dirname: str | None) -> str:
     return _UNSAFE.sub("-", override_dirname)[:200]
 
 
+def sweep_dir(experiment: str | None, scale: str | None) -> str:
+    """Sweep folder under ``paths.output_root``: fixed per experiment (and scale), so that launching an
+    experiment again finds its finished cells; a fresh, collision-free folder for ad-hoc sweeps."""
+    if experiment:
+        return f"sweeps/{experiment}" + (f"-{scale}" if scale and scale != "full" else "")
+    return f"multirun/{dt.datetime.now():%Y-%m-%d_%H-%M-%S-%f}_{unique_token()}"
+
+
+def by_key(key: str, table: dict[str, Any]) -> Any:
+    """``table[key]`` (or ``table["default"]``): a setting that depends on another choice, e.g. the official
+    test NMS per activation. A key missing from the table, with no default, is an error naming both."""
+    if key in table:
+        return table[key]
+    if "default" in table:
+        return table["default"]
+    raise ValueError(f"gol.by: no entry for {key!r} in {dict(table)}; add it or a 'default' entry")
+
+
 def register_resolvers() -> None:
-    """Register ``gol.uid`` (cached: stable within a process) and ``gol.cell_dir`` (idempotent)."""
-    if not OmegaConf.has_resolver("gol.uid"):
-        OmegaConf.register_new_resolver("gol.uid", unique_token, use_cache=True)
-    if not OmegaConf.has_resolver("gol.cell_dir"):
-        OmegaConf.register_new_resolver("gol.cell_dir", cell_dir)
+    """Register the ``gol.*`` resolvers (idempotent); ``gol.uid`` and ``gol.sweep_dir`` are cached per process."""
+    for name, fn, cached in (
+        ("gol.uid", unique_token, True),
+        ("gol.cell_dir", cell_dir, False),
+        ("gol.sweep_dir", sweep_dir, True),
+        ("gol.by", by_key, False),
+    ):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn, use_cache=cached)

@@ -1,0 +1,86 @@
+"""Schemas of the ``detector`` config group (``conf/detector/*.yaml``).
+
+Every option is a partial of a ``gol.models`` builder: the engine adds ``num_classes`` (K), ``cls_loss`` and the
+data source's ``train_sizes``, ``test_size`` and ``max_size``. Weights are local files (paths usually written as
+``${paths.weights_root}/<file>``), null by default; ``allow_download: true`` lets them name torchvision weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+GROUP = "detector"
+
+
+@dataclass
+class _DetectorCommonConf:
+    """Options shared by every detector. LVIS test settings (paper-notes section 2) by default."""
+
+    _partial_: bool = True
+    weights: str | None = None  # whole-detector state_dict file (e.g. COCO Mask R-CNN)
+    box_score_thresh: float = 1e-4  # LVIS: keep low-scoring detections
+    box_nms_thresh: float = 0.5  # official baselines 0.5; GOL (gumbel) configs 0.3
+    box_detections_per_img: int = 300  # the LVIS limit
+    normed_mask: bool = False  # GOL: NormedConv2d mask logits, temperature 20
+    classifier_temperature: float | None = None  # NormedLinear classifier (official EQL-normed runs: 5)
+
+
+@dataclass
+class _ResNetFPNConf(_DetectorCommonConf):
+    weights_backbone: str | None = None  # ImageNet classifier state_dict file
+    allow_download: bool = False  # let weights/weights_backbone name torchvision weights
+    trainable_backbone_layers: int | None = None  # torchvision: 3 with pretrained weights, all without
+    box_batch_size_per_image: int = 512
+    rpn_pre_nms_top_n_train: int = 2000
+    rpn_pre_nms_top_n_test: int = 1000
+    rpn_post_nms_top_n_train: int = 2000
+    rpn_post_nms_top_n_test: int = 1000
+
+
+@dataclass
+class MaskRCNNR50FPNConf(_ResNetFPNConf):
+    _target_: str = "gol.models.build_maskrcnn_r50_fpn"
+
+
+@dataclass
+class MaskRCNNR50FPNV2Conf(_ResNetFPNConf):
+    _target_: str = "gol.models.build_maskrcnn_r50_fpn_v2"
+
+
+@dataclass
+class MaskRCNNR101FPNConf(_ResNetFPNConf):
+    _target_: str = "gol.models.build_maskrcnn_r101_fpn"
+
+
+@dataclass
+class MaskRCNNX101FPNConf(_ResNetFPNConf):
+    _target_: str = "gol.models.build_maskrcnn_x101_fpn"
+
+
+@dataclass
+class TinyDetectorConf(_DetectorCommonConf):
+    """The CPU demo detector (``gol.models.build_tiny``); widths and depths are tunable."""
+
+    _target_: str = "gol.models.build_tiny"
+    stage_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    convs_per_stage: int = 2
+    fpn_channels: int = 64
+    anchor_sizes: list[int] = field(default_factory=lambda: [12, 24, 48, 96])
+    roi_canonical_scale: int = 56
+    box_head_width: int = 256
+    mask_head_channels: list[int] = field(default_factory=lambda: [32, 32])
+    box_batch_size_per_image: int = 128
+    rpn_pre_nms_top_n_train: int = 600
+    rpn_pre_nms_top_n_test: int = 300
+    rpn_post_nms_top_n_train: int = 300
+    rpn_post_nms_top_n_test: int = 200
+    box_detections_per_img: int = 100  # a handful of objects per image; fewer masks to paste at test
+
+
+SCHEMAS: dict[str, type] = {
+    "tiny_schema": TinyDetectorConf,
+    "maskrcnn_r50_fpn_schema": MaskRCNNR50FPNConf,
+    "maskrcnn_r50_fpn_v2_schema": MaskRCNNR50FPNV2Conf,
+    "maskrcnn_r101_fpn_schema": MaskRCNNR101FPNConf,
+    "maskrcnn_x101_fpn_schema": MaskRCNNX101FPNConf,
+}

@@ -1,0 +1,191 @@
+"""Detections in the dataset's ids, held column-wise so they travel from training to evaluation without JSON.
+
+Shape shorthand: N = detections. Boxes are xywh in absolute pixels (the LVIS/COCO results format); masks are
+compressed RLEs ``{"size": [H, W], "counts": bytes | str}``, as pycocotools encodes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import chain, repeat
+from operator import contains, itemgetter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gol.evaluation.errors import EvaluationInputError
+from gol.evaluation.ground_truth import GroundTruth, load_json
+
+
+@dataclass(frozen=True, eq=False)
+class Detections:
+    """N detections: ``image_ids``, ``category_ids`` (N,) int64, ``scores`` (N,) float64, and at least one of
+    ``boxes`` (N, 4) float64 xywh or ``segmentations`` (N compressed RLEs)."""
+
+    image_ids: np.ndarray
+    category_ids: np.ndarray
+    scores: np.ndarray
+    boxes: np.ndarray | None = None
+    segmentations: tuple[dict[str, Any], ...] | None = None
+
+    def __post_init__(self) -> None:
+        n = self.image_ids.shape[0]
+        for name in ("image_ids", "category_ids", "scores"):
+            if getattr(self, name).shape != (n,):
+                raise EvaluationInputError(f"Detections.{name} has shape {getattr(self, name).shape}, expected ({n},)")
+        if self.boxes is not None and self.boxes.shape != (n, 4):
+            raise EvaluationInputError(f"Detections.boxes has shape {self.boxes.shape}, expected ({n}, 4)")
+        if self.segmentations is not None and len(self.segmentations) != n:
+            raise EvaluationInputError(f"Detections.segmentations has {len(self.segmentations)} entries, expected {n}")
+        if self.boxes is None and self.segmentations is None:
+            raise EvaluationInputError("detections need boxes ('bbox') or masks ('segmentation'); they have neither")
+        if not np.all(np.isfinite(self.scores)):
+            raise EvaluationInputError("detection scores must be finite numbers; some are NaN or infinite")
+        if self.boxes is not None and not np.all(np.isfinite(self.boxes)):
+            raise EvaluationInputError("detection boxes must be finite numbers; some are NaN or infinite")
+
+    def __len__(self) -> int:
+        return int(self.image_ids.shape[0])
+
+    @classmethod
+    def empty(cls) -> Detections:
+        """No detections (boxes and masks both present, so any IoU type can be evaluated)."""
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 4)), ())
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[Detections]) -> Detections:
+        """Join per-image (or per-batch) detections, keeping their order."""
+        if not parts:
+            return cls.empty()
+        has_boxes = all(p.boxes is not None for p in parts)
+        has_masks = all(p.segmentations is not None for p in parts)
+        return cls(
+            image_ids=np.concatenate([p.image_ids for p in parts]),
+            category_ids=np.concatenate([p.category_ids for p in parts]),
+            scores=np.concatenate([p.scores for p in parts]),
+            boxes=np.concatenate([p.boxes for p in parts]) if has_boxes else None,  # type: ignore[misc]
+            segmentations=(tuple(s for p in parts for s in p.segmentations)  # type: ignore[union-attr]
+                           if has_masks else None),
+        )
+
+    @classmethod
+    def from_results(cls, results: Any, *, source: str = "results") -> Detections:
+        """Read a list of LVIS result dicts (``image_id``, ``category_id``, ``score``, ``bbox`` and/or
+        ``segmentation``), checking their structure."""
+        if not isinstance(results, list):
+            raise EvaluationInputError(f"{source} must be a JSON list of detections, got {type(results).__name__}")
+        if not results:
+            return cls.empty()
+        n = len(results)
+        # One C-level pass per check: LVIS result files hold hundreds of thousands of detections.
+        if not all(type(r) is dict for r in results) and not all(isinstance(r, Mapping) for r in results):
+            raise EvaluationInputError(f"{source} must be a list of objects (one per detection)")
+        try:
+            image_ids = np.fromiter(map(itemgetter("image_id"), results), dtype=np.int64, count=n)
+            category_ids = np.fromiter(map(itemgetter("category_id"), results), dtype=np.int64, count=n)
+            scores = np.fromiter(map(itemgetter("score"), results), dtype=np.float64, count=n)
+        except KeyError as e:
+            key = e.args[0]
+            raise EvaluationInputError(
+                f"{source}: {n - present_in(results, key)} detection(s) lack '{key}'; every detection needs it"
+            ) from None
+        except (TypeError, ValueError, OverflowError):
+            raise EvaluationInputError(f"{source}: image_id and category_id must be integers, score a number") from None
+        box_column = _optional_column(results, "bbox", source)
+        mask_column = _optional_column(results, "segmentation", source)
+        boxes = None
+        if box_column is not None:
+            boxes = _fixed_length(box_column, 4, np.float64)
+            if boxes is None:
+                raise EvaluationInputError(f"{source}: every 'bbox' must be 4 numbers [x, y, width, height]")
+        segmentations = None
+        if mask_column is not None:
+            segmentations = tuple(mask_column)
+            try:  # a polygon list fails on ["counts"] (TypeError), a dict without it with KeyError
+                kinds = set(map(type, map(itemgetter("counts"), segmentations)))
+            except (KeyError, TypeError):
+                kinds = {list}
+            if not kinds <= {str, bytes} or present_in(segmentations, "size") < n:
+                raise EvaluationInputError(
+                    f"{source}: every 'segmentation' must be a compressed RLE {{'size': [h, w], 'counts': str}} "
+                    "(lvis-api accepts no polygons in results)"
+                )
+        return cls(image_ids, category_ids, scores, boxes, segmentations)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Detections:
+        """Read an LVIS results JSON file."""
+        path = Path(path)
+        return cls.from_results(load_json(path, "results"), source=f"results file {path}")
+
+    def to_results(self, *, boxes: bool = True, masks: bool = True) -> list[dict[str, Any]]:
+        """LVIS result dicts (JSON-ready: RLE counts as str); ``boxes``/``masks`` choose which geometry to keep."""
+        keep_boxes = boxes and self.boxes is not None
+        keep_masks = masks and self.segmentations is not None
+        out: list[dict[str, Any]] = [
+            {"image_id": i, "category_id": c, "score": s}
+            for i, c, s in zip(self.image_ids.tolist(), self.category_ids.tolist(), self.scores.tolist())
+        ]
+        if keep_boxes:
+            for r, b in zip(out, self.boxes.tolist()):  # type: ignore[union-attr]
+                r["bbox"] = b
+        if keep_masks:
+            for r, m in zip(out, self.segmentations):  # type: ignore[arg-type]
+                counts = m["counts"]
+                r["segmentation"] = {"size": list(m["size"]),
+                                     "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+        return out
+
+    def check(self, gt: GroundTruth, iou_types: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Check the detections against ``gt`` for ``iou_types``; returns (N,) image and category indices."""
+        image_index = gt.image_index(self.image_ids)
+        category_index = gt.category_index(self.category_ids)
+        if "segm" in iou_types and self.segmentations is None:
+            raise EvaluationInputError("segm evaluation needs masks: the results have no 'segmentation'")
+        if self.segmentations is not None and len(self):
+            sizes = _fixed_length(list(map(itemgetter("size"), self.segmentations)), 2, np.int64)
+            if sizes is None:
+                raise EvaluationInputError("every RLE 'size' must be [height, width]")
+            wrong = (sizes[:, 0] != gt.heights[image_index]) | (sizes[:, 1] != gt.widths[image_index])
+            if np.any(wrong):
+                first = int(np.flatnonzero(wrong)[0])
+                raise EvaluationInputError(
+                    f"{int(wrong.sum())} mask(s) have a size other than their image's, e.g. detection {first} on "
+                    f"image {int(self.image_ids[first])}: {sizes[first].tolist()} vs "
+                    f"{[int(gt.heights[image_index[first]]), int(gt.widths[image_index[first]])]}; encode masks at "
+                    "the original image size"
+                )
+        return image_index, category_index
+
+
+def present_in(items: Sequence[Mapping[str, Any]], key: str) -> int:
+    """How many of ``items`` hold ``key``."""
+    return sum(map(contains, items, repeat(key)))
+
+
+def _optional_column(results: list[Mapping[str, Any]], key: str, source: str) -> list[Any] | None:
+    """Every result's ``key``, or None if no result has it; EvaluationInputError if only some do (lvis-api
+    decides from the first result alone)."""
+    if key in results[0]:
+        try:
+            return list(map(itemgetter(key), results))
+        except KeyError:
+            pass
+    elif not any(map(contains, results, repeat(key))):
+        return None
+    count = present_in(results, key)
+    raise EvaluationInputError(
+        f"{source}: {count} of {len(results)} detections have '{key}'; give it on all of them or none"
+    )
+
+
+def _fixed_length(rows: list[Any], width: int, dtype: type) -> np.ndarray | None:
+    """(n, width) array from n sequences of ``width`` numbers, or None if any row is not such a sequence."""
+    try:
+        if set(map(len, rows)) - {width}:
+            return None
+        return np.fromiter(chain.from_iterable(rows), dtype=dtype, count=width * len(rows)).reshape(-1, width)
+    except (TypeError, ValueError, OverflowError):
+        return None

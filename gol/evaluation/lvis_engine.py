@@ -1,0 +1,61 @@
+"""The reference engine: the official lvis-api (``LVISResults`` + ``LVISEval``), used as detectron2 uses it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pycocotools.mask as mask_utils
+
+from gol.evaluation._lvis_compat import LVIS, LVISEval, LVISResults
+from gol.evaluation.detections import Detections
+from gol.evaluation.ground_truth import GroundTruth
+from gol.evaluation.result import IouTypeResult
+from gol.evaluation.summary import metrics_from_lvis
+
+log = logging.getLogger(__name__)
+
+
+def lvis_results(dets: Detections, gt: GroundTruth, iou_type: str) -> list[dict[str, Any]]:
+    """The result dicts lvis-api gets for ``iou_type``.
+
+    segm results carry no ``bbox`` (as in detectron2's LVISEvaluator): ``LVISResults`` then takes each mask's
+    area from the mask, not from the box, which is what APs/APm/APl of masks must use. bbox results carry the
+    box only (or, for mask-only results, the mask, from which lvis-api derives box and area).
+    """
+    if not len(dets):
+        return [_dropped_detection(gt, iou_type)]
+    if iou_type == "segm":
+        return dets.to_results(boxes=False)
+    return dets.to_results(masks=dets.boxes is None)
+
+
+def _dropped_detection(gt: GroundTruth, iou_type: str) -> dict[str, Any]:
+    """A zero-area detection: lvis-api's ``get_ann_ids`` keeps only area > 0, so it is never evaluated.
+
+    lvis-api 0.5.3 raises IndexError on an empty result list (``LVISResults`` reads ``result_anns[0]``); an
+    evaluation whose detections are all dropped is the same evaluation, so this gives lvis-api's own answer
+    for "no detections" (precision 0 wherever there is ground truth).
+    """
+    det: dict[str, Any] = {"image_id": int(gt.image_ids[0]), "category_id": int(gt.category_ids[0]), "score": 0.0}
+    if iou_type == "segm":
+        h, w = int(gt.heights[0]), int(gt.widths[0])
+        empty = mask_utils.frPyObjects({"size": [h, w], "counts": [h * w]}, h, w)  # one run of h*w zeros
+        det["segmentation"] = {"size": [h, w], "counts": empty["counts"].decode("ascii")}
+    else:
+        det["bbox"] = [0.0, 0.0, 0.0, 0.0]
+    return det
+
+
+def evaluate_lvis(gt: GroundTruth, dets: Detections, iou_type: str, *, max_dets: int) -> IouTypeResult:
+    """Run lvis-api's evaluation of ``iou_type`` on ``dets`` (already checked against ``gt``)."""
+    lvis_gt = LVIS(str(gt.path))  # fresh: LVISEval converts the annotations' segmentations in place
+    lvis_dt = LVISResults(lvis_gt, lvis_results(dets, gt, iou_type), max_dets=max_dets)
+    lvis_eval = LVISEval(lvis_gt, lvis_dt, iou_type=iou_type)
+    lvis_eval.run()
+    return IouTypeResult(
+        iou_type=iou_type,
+        metrics=metrics_from_lvis(lvis_eval.results),
+        precision=lvis_eval.eval["precision"],
+        recall=lvis_eval.eval["recall"],
+    )

@@ -1,0 +1,63 @@
+"""LVIS evaluation parameters and the averaging of lvis-api's precision array into AP metrics.
+
+Shape shorthand: T = 10 IoU thresholds, R = 101 recall thresholds, K = categories (sorted by id),
+A = 4 area ranges (all, small, medium, large). ``precision`` is (T, R, K, A), -1 where a category has no
+ground truth in an area range (lvis-api's convention); ``recall`` is (T, K, A).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+IOU_TYPES = ("bbox", "segm")
+METRIC_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
+# The same expressions as lvis-api's Params, so thresholds compare bit-for-bit.
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)  # (T,)
+RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)  # (R,)
+AREA_RANGES = ((0**2, 1e5**2), (0**2, 32**2), (32**2, 96**2), (96**2, 1e5**2))  # (A,) inclusive bounds
+AREA_LABELS = ("all", "small", "medium", "large")
+
+
+def _mean_defined(s: np.ndarray) -> float | None:
+    """lvis-api's ``_summarize``: mean over entries > -1, undefined (-1 there, None here) if there are none."""
+    defined = s[s > -1]
+    return float(np.mean(defined)) if defined.size else None
+
+
+def summarize(precision: np.ndarray, frequency_groups: Sequence[np.ndarray]) -> dict[str, float | None]:
+    """AP, AP50, AP75, APs, APm, APl, APr, APc, APf from a (T, R, K, A) precision array, as lvis-api averages.
+
+    ``frequency_groups`` are the category indices of the r, c and f groups.
+    """
+    t50 = np.flatnonzero(IOU_THRESHOLDS == 0.50)
+    t75 = np.flatnonzero(IOU_THRESHOLDS == 0.75)
+    out: dict[str, float | None] = {
+        "AP": _mean_defined(precision[:, :, :, [0]]),
+        "AP50": _mean_defined(precision[t50][:, :, :, [0]]),
+        "AP75": _mean_defined(precision[t75][:, :, :, [0]]),
+        "APs": _mean_defined(precision[:, :, :, [1]]),
+        "APm": _mean_defined(precision[:, :, :, [2]]),
+        "APl": _mean_defined(precision[:, :, :, [3]]),
+    }
+    for key, group in zip(("APr", "APc", "APf"), frequency_groups):
+        out[key] = _mean_defined(precision[:, :, group, 0])
+    return out
+
+
+def category_ap(precision: np.ndarray) -> np.ndarray:
+    """(K,) float64 AP of each category: lvis-api's average (mean over entries > -1) of its (T, R) slice at area
+    "all"; NaN where the category has no ground truth."""
+    s = precision[:, :, :, 0]  # (T, R, K)
+    out = np.full(s.shape[2], np.nan)
+    for k in range(s.shape[2]):
+        value = _mean_defined(s[:, :, k])
+        if value is not None:
+            out[k] = value
+    return out
+
+
+def metrics_from_lvis(results: dict[str, float]) -> dict[str, float | None]:
+    """lvis-api's ``LVISEval.results`` -> our metric dict (floats in [0, 1], None where lvis-api reports -1)."""
+    return {k: (None if float(results[k]) == -1 else float(results[k])) for k in METRIC_KEYS}

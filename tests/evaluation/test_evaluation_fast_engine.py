@@ -1,0 +1,139 @@
+"""The fast engine equals lvis-api (the "lvis" engine) exactly, on many generated sets and edge cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pycocotools.mask as mask_utils
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gol.evaluation import EvaluationResult, GroundTruth, evaluate
+from gol.evaluation._lvis_compat import LVIS, LVISResults
+from gol.evaluation.fast_engine import box_iou, cap_per_image, mask_areas
+from gol.evaluation.synthetic import SyntheticSpec, make_lvis_set
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _write(tmp_path: Path, spec: SyntheticSpec) -> tuple[Path, list[dict[str, Any]]]:
+    gt, results = make_lvis_set(spec)
+    ann = tmp_path / "gt.json"
+    ann.write_text(json.dumps(gt))
+    return ann, results
+
+
+def _assert_identical(fast: EvaluationResult, lvis: EvaluationResult) -> None:
+    assert fast.by_type.keys() == lvis.by_type.keys()
+    for iou_type, ref in lvis.by_type.items():
+        got = fast.by_type[iou_type]
+        np.testing.assert_array_equal(got.precision, ref.precision, err_msg=iou_type)
+        np.testing.assert_array_equal(got.recall, ref.recall, err_msg=iou_type)
+        for key, value in ref.metrics.items():
+            if value is None:
+                assert got.metrics[key] is None, (iou_type, key)
+            else:
+                assert got.metrics[key] == pytest.approx(value, abs=1e-9, rel=0), (iou_type, key)
+
+
+SPECS = [
+    # (images, categories, detections per image, instances, score decimals, ignore flags, image sides)
+    SyntheticSpec(num_images=8, num_categories=30, dets_per_image=(0, 60), seed=1),
+    SyntheticSpec(num_images=4, num_categories=6, dets_per_image=(300, 360), max_instances=10, seed=2),
+    SyntheticSpec(num_images=12, num_categories=3, dets_per_image=(5, 40), score_decimals=1, seed=3),
+    SyntheticSpec(num_images=6, num_categories=40, dets_per_image=(20, 120), score_decimals=None,
+                  ignore_flags=True, seed=4),
+    SyntheticSpec(num_images=1, num_categories=1, dets_per_image=(10, 30), seed=5),
+    SyntheticSpec(num_images=10, num_categories=15, dets_per_image=(10, 80), image_size=(8, 300),
+                  max_instances=8, ignore_flags=True, seed=6),
+]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"seed{s.seed}")
+def test_fast_equals_lvis_api(tmp_path: Path, spec: SyntheticSpec) -> None:
+    ann, results = _write(tmp_path, spec)
+    gt = GroundTruth.load(ann)
+    _assert_identical(evaluate(gt, results, engine="fast"), evaluate(gt, results, engine="lvis"))
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), images=st.integers(1, 12), categories=st.integers(1, 25),
+       most_dets=st.integers(0, 330), decimals=st.sampled_from([None, 1, 2]), ignore=st.booleans())
+def test_fast_equals_lvis_api_random_sets(tmp_path_factory: pytest.TempPathFactory, seed: int, images: int,
+                                          categories: int, most_dets: int, decimals: int | None,
+                                          ignore: bool) -> None:
+    spec = SyntheticSpec(num_images=images, num_categories=categories, dets_per_image=(0, most_dets),
+                         score_decimals=decimals, ignore_flags=ignore, max_instances=6, seed=seed)
+    ann, results = _write(tmp_path_factory.mktemp("random"), spec)
+    gt = GroundTruth.load(ann)
+    _assert_identical(evaluate(gt, results, engine="fast"), evaluate(gt, results, engine="lvis"))
+
+
+@pytest.fixture(scope="module")
+def edge_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    spec = SyntheticSpec(num_images=8, num_categories=12, dets_per_image=(20, 150), max_instances=6, seed=11)
+    gt, results = make_lvis_set(spec)
+    gt["annotations"][0]["id"] = 0  # lvis-api stores the matched id as the match flag: id 0 never counts
+    ann = tmp_path_factory.mktemp("edge") / "gt.json"
+    ann.write_text(json.dumps(gt))
+    return ann, results
+
+
+@pytest.mark.parametrize("max_dets", [-1, 1, 7])
+def test_fast_equals_lvis_api_max_dets(edge_set: tuple[Path, list[dict[str, Any]]], max_dets: int) -> None:
+    ann, results = edge_set
+    _assert_identical(evaluate(ann, results, engine="fast", max_dets=max_dets),
+                      evaluate(ann, results, engine="lvis", max_dets=max_dets))
+
+
+@pytest.mark.parametrize("drop", ["bbox", "segmentation"])
+def test_fast_equals_lvis_api_one_geometry(edge_set: tuple[Path, list[dict[str, Any]]], drop: str) -> None:
+    """Mask-only results (lvis-api takes boxes and areas from masks) and box-only results."""
+    ann, results = edge_set
+    results = [{k: v for k, v in r.items() if k != drop} for r in results]
+    types = ["bbox"] if drop == "segmentation" else ["bbox", "segm"]
+    _assert_identical(evaluate(ann, results, engine="fast", iou_types=types),
+                      evaluate(ann, results, engine="lvis", iou_types=types))
+
+
+def test_empty_results_give_zero_ap_with_warning(edge_set: tuple[Path, list[dict[str, Any]]],
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    ann, _ = edge_set
+    # lvis-api 0.5.3 itself raises IndexError on an empty list (LVISResults reads result_anns[0]) ...
+    with pytest.raises(IndexError):
+        LVISResults(LVIS(str(ann)), [])
+    # ... so both engines give what lvis-api computes when every detection is dropped: 0 where GT exists.
+    fast = evaluate(ann, [], engine="fast")
+    assert "no detections" in caplog.text
+    _assert_identical(fast, evaluate(ann, [], engine="lvis"))
+    for metrics in fast.metrics().values():
+        assert metrics["AP"] == 0.0 and all(v in (0.0, None) for v in metrics.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(*[st.integers(0, 40).map(float)] * 2, *[st.integers(0, 30).map(lambda v: v / 2)] * 2),
+                min_size=1, max_size=8),
+       st.lists(st.tuples(*[st.floats(0, 40, allow_subnormal=False)] * 2, *[st.floats(0, 20)] * 2),
+                min_size=1, max_size=8))
+def test_box_iou_equals_pycocotools_bit_for_bit(dt: list[tuple[float, ...]], gt: list[tuple[float, ...]]) -> None:
+    expected = mask_utils.iou([list(d) for d in dt], [list(g) for g in gt], [0] * len(gt))
+    got = box_iou(np.array(dt)[:, None, :], np.array(gt)[None, :, :])
+    np.testing.assert_array_equal(got, expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5)), max_size=40), st.integers(1, 6))
+def test_cap_per_image_equals_lvis_results(dets: list[tuple[int, int]], max_dets: int) -> None:
+    anns = [{"image_id": i, "score": s / 5, "n": n} for n, (i, s) in enumerate(dets)]
+    kept = LVISResults.limit_dets_per_image(None, anns, max_dets)  # lvis-api's own selection (a pure function)
+    got = cap_per_image(np.array([i for i, _ in dets], dtype=np.int64), np.array([s / 5 for _, s in dets]), max_dets)
+    assert sorted(a["n"] for a in kept) == got.tolist()
+
+
+def test_mask_areas_beyond_pycocotools_uint8_limit() -> None:
+    rle = mask_utils.frPyObjects([[0, 0, 10, 0, 10, 10, 0, 10]], 20, 20)[0]
+    np.testing.assert_array_equal(mask_areas([rle] * 600), np.full(600, float(mask_utils.area(rle))))
