@@ -108,13 +108,33 @@ def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         return record.read_metrics(ctx.run_dir)
     validate(cfg, loss_option=ctx.choices.get("loss"))
     world = distributed.init("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    rec = _open_record(cfg, ctx, prior) if world.is_main else None
     try:
-        return _train(cfg, ctx, prior, world)
+        return _train(cfg, ctx, world, rec)
+    except BaseException as error:
+        if rec is not None:
+            rec.fail(error)  # the sweep status shows the first line of the error
+        raise
     finally:
         distributed.shutdown(world)
 
 
-def _train(cfg: DictConfig, ctx: RunContext, prior: dict[str, Any] | None, world: distributed.World) -> dict[str, Any]:
+def _open_record(cfg: DictConfig, ctx: RunContext, prior: dict[str, Any] | None) -> record.RunRecord:
+    """The run's record, marked running before anything can fail, with the resolved config beside it."""
+    record.write_yaml(ctx.run_dir / "config.yaml", cfg)
+    rec = record.RunRecord(ctx.run_dir, {
+        "run_id": (prior or {}).get("run_id") or run_id_for(ctx.run_dir), "state": "running", "error": None,
+        "experiment": ctx.experiment, "choices": ctx.choices, "overrides": ctx.overrides, "seed": int(cfg.seed),
+        "git_commit": ctx.git_commit, "started_at": (prior or {}).get("started_at") or record.now(),
+        "finished_at": None, "iteration": (prior or {}).get("iteration", 0), "max_iter": None,
+        "skipped_steps": (prior or {}).get("skipped_steps", 0), "owner": record.owner(), "world_size": None,
+        "wandb": None,
+    })  # fmt: skip
+    rec.update()
+    return rec
+
+
+def _train(cfg: DictConfig, ctx: RunContext, world: distributed.World, rec: record.RunRecord | None) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
@@ -143,21 +163,16 @@ def _train(cfg: DictConfig, ctx: RunContext, prior: dict[str, Any] | None, world
         progress = Progress(state["iteration"], state["skipped_steps"], StreamPosition(**state["sampler"]))
         log.info("resumed from %s at iteration %d", resume_from, progress.iteration)
 
-    run_id = (prior or {}).get("run_id") or run_id_for(ctx.run_dir)
-    rec = tracker = None
-    if world.is_main:
-        record.write_yaml(ctx.run_dir / "config.yaml", cfg)
-        rec = record.RunRecord(ctx.run_dir, {
-            "run_id": run_id, "state": "running", "error": None, "experiment": ctx.experiment,
-            "choices": ctx.choices, "overrides": ctx.overrides, "seed": int(cfg.seed), "git_commit": ctx.git_commit,
-            "started_at": (prior or {}).get("started_at") or record.now(), "finished_at": None,
-            "iteration": progress.iteration, "max_iter": max_iter, "skipped_steps": progress.skipped,
-            "owner": record.owner(), "world_size": world.world_size, "wandb": None,
-        })  # fmt: skip
-        rec.update()
+    tracker = None
+    if rec is not None:
+        rec.update(iteration=progress.iteration, max_iter=max_iter, skipped_steps=progress.skipped,
+                   world_size=world.world_size)  # fmt: skip
         tracker = Tracker(
-            cfg.logger, run_dir=ctx.run_dir, run_id=run_id, group=ctx.experiment or "adhoc",
-            name=",".join(ctx.overrides) or "default", config=OmegaConf.to_container(cfg, resolve=True),
+            cfg.logger, run_dir=ctx.run_dir, run_id=rec.fields["run_id"], group=ctx.experiment or "adhoc",
+            name=",".join(ctx.overrides) or "default",
+            # The cell's identity beside the resolved config, so tables can be rebuilt from W&B alone.
+            config={**OmegaConf.to_container(cfg, resolve=True), "choices": ctx.choices,
+                    "experiment": ctx.experiment, "overrides": ctx.overrides},
         )  # fmt: skip
         rec.update(wandb=tracker.info)
     failed = True
@@ -171,17 +186,13 @@ def _train(cfg: DictConfig, ctx: RunContext, prior: dict[str, Any] | None, world
                         use_amp=use_amp, max_iter=max_iter, ckpt_dir=ckpt_dir)  # fmt: skip
             loop.run(data.train, sampler, progress)
         metrics: dict[str, Any] = {}
-        if world.is_main:
+        if rec is not None and tracker is not None:
             metrics, per_category = evaluate_model(model, data, cfg.eval, device=device)
             tracker.summarize(metrics, per_category)
             rec.finish(metrics=metrics, per_category=per_category)
         distributed.barrier(world)
         failed = False
         return metrics
-    except BaseException as error:
-        if rec is not None:
-            rec.fail(error)
-        raise
     finally:
         if tracker is not None:
             tracker.finish(failed=failed)

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from gol.config import register_configs
 from gol.config.resolvers import register_resolvers
-from gol.engine import RunContext
+from gol.engine import NonFiniteLossError, RunContext, RunFolderError
 from gol.engine import train as train_cell
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,19 @@ def context_from_hydra() -> RunContext:
     )
 
 
+# Bad input (config values, files, folders): one line naming the problem and the fix, not a traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, RunFolderError, NonFiniteLossError)
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    metrics = train_cell(cfg, context_from_hydra())
+    try:
+        metrics = train_cell(cfg, context_from_hydra())
+    except USER_ERRORS as error:
+        if HydraConfig.get().mode != RunMode.RUN:
+            raise  # a sweep goes on with its other cells; Hydra reports the failures at the end
+        log.error("%s: %s", type(error).__name__, error)
+        raise SystemExit(2) from None
     return (metrics.get("segm") or metrics.get("bbox") or {}).get("AP")
 
 

@@ -1,0 +1,183 @@
+"""Keyword-only builders of the paper's Mask R-CNN detectors (what ``conf/detector/*.yaml`` instantiate).
+
+The engine calls ``factory(num_classes=K, cls_loss=loss, train_sizes=..., test_size=..., max_size=...)`` on the
+partial a detector config gives; every other argument comes from the config. Common arguments:
+
+    num_classes: K, foreground categories only (the builder adds background).
+    cls_loss: the ``gol.losses`` classification loss (classifier width, init and test-time scores).
+    train_sizes, test_size, max_size: shorter-side resize inside the model (multi-scale while training).
+    weights: a whole-detector state_dict file (e.g. COCO Mask R-CNN); class-dependent layers are re-initialised.
+    weights_backbone: an ImageNet classifier state_dict file for the backbone.
+    allow_download: let ``weights``/``weights_backbone`` name torchvision weights (fetched on first use).
+    trainable_backbone_layers: backbone stages trained with pretrained weights (torchvision's default 3).
+    box_score_thresh, box_nms_thresh, box_detections_per_img: test-time filtering (LVIS: 1e-4, 0.5/0.3, 300).
+    box_batch_size_per_image: sampled RoIs per image (512).
+    rpn_{pre,post}_nms_top_n_{train,test}: RPN proposals (torchvision: 2000/1000 before, 2000/1000 after NMS).
+    normed_mask: GOL's NormedConv2d mask logits (temperature 20).
+    classifier_temperature: NormedLinear classifier with this temperature (5 in the official EQL runs), or null.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from torchvision.models.detection import MaskRCNN
+
+from gol.models.assemble import DetectorOptions
+from gol.models.resnet_fpn import R50, R50_V2, R101, X101, build_resnet_maskrcnn
+
+if TYPE_CHECKING:
+    from gol.losses.base import ClassificationLoss
+
+
+def build_maskrcnn_r50_fpn(
+    *,
+    num_classes: int,
+    cls_loss: ClassificationLoss,
+    train_sizes: Sequence[int],
+    test_size: int,
+    max_size: int,
+    weights: str | None = None,
+    weights_backbone: str | None = None,
+    allow_download: bool = False,
+    trainable_backbone_layers: int | None = None,
+    box_score_thresh: float = 1e-4,
+    box_nms_thresh: float = 0.5,
+    box_detections_per_img: int = 300,
+    box_batch_size_per_image: int = 512,
+    rpn_pre_nms_top_n_train: int = 2000,
+    rpn_pre_nms_top_n_test: int = 1000,
+    rpn_post_nms_top_n_train: int = 2000,
+    rpn_post_nms_top_n_test: int = 1000,
+    normed_mask: bool = False,
+    classifier_temperature: float | None = None,
+) -> MaskRCNN:
+    """Mask R-CNN ResNet-50 FPN (the paper's R50; torchvision ``maskrcnn_resnet50_fpn``)."""
+    options = DetectorOptions(
+        train_sizes=train_sizes, test_size=test_size, max_size=max_size, box_score_thresh=box_score_thresh,
+        box_nms_thresh=box_nms_thresh, box_detections_per_img=box_detections_per_img,
+        box_batch_size_per_image=box_batch_size_per_image, rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
+        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test, rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
+        rpn_post_nms_top_n_test=rpn_post_nms_top_n_test, normed_mask=normed_mask,
+        classifier_temperature=classifier_temperature,
+    )
+    return build_resnet_maskrcnn(
+        R50, num_classes=num_classes, cls_loss=cls_loss, options=options, weights=weights,
+        weights_backbone=weights_backbone, allow_download=allow_download,
+        trainable_backbone_layers=trainable_backbone_layers,
+    )
+
+
+def build_maskrcnn_r50_fpn_v2(
+    *,
+    num_classes: int,
+    cls_loss: ClassificationLoss,
+    train_sizes: Sequence[int],
+    test_size: int,
+    max_size: int,
+    weights: str | None = None,
+    weights_backbone: str | None = None,
+    allow_download: bool = False,
+    trainable_backbone_layers: int | None = None,
+    box_score_thresh: float = 1e-4,
+    box_nms_thresh: float = 0.5,
+    box_detections_per_img: int = 300,
+    box_batch_size_per_image: int = 512,
+    rpn_pre_nms_top_n_train: int = 2000,
+    rpn_pre_nms_top_n_test: int = 1000,
+    rpn_post_nms_top_n_train: int = 2000,
+    rpn_post_nms_top_n_test: int = 1000,
+    normed_mask: bool = False,
+    classifier_temperature: float | None = None,
+) -> MaskRCNN:
+    """Mask R-CNN ResNet-50 FPN v2 (torchvision ``maskrcnn_resnet50_fpn_v2``: BN heads, 4conv1fc box head)."""
+    options = DetectorOptions(
+        train_sizes=train_sizes, test_size=test_size, max_size=max_size, box_score_thresh=box_score_thresh,
+        box_nms_thresh=box_nms_thresh, box_detections_per_img=box_detections_per_img,
+        box_batch_size_per_image=box_batch_size_per_image, rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
+        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test, rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
+        rpn_post_nms_top_n_test=rpn_post_nms_top_n_test, normed_mask=normed_mask,
+        classifier_temperature=classifier_temperature,
+    )
+    return build_resnet_maskrcnn(
+        R50_V2, num_classes=num_classes, cls_loss=cls_loss, options=options, weights=weights,
+        weights_backbone=weights_backbone, allow_download=allow_download,
+        trainable_backbone_layers=trainable_backbone_layers,
+    )
+
+
+def build_maskrcnn_r101_fpn(
+    *,
+    num_classes: int,
+    cls_loss: ClassificationLoss,
+    train_sizes: Sequence[int],
+    test_size: int,
+    max_size: int,
+    weights: str | None = None,
+    weights_backbone: str | None = None,
+    allow_download: bool = False,
+    trainable_backbone_layers: int | None = None,
+    box_score_thresh: float = 1e-4,
+    box_nms_thresh: float = 0.5,
+    box_detections_per_img: int = 300,
+    box_batch_size_per_image: int = 512,
+    rpn_pre_nms_top_n_train: int = 2000,
+    rpn_pre_nms_top_n_test: int = 1000,
+    rpn_post_nms_top_n_train: int = 2000,
+    rpn_post_nms_top_n_test: int = 1000,
+    normed_mask: bool = False,
+    classifier_temperature: float | None = None,
+) -> MaskRCNN:
+    """Mask R-CNN ResNet-101 FPN (the paper's R101; torchvision has no detector weights for it)."""
+    options = DetectorOptions(
+        train_sizes=train_sizes, test_size=test_size, max_size=max_size, box_score_thresh=box_score_thresh,
+        box_nms_thresh=box_nms_thresh, box_detections_per_img=box_detections_per_img,
+        box_batch_size_per_image=box_batch_size_per_image, rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
+        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test, rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
+        rpn_post_nms_top_n_test=rpn_post_nms_top_n_test, normed_mask=normed_mask,
+        classifier_temperature=classifier_temperature,
+    )
+    return build_resnet_maskrcnn(
+        R101, num_classes=num_classes, cls_loss=cls_loss, options=options, weights=weights,
+        weights_backbone=weights_backbone, allow_download=allow_download,
+        trainable_backbone_layers=trainable_backbone_layers,
+    )
+
+
+def build_maskrcnn_x101_fpn(
+    *,
+    num_classes: int,
+    cls_loss: ClassificationLoss,
+    train_sizes: Sequence[int],
+    test_size: int,
+    max_size: int,
+    weights: str | None = None,
+    weights_backbone: str | None = None,
+    allow_download: bool = False,
+    trainable_backbone_layers: int | None = None,
+    box_score_thresh: float = 1e-4,
+    box_nms_thresh: float = 0.5,
+    box_detections_per_img: int = 300,
+    box_batch_size_per_image: int = 512,
+    rpn_pre_nms_top_n_train: int = 2000,
+    rpn_pre_nms_top_n_test: int = 1000,
+    rpn_post_nms_top_n_train: int = 2000,
+    rpn_post_nms_top_n_test: int = 1000,
+    normed_mask: bool = False,
+    classifier_temperature: float | None = None,
+) -> MaskRCNN:
+    """Mask R-CNN ResNeXt-101 64x4d FPN (the paper's X101, mmdet ``open-mmlab://resnext101_64x4d``)."""
+    options = DetectorOptions(
+        train_sizes=train_sizes, test_size=test_size, max_size=max_size, box_score_thresh=box_score_thresh,
+        box_nms_thresh=box_nms_thresh, box_detections_per_img=box_detections_per_img,
+        box_batch_size_per_image=box_batch_size_per_image, rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
+        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test, rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
+        rpn_post_nms_top_n_test=rpn_post_nms_top_n_test, normed_mask=normed_mask,
+        classifier_temperature=classifier_temperature,
+    )
+    return build_resnet_maskrcnn(
+        X101, num_classes=num_classes, cls_loss=cls_loss, options=options, weights=weights,
+        weights_backbone=weights_backbone, allow_download=allow_download,
+        trainable_backbone_layers=trainable_backbone_layers,
+    )

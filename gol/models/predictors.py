@@ -1,0 +1,83 @@
+"""The class-dependent last layers of the box and mask heads.
+
+Shape shorthand: R = RoIs, D = box-head feature width, K = foreground classes, L = ``cls_loss.num_logits``
+(K + 1 with background at column 0, K, or K + 2, as the classification loss decides). Box deltas and mask
+logits are class-specific over K + 1 slots with background at index 0 (torchvision's layout), whatever L is.
+
+Layer names (``cls_score``, ``bbox_pred``, ``conv5_mask``, ``mask_fcn_logits``) are torchvision's, so detector
+weights trained elsewhere (COCO Mask R-CNN) load by name and only these class-dependent layers are skipped.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from torch import Tensor, nn
+
+from gol.models.normed import NormedConv2d, NormedLinear
+
+if TYPE_CHECKING:
+    from gol.losses.base import ClassificationLoss
+
+# GOL's normalised mask predictor (paper-notes section 2: NormedConv2d, temperature 20).
+MASK_TEMPERATURE = 20.0
+
+
+class GolBoxPredictor(nn.Module):
+    """Classifier of width ``cls_loss.num_logits`` plus class-specific box regression over K + 1 slots.
+
+    The classifier is a plain ``nn.Linear``, or ``NormedLinear`` when ``classifier_temperature`` is set; either
+    way it gets the loss's official initialisation through ``cls_loss.init_classifier``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        *,
+        cls_loss: ClassificationLoss,
+        classifier_temperature: float | None = None,
+    ) -> None:
+        super().__init__()
+        num_logits = int(cls_loss.num_logits)
+        if classifier_temperature is None:
+            self.cls_score: nn.Linear = nn.Linear(in_channels, num_logits)
+        else:
+            self.cls_score = NormedLinear(in_channels, num_logits, temperature=classifier_temperature)
+        self.bbox_pred = nn.Linear(in_channels, (cls_loss.num_classes + 1) * 4)
+        cls_loss.init_classifier(self.cls_score)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(R, D) or (R, D, 1, 1) features -> class logits (R, L) and box deltas (R, (K + 1) * 4)."""
+        if x.dim() == 4 and tuple(x.shape[2:]) != (1, 1):
+            raise ValueError(f"box predictor expects (R, D) or (R, D, 1, 1) features, got {tuple(x.shape)}")
+        x = x.flatten(start_dim=1)  # (R, D)
+        return self.cls_score(x), self.bbox_pred(x)
+
+
+def build_mask_predictor(in_channels: int, dim_reduced: int, num_classes: int, *, normed: bool) -> nn.Sequential:
+    """torchvision's ``MaskRCNNPredictor`` (2x deconv, ReLU, 1x1 logits over K + 1 classes).
+
+    ``num_classes`` is K. With ``normed`` the 1x1 logit layer is ``NormedConv2d`` (temperature 20, bias kept,
+    bias initialised to 0 as in mmdet's FCN mask head).
+    """
+    logits: nn.Conv2d
+    if normed:
+        logits = NormedConv2d(dim_reduced, num_classes + 1, 1, temperature=MASK_TEMPERATURE)
+    else:
+        logits = nn.Conv2d(dim_reduced, num_classes + 1, 1)
+    predictor = nn.Sequential(
+        OrderedDict(
+            [
+                ("conv5_mask", nn.ConvTranspose2d(in_channels, dim_reduced, 2, 2, 0)),
+                ("relu", nn.ReLU(inplace=True)),
+                ("mask_fcn_logits", logits),
+            ]
+        )
+    )
+    for name, param in predictor.named_parameters():
+        if name.endswith("weight"):
+            nn.init.kaiming_normal_(param, mode="fan_out", nonlinearity="relu")
+    if normed and logits.bias is not None:
+        nn.init.zeros_(logits.bias)
+    return predictor

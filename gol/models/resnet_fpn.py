@@ -1,0 +1,193 @@
+"""Mask R-CNN with ResNet / ResNeXt FPN backbones: the paper's R50, R101 and X101 (64x4d), plus torchvision's v2.
+
+Shape shorthand: K = foreground classes (the builders add background: K + 1 box and mask slots).
+
+Each builder mirrors its torchvision counterpart (``maskrcnn_resnet50_fpn`` / ``_v2``, ``resnet_fpn_backbone``):
+with pretrained weights (detector or backbone) the v1 backbones use ``FrozenBatchNorm2d`` and train only the
+last ``trainable_backbone_layers`` stages (default 3; the official configs' ``frozen_stages=1`` with frozen BN
+is torchvision's 3); without weights every layer trains with ordinary BatchNorm. Weights are local files unless
+``allow_download`` (see ``gol.models.weights``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from torch import nn
+from torchvision.models import (
+    ResNet,
+    ResNet50_Weights,
+    ResNet101_Weights,
+    ResNeXt101_64X4D_Weights,
+    WeightsEnum,
+    resnet50,
+    resnet101,
+    resnext101_64x4d,
+)
+from torchvision.models.detection import (
+    MaskRCNN,
+    MaskRCNN_ResNet50_FPN_V2_Weights,
+    MaskRCNN_ResNet50_FPN_Weights,
+)
+from torchvision.models.detection._utils import overwrite_eps
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, RPNHead, TwoMLPHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
+from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+from gol.models.assemble import DetectorOptions, assemble_maskrcnn
+from gol.models.weights import load_backbone_weights, load_detector_weights, read_state_dict, resolve_weights
+
+if TYPE_CHECKING:
+    from gol.losses.base import ClassificationLoss
+
+log = logging.getLogger(__name__)
+
+FPN_CHANNELS = 256
+FPN_LEVELS = ["0", "1", "2", "3"]
+# torchvision's default trainable stages with pretrained weights (conv1 and layer1 frozen).
+DEFAULT_TRAINABLE_LAYERS = 3
+ALL_LAYERS = 5
+# torchvision's COCO_V1 Mask R-CNN file was trained with FrozenBatchNorm eps 0; its builder restores that.
+COCO_V1_FILE = Path(MaskRCNN_ResNet50_FPN_Weights.COCO_V1.url).name
+
+
+@dataclass(frozen=True)
+class ResNetSpec:
+    """What distinguishes one ResNet Mask R-CNN from another."""
+
+    label: str
+    resnet: Callable[..., ResNet]
+    backbone_enum: type[WeightsEnum]
+    detector_enum: type[WeightsEnum] | None
+    v2: bool  # torchvision's v2 recipe: BN everywhere, 2-conv RPN head, 4conv1fc box head, BN mask head
+
+
+R50 = ResNetSpec("Mask R-CNN ResNet-50 FPN", resnet50, ResNet50_Weights, MaskRCNN_ResNet50_FPN_Weights, False)
+R50_V2 = ResNetSpec(
+    "Mask R-CNN ResNet-50 FPN v2", resnet50, ResNet50_Weights, MaskRCNN_ResNet50_FPN_V2_Weights, True
+)
+R101 = ResNetSpec("Mask R-CNN ResNet-101 FPN", resnet101, ResNet101_Weights, None, False)
+X101 = ResNetSpec("Mask R-CNN ResNeXt-101 64x4d FPN", resnext101_64x4d, ResNeXt101_64X4D_Weights, None, False)
+
+
+def build_resnet_maskrcnn(
+    spec: ResNetSpec,
+    *,
+    num_classes: int,
+    cls_loss: ClassificationLoss,
+    options: DetectorOptions,
+    weights: str | None,
+    weights_backbone: str | None,
+    allow_download: bool,
+    trainable_backbone_layers: int | None,
+) -> MaskRCNN:
+    """Build the detector described by ``spec`` (the public builders below fill in ``spec``)."""
+    detector_source = resolve_weights(
+        weights, config_key="detector.weights", allow_download=allow_download, enum_type=spec.detector_enum
+    )
+    backbone_source = resolve_weights(
+        weights_backbone,
+        config_key="detector.weights_backbone",
+        allow_download=allow_download,
+        enum_type=spec.backbone_enum,
+    )
+    if detector_source is not None and backbone_source is not None:
+        raise ValueError(
+            "set detector.weights or detector.weights_backbone, not both (detector weights include the backbone)"
+        )
+    pretrained = detector_source is not None or backbone_source is not None
+    trainable = _trainable_layers(trainable_backbone_layers, pretrained=pretrained)
+    if not pretrained:
+        log.warning("%s: no pretrained weights configured, training every layer from scratch", spec.label)
+
+    frozen_bn = pretrained and not spec.v2
+    body = spec.resnet(weights=None, norm_layer=FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d)
+    if backbone_source is not None:
+        load_backbone_weights(
+            body,
+            read_state_dict(backbone_source, config_key="detector.weights_backbone"),
+            architecture=f"the {spec.label} backbone",
+            config_key="detector.weights_backbone",
+            source=str(backbone_source),
+        )
+    backbone = _fpn_backbone(body, trainable, v2=spec.v2)
+
+    anchor_generator = AnchorGenerator(((32,), (64,), (128,), (256,), (512,)), ((0.5, 1.0, 2.0),) * 5)
+    if spec.v2:
+        rpn_head: nn.Module = RPNHead(FPN_CHANNELS, 3, conv_depth=2)
+        box_head: nn.Module = FastRCNNConvFCHead(
+            (FPN_CHANNELS, 7, 7), [256, 256, 256, 256], [1024], norm_layer=nn.BatchNorm2d
+        )
+        mask_head = MaskRCNNHeads(FPN_CHANNELS, [256, 256, 256, 256], 1, norm_layer=nn.BatchNorm2d)
+    else:
+        rpn_head = RPNHead(FPN_CHANNELS, 3)
+        box_head = TwoMLPHead(FPN_CHANNELS * 7 * 7, 1024)
+        mask_head = MaskRCNNHeads(FPN_CHANNELS, [256, 256, 256, 256], 1)
+    model = assemble_maskrcnn(
+        backbone=backbone,
+        num_classes=num_classes,
+        cls_loss=cls_loss,
+        options=options,
+        anchor_generator=anchor_generator,
+        rpn_head=rpn_head,
+        box_roi_pool=MultiScaleRoIAlign(FPN_LEVELS, output_size=7, sampling_ratio=2),
+        box_head=box_head,
+        box_head_width=1024,
+        mask_roi_pool=MultiScaleRoIAlign(FPN_LEVELS, output_size=14, sampling_ratio=2),
+        mask_head=mask_head,
+        mask_head_width=256,
+        mask_dim_reduced=256,
+    )
+    if detector_source is not None:
+        load_detector_weights(
+            model,
+            read_state_dict(detector_source, config_key="detector.weights"),
+            architecture=spec.label,
+            config_key="detector.weights",
+            source=str(detector_source),
+        )
+        name = detector_source.name if isinstance(detector_source, Path) else None
+        if detector_source == MaskRCNN_ResNet50_FPN_Weights.COCO_V1 or (spec is R50 and name == COCO_V1_FILE):
+            overwrite_eps(model, 0.0)
+    return model
+
+
+def _trainable_layers(requested: int | None, *, pretrained: bool) -> int:
+    if not pretrained:
+        if requested is not None and requested != ALL_LAYERS:
+            raise ValueError(
+                f"detector.trainable_backbone_layers={requested} needs pretrained weights (detector.weights or "
+                "detector.weights_backbone); without them every layer trains, so leave it null"
+            )
+        return ALL_LAYERS
+    trainable = DEFAULT_TRAINABLE_LAYERS if requested is None else requested
+    if not 0 <= trainable <= ALL_LAYERS:
+        raise ValueError(f"detector.trainable_backbone_layers must be in [0, 5], got {trainable}")
+    return trainable
+
+
+def _fpn_backbone(body: ResNet, trainable: int, *, v2: bool) -> BackboneWithFPN:
+    """torchvision's ``_resnet_fpn_extractor``: freeze the first stages, FPN over layer1..layer4 + max-pool level."""
+    train = ["layer4", "layer3", "layer2", "layer1", "conv1"][:trainable]
+    if trainable == ALL_LAYERS:
+        train.append("bn1")
+    for name, parameter in body.named_parameters():
+        if not any(name.startswith(prefix) for prefix in train):
+            parameter.requires_grad_(False)
+    stage2 = body.inplanes // 8  # 256 for every bottleneck ResNet
+    return BackboneWithFPN(
+        body,
+        return_layers={f"layer{k}": str(k - 1) for k in range(1, 5)},
+        in_channels_list=[stage2 * 2**i for i in range(4)],
+        out_channels=FPN_CHANNELS,
+        extra_blocks=LastLevelMaxPool(),
+        norm_layer=nn.BatchNorm2d if v2 else None,
+    )
+

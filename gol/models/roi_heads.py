@@ -1,0 +1,211 @@
+"""torchvision's RoI heads with the classification loss and the test-time scores behind one seam.
+
+Shape shorthand:
+    R  sampled RoIs (training) or proposals (test), all images of the batch concatenated
+    K  foreground classes; labels are 1..K and 0 is background (torchvision's convention)
+    L  ``cls_loss.num_logits``, the classifier width (K + 1 with background at column 0, K, or K + 2)
+    N  detections of one image after post-processing
+Box deltas are class-specific, (R, (K + 1) * 4) with the background slot at index 0, as in torchvision.
+
+``GolRoIHeads`` differs from torchvision's ``RoIHeads`` in exactly two places: the classification term of the
+Fast R-CNN loss is ``cls_loss(class_logits, labels)`` (torchvision hard-codes ``F.cross_entropy``), and
+``postprocess_detections`` scores with ``cls_loss.scores(class_logits)`` (torchvision hard-codes a softmax, which
+would silently score sigmoid or Gumbel heads with the wrong activation). One ``cls_loss`` object, and so one
+activation, serves both. The loss is a submodule, so its buffers and extra state are in the model's state_dict.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models.detection.roi_heads import RoIHeads, maskrcnn_inference, maskrcnn_loss
+from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops import boxes as box_ops
+
+if TYPE_CHECKING:
+    from gol.losses.base import ClassificationLoss
+
+# torchvision fastrcnn_loss: smooth-L1 on class-specific deltas of positive RoIs, beta 1/9.
+BOX_SMOOTH_L1_BETA = 1.0 / 9.0
+# torchvision postprocess_detections: boxes narrower or lower than this (pixels) are dropped before NMS.
+MIN_BOX_SIZE = 1e-2
+
+
+def box_regression_loss(box_regression: Tensor, labels: Tensor, regression_targets: Tensor) -> Tensor:
+    """The box term of torchvision's ``fastrcnn_loss``, unchanged.
+
+    Args:
+        box_regression: (R, (K + 1) * 4) float, class-specific deltas, background slot at index 0.
+        labels: (R,) int64 in [0, K]; only RoIs with a label > 0 are regressed, towards their own class slot.
+        regression_targets: (R, 4) float, encoded targets of the matched ground-truth boxes.
+
+    Returns:
+        Scalar: smooth-L1 (beta 1/9) summed over positive RoIs and coordinates, divided by R (all sampled RoIs).
+    """
+    positive = torch.where(labels > 0)[0]
+    deltas = box_regression.reshape(box_regression.shape[0], -1, 4)  # (R, K + 1, 4)
+    loss = F.smooth_l1_loss(
+        deltas[positive, labels[positive]],  # (P, 4)
+        regression_targets[positive],  # (P, 4)
+        beta=BOX_SMOOTH_L1_BETA,
+        reduction="sum",
+    )
+    return loss / labels.numel()
+
+
+class GolRoIHeads(RoIHeads):
+    """Box and mask heads of Mask R-CNN whose classification goes through ``cls_loss``.
+
+    Args (keyword-only; all but ``cls_loss`` are torchvision's ``RoIHeads`` arguments):
+        cls_loss: the classification loss (``gol.losses.ClassificationLoss``); also gives the test-time scores.
+        box_roi_pool, box_head, box_predictor: RoIAlign, feature head and ``GolBoxPredictor``.
+        fg_iou_thresh, bg_iou_thresh, batch_size_per_image, positive_fraction, bbox_reg_weights: RoI sampling
+            and box coding, as torchvision.
+        score_thresh, nms_thresh, detections_per_img: test-time filtering (LVIS: 1e-4, 0.5 or 0.3, 300).
+        mask_roi_pool, mask_head, mask_predictor: the mask branch (class-specific over K + 1 slots).
+    """
+
+    def __init__(
+        self,
+        *,
+        cls_loss: ClassificationLoss,
+        box_roi_pool: MultiScaleRoIAlign,
+        box_head: nn.Module,
+        box_predictor: nn.Module,
+        fg_iou_thresh: float,
+        bg_iou_thresh: float,
+        batch_size_per_image: int,
+        positive_fraction: float,
+        bbox_reg_weights: tuple[float, float, float, float] | None,
+        score_thresh: float,
+        nms_thresh: float,
+        detections_per_img: int,
+        mask_roi_pool: MultiScaleRoIAlign,
+        mask_head: nn.Module,
+        mask_predictor: nn.Module,
+    ) -> None:
+        super().__init__(
+            box_roi_pool,
+            box_head,
+            box_predictor,
+            fg_iou_thresh,
+            bg_iou_thresh,
+            batch_size_per_image,
+            positive_fraction,
+            bbox_reg_weights,
+            score_thresh,
+            nms_thresh,
+            detections_per_img,
+            mask_roi_pool=mask_roi_pool,
+            mask_head=mask_head,
+            mask_predictor=mask_predictor,
+        )
+        self.cls_loss = cls_loss
+
+    def postprocess_detections(
+        self,
+        class_logits: Tensor,
+        box_regression: Tensor,
+        proposals: list[Tensor],
+        image_shapes: list[tuple[int, int]],
+    ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """Per image: boxes (N, 4), scores (N,) and labels (N,) in 1..K, best first.
+
+        Scores are ``cls_loss.scores(class_logits)`` (R, K); the rest is torchvision's procedure: one candidate per
+        (proposal, class) with its class-specific box, ``score > score_thresh``, drop boxes under 0.01 px, NMS per
+        class at ``nms_thresh``, keep ``detections_per_img``.
+        """
+        num_slots = box_regression.shape[-1] // 4  # K + 1
+        scores = self.cls_loss.scores(class_logits)  # (R, K)
+        if scores.shape != (class_logits.shape[0], num_slots - 1):
+            raise ValueError(
+                f"cls_loss.scores returned shape {tuple(scores.shape)}, expected ({class_logits.shape[0]}, "
+                f"{num_slots - 1}): the loss and the box predictor disagree on the number of classes"
+            )
+        boxes_per_image = [p.shape[0] for p in proposals]
+        pred_boxes = self.box_coder.decode(box_regression, proposals)  # (R, K + 1, 4)
+        all_labels = torch.arange(1, num_slots, device=class_logits.device)  # (K,)
+
+        out_boxes, out_scores, out_labels = [], [], []
+        for boxes, image_scores, image_shape in zip(
+            pred_boxes.split(boxes_per_image), scores.split(boxes_per_image), image_shapes
+        ):
+            boxes = box_ops.clip_boxes_to_image(boxes, image_shape)[:, 1:]  # (R_i, K, 4), background dropped
+            labels = all_labels.view(1, -1).expand_as(image_scores)  # (R_i, K)
+            boxes = boxes.reshape(-1, 4)  # (R_i * K, 4)
+            image_scores = image_scores.reshape(-1)  # (R_i * K,)
+            labels = labels.reshape(-1)  # (R_i * K,)
+
+            keep = torch.where(image_scores > self.score_thresh)[0]
+            boxes, image_scores, labels = boxes[keep], image_scores[keep], labels[keep]
+            keep = box_ops.remove_small_boxes(boxes, min_size=MIN_BOX_SIZE)
+            boxes, image_scores, labels = boxes[keep], image_scores[keep], labels[keep]
+            keep = box_ops.batched_nms(boxes, image_scores, labels, self.nms_thresh)[: self.detections_per_img]
+            out_boxes.append(boxes[keep])
+            out_scores.append(image_scores[keep])
+            out_labels.append(labels[keep])
+        return out_boxes, out_scores, out_labels
+
+    def forward(
+        self,
+        features: dict[str, Tensor],
+        proposals: list[Tensor],
+        image_shapes: list[tuple[int, int]],
+        targets: list[dict[str, Tensor]] | None = None,
+    ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
+        """torchvision's ``RoIHeads.forward`` for boxes and masks, with the classification term from ``cls_loss``.
+
+        Training returns ``([], {"loss_classifier", "loss_box_reg", "loss_mask"})``; evaluation returns one dict
+        per image with ``boxes`` (N, 4), ``labels`` (N,), ``scores`` (N,) and ``masks`` (N, 1, 28, 28) and no losses.
+        """
+        if self.training:
+            if targets is None:
+                raise ValueError("GolRoIHeads needs targets in training mode")
+            for t in targets:
+                if not t["boxes"].is_floating_point():
+                    raise TypeError(f"target boxes must be floating point, got {t['boxes'].dtype}")
+                if t["labels"].dtype != torch.int64:
+                    raise TypeError(f"target labels must be int64, got {t['labels'].dtype}")
+            proposals, matched_idxs, labels, regression_targets = self.select_training_samples(proposals, targets)
+
+        box_features = self.box_head(self.box_roi_pool(features, proposals, image_shapes))
+        class_logits, box_regression = self.box_predictor(box_features)  # (R, L), (R, (K + 1) * 4)
+
+        if not self.training:
+            boxes, scores, det_labels = self.postprocess_detections(
+                class_logits, box_regression, proposals, image_shapes
+            )
+            result = [{"boxes": b, "labels": lab, "scores": s} for b, s, lab in zip(boxes, scores, det_labels)]
+            mask_logits = self._mask_logits(features, [r["boxes"] for r in result], image_shapes)
+            for mask_prob, r in zip(maskrcnn_inference(mask_logits, det_labels), result):
+                r["masks"] = mask_prob  # (N, 1, 28, 28)
+            return result, {}
+
+        all_labels = torch.cat(labels)  # (R,)
+        losses = {
+            "loss_classifier": self.cls_loss(class_logits, all_labels),
+            "loss_box_reg": box_regression_loss(box_regression, all_labels, torch.cat(regression_targets)),
+        }
+        # The mask branch trains on positive RoIs only, as torchvision does.
+        positives = [torch.where(image_labels > 0)[0] for image_labels in labels]
+        mask_proposals = [p[pos] for p, pos in zip(proposals, positives)]
+        pos_matched_idxs = [m[pos] for m, pos in zip(matched_idxs, positives)]
+        mask_logits = self._mask_logits(features, mask_proposals, image_shapes)
+        losses["loss_mask"] = maskrcnn_loss(
+            mask_logits,
+            mask_proposals,
+            [t["masks"] for t in targets],
+            [t["labels"] for t in targets],
+            pos_matched_idxs,
+        )
+        return [], losses
+
+    def _mask_logits(
+        self, features: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]
+    ) -> Tensor:
+        """(M, K + 1, 28, 28) mask logits for the M boxes of all images."""
+        mask_features = self.mask_roi_pool(features, boxes, image_shapes)
+        return self.mask_predictor(self.mask_head(mask_features))

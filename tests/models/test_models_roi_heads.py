@@ -1,0 +1,162 @@
+"""GolRoIHeads: the loss/score seam against torchvision's stock RoIHeads."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import Tensor
+from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
+
+from gol.activations import Gumbel, Sigmoid, Softmax
+from gol.data.stats import CategoryStats
+from gol.losses import CrossEntropyLoss, EQLLoss
+from gol.models import GolRoIHeads, build_tiny
+from gol.models.roi_heads import box_regression_loss
+
+K = 5
+
+
+def _tiny(cls_loss: torch.nn.Module, **options: object) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_tiny(num_classes=K, cls_loss=cls_loss, train_sizes=(96,), test_size=96, max_size=96, **options)
+
+
+def _stock_heads(heads: GolRoIHeads) -> RoIHeads:
+    """torchvision's RoIHeads over the very same submodules and settings."""
+    return RoIHeads(
+        heads.box_roi_pool,
+        heads.box_head,
+        heads.box_predictor,
+        heads.proposal_matcher.high_threshold,
+        heads.proposal_matcher.low_threshold,
+        heads.fg_bg_sampler.batch_size_per_image,
+        heads.fg_bg_sampler.positive_fraction,
+        heads.box_coder.weights,
+        heads.score_thresh,
+        heads.nms_thresh,
+        heads.detections_per_img,
+        mask_roi_pool=heads.mask_roi_pool,
+        mask_head=heads.mask_head,
+        mask_predictor=heads.mask_predictor,
+    )
+
+
+def _losses_and_grads(model: torch.nn.Module, images: list[Tensor], targets: list[dict[str, Tensor]]):
+    model.train()
+    torch.manual_seed(1)  # same anchors/RoIs sampled by both models
+    losses = model(images, targets)
+    sum(losses.values()).backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return {k: v.detach() for k, v in losses.items()}, grads
+
+
+def test_softmax_seam_equals_torchvision_loss_value_and_gradient(batch) -> None:
+    ours = _tiny(CrossEntropyLoss(activation=Softmax(), num_classes=K)).double()
+    stock = copy.deepcopy(ours)
+    stock.roi_heads = _stock_heads(stock.roi_heads)
+    images, targets = batch(num_classes=K, dtype=torch.float64)
+
+    our_losses, our_grads = _losses_and_grads(ours, images, targets)
+    stock_losses, stock_grads = _losses_and_grads(stock, images, targets)
+
+    assert our_losses.keys() == stock_losses.keys() >= {"loss_classifier", "loss_box_reg", "loss_mask"}
+    for key in our_losses:
+        torch.testing.assert_close(our_losses[key], stock_losses[key], rtol=1e-10, atol=1e-12)
+    assert our_grads.keys() == stock_grads.keys()
+    assert "roi_heads.box_predictor.cls_score.weight" in our_grads
+    for name in our_grads:
+        torch.testing.assert_close(our_grads[name], stock_grads[name], rtol=1e-8, atol=1e-10, msg=name)
+
+
+def test_box_regression_loss_is_torchvisions_box_term() -> None:
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, K + 1, (40,), generator=g)
+    logits = torch.randn(40, K + 1, generator=g)
+    deltas = torch.randn(40, (K + 1) * 4, generator=g)
+    targets = torch.randn(40, 4, generator=g)
+    _, expected = fastrcnn_loss(logits, deltas, [labels[:25], labels[25:]], [targets[:25], targets[25:]])
+    torch.testing.assert_close(box_regression_loss(deltas, labels, targets), expected)
+
+
+def _head_inputs(num_logits: int, seed: int = 0) -> tuple[Tensor, Tensor, list[Tensor], list[tuple[int, int]]]:
+    """Logits, deltas and well-separated 20 px proposals for two 96 x 96 images (30 and 20 RoIs)."""
+    g = torch.Generator().manual_seed(seed)
+    proposals = []
+    for count in (30, 20):
+        corner = torch.rand(count, 2, generator=g) * 70
+        proposals.append(torch.cat([corner, corner + 20], dim=1))
+    rois = sum(p.shape[0] for p in proposals)
+    logits = torch.randn(rois, num_logits, generator=g)  # Gumbel scores stay > 0 in float32
+    deltas = torch.randn(rois, (K + 1) * 4, generator=g) * 0.1
+    return logits, deltas, proposals, [(96, 96), (96, 96)]
+
+
+def test_softmax_postprocess_equals_torchvision() -> None:
+    heads = _tiny(CrossEntropyLoss(activation=Softmax(), num_classes=K)).roi_heads.eval()
+    logits, deltas, proposals, shapes = _head_inputs(K + 1)
+    ours = heads.postprocess_detections(logits, deltas, proposals, shapes)
+    stock = RoIHeads.postprocess_detections(heads, logits, deltas, proposals, shapes)
+    for our_field, stock_field in zip(ours, stock):
+        for a, b in zip(our_field, stock_field):
+            torch.testing.assert_close(a, b)
+    assert sum(len(b) for b in ours[0]) > 0
+
+
+def _stats() -> CategoryStats:
+    return CategoryStats(
+        category_ids=tuple(range(1, K + 1)),
+        names=tuple(f"c{i}" for i in range(K)),
+        image_count=torch.tensor([200, 120, 40, 8, 2]),
+        instance_count=torch.tensor([400, 200, 50, 9, 2]),
+        frequency=("f", "f", "c", "r", "r"),
+        num_images=300,
+    )
+
+
+@pytest.mark.parametrize(
+    ("loss", "probability"),
+    [
+        (lambda: CrossEntropyLoss(activation=Sigmoid(), num_classes=K), torch.sigmoid),
+        (lambda: CrossEntropyLoss(activation=Gumbel(), num_classes=K), lambda q: torch.exp(-torch.exp(-q))),
+        (lambda: EQLLoss(activation=Sigmoid(), num_classes=K, stats=_stats()), torch.sigmoid),
+    ],
+    ids=["ce-sigmoid", "ce-gumbel", "eql-sigmoid"],
+)
+def test_postprocess_scores_are_the_activation_of_foreground_columns(loss, probability) -> None:
+    cls_loss = loss()
+    heads = _tiny(cls_loss, box_score_thresh=0.0, box_nms_thresh=1.0, box_detections_per_img=10_000).roi_heads
+    logits, deltas, proposals, shapes = _head_inputs(cls_loss.num_logits)
+    boxes, scores, labels = heads.eval().postprocess_detections(logits, deltas, proposals, shapes)
+
+    foreground = probability(logits[:, cls_loss.num_logits - K :])  # (R, K), column k is label k + 1
+    per_image = foreground.split([p.shape[0] for p in proposals])
+    for image_scores, image_labels, expected in zip(scores, labels, per_image):
+        assert len(image_scores) == expected.numel()  # nothing filtered: every (RoI, class) is a candidate
+        torch.testing.assert_close(image_scores.sort().values, expected.flatten().sort().values)
+        for label in range(1, K + 1):
+            torch.testing.assert_close(
+                image_scores[image_labels == label].sort().values, expected[:, label - 1].sort().values
+            )
+
+
+@pytest.mark.parametrize("with_stats", [False, True], ids=["ce-gumbel", "eql-sigmoid"])
+def test_loss_module_is_part_of_the_model_state(with_stats: bool, batch) -> None:
+    cls_loss = (
+        EQLLoss(activation=Sigmoid(), num_classes=K, stats=_stats())
+        if with_stats
+        else CrossEntropyLoss(activation=Gumbel(), num_classes=K)
+    )
+    model = _tiny(cls_loss)
+    assert dict(model.named_modules())["roi_heads.cls_loss"] is cls_loss
+    state = model.state_dict()
+    for name in cls_loss.state_dict():
+        assert f"roi_heads.cls_loss.{name}" in state
+    assert model.roi_heads.box_predictor.cls_score.out_features == cls_loss.num_logits
+
+    images, targets = batch(num_classes=K)
+    losses = model.train()(images, targets)
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert model.roi_heads.box_predictor.cls_score.weight.grad is not None
