@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -23,3 +26,12 @@ def compose_train(overrides: list[str], tmp_path: Path) -> DictConfig:
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
+
+
+def run_train(args: list[str], *, cwd: Path, env: dict[str, str] | None = None,
+              timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """``python -m gol.train ARGS`` in a subprocess (the way users run it), W&B offline with no login."""
+    full_env = {**os.environ, "HOME": str(cwd), "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("WANDB_API_KEY", None)
+    return subprocess.run([sys.executable, "-m", "gol.train", *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)  # fmt: skip

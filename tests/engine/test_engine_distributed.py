@@ -1,0 +1,106 @@
+"""Data-parallel training on CPU: two gloo processes give the loss and gradients of one process on the same
+global batch, through gol's own process-group set-up, batch sharding and step."""
+
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch.utils.data import Dataset
+
+from gol import distributed
+from gol.activations import Softmax
+from gol.loader import StreamPosition, batches
+from gol.losses import CrossEntropyLoss
+from gol.models import build_tiny
+
+K = 3
+
+
+class TwoImages(Dataset):
+    """Two fixed images with one box each (deterministic, no augmentation)."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        image = torch.rand(3, 64, 64, generator=g)
+        box = torch.tensor([[8.0 + 8 * i, 10.0, 40.0 + 8 * i, 44.0]])
+        mask = torch.zeros(1, 64, 64, dtype=torch.uint8)
+        mask[0, 10:44, 8 + 8 * i : 40 + 8 * i] = 1
+        return image, {"boxes": box, "labels": torch.tensor([i + 1]), "masks": mask, "image_id": i}
+
+
+class Repeated:
+    """Order [0, 1, 0, 1]: the global batch of 4 holds each image twice, so every shard sees the same content."""
+
+    def set_epoch(self, epoch):
+        pass
+
+    def __len__(self):
+        return 4
+
+    def __iter__(self):
+        return iter([0, 1, 0, 1])
+
+
+def model():
+    torch.manual_seed(0)
+    net = build_tiny(num_classes=K, cls_loss=CrossEntropyLoss(activation=Softmax(), num_classes=K),
+                     train_sizes=[64], test_size=64, max_size=64)
+    # Take every anchor and every proposal: no random subsampling, so shards and the full batch see the same sets.
+    net.rpn.fg_bg_sampler.batch_size_per_image = 10**6
+    net.roi_heads.fg_bg_sampler.batch_size_per_image = 10**6
+    return net.train()
+
+
+def loss_and_grads(net, world):
+    stream = batches(TwoImages(), Repeated(), batch_size=4, start=StreamPosition(), seed=0, num_workers=0,
+                     rank=world.rank, world_size=world.world_size)
+    _, (images, targets) = next(stream)
+    stream.close()
+    trained = torch.nn.parallel.DistributedDataParallel(net) if world.distributed else net
+    total = sum(trained(images, targets).values())
+    total.backward()
+    loss = distributed.mean_over_ranks(total, world)
+    return float(loss), {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+
+
+def _worker(rank, port, out):
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    world = distributed.init("cpu")
+    try:
+        result = loss_and_grads(model(), world)
+        if world.is_main:
+            torch.save(result, out)
+    finally:
+        distributed.shutdown(world)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.timeout(300)
+def test_two_gloo_processes_match_one_process_on_the_global_batch(tmp_path):
+    single_loss, single_grads = loss_and_grads(model(), distributed.World())
+    out = tmp_path / "rank0.pt"
+    mp.start_processes(_worker, args=(free_port(), out), nprocs=2, join=True, start_method="spawn")
+    ddp_loss, ddp_grads = torch.load(out)
+    assert ddp_loss == pytest.approx(single_loss, rel=1e-5)
+    assert ddp_grads.keys() == single_grads.keys()
+    for name, grad in single_grads.items():
+        torch.testing.assert_close(ddp_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_a_global_batch_that_does_not_split_is_refused():
+    with pytest.raises(ValueError, match="multiple of 2"):
+        next(batches(TwoImages(), Repeated(), batch_size=3, start=StreamPosition(), seed=0, num_workers=0,
+                     rank=0, world_size=2))
