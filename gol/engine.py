@@ -106,10 +106,11 @@ def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     if prior is not None and prior.get("state") == "finished":
         log.info("%s already finished; skipping (its metrics stay as recorded)", ctx.run_dir)
         return record.read_metrics(ctx.run_dir)
-    validate(cfg, loss_option=ctx.choices.get("loss"))
     world = distributed.init("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     rec = _open_record(cfg, ctx, prior) if world.is_main else None
     try:
+        # Checked before anything is built; a refused cell still leaves a failed record with the reason.
+        validate(cfg, loss_option=ctx.choices.get("loss"))
         return _train(cfg, ctx, world, rec)
     except BaseException as error:
         if rec is not None:

@@ -58,6 +58,26 @@ class MaskRCNNX101FPNConf(_ResNetFPNConf):
 
 
 @dataclass
+class CascadeR101FPNConf(_ResNetFPNConf):
+    """Cascade Mask R-CNN R101 (the paper's C-R101): three box stages, one entry per stage in each ``stage_*``."""
+
+    _target_: str = "gol.models.build_cascade_r101_fpn"
+    stage_iou_thresholds: list[float] = field(default_factory=lambda: [0.5, 0.6, 0.7])  # Cascade R-CNN
+    stage_loss_weights: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25])  # official configs
+    # Box-coder weights (wx, wy, ww, wh): the inverse target stds of the official configs.
+    stage_box_weights: list[list[float]] = field(
+        default_factory=lambda: [[10.0, 10.0, 5.0, 5.0], [20.0, 20.0, 10.0, 10.0], [30.0, 30.0, 15.0, 15.0]]
+    )
+
+
+@dataclass
+class HTCR101FPNConf(CascadeR101FPNConf):
+    """Hybrid Task Cascade R101 (the paper's H-R101): declared with Cascade's options; its builder refuses."""
+
+    _target_: str = "gol.models.build_htc_r101_fpn"
+
+
+@dataclass
 class TinyDetectorConf(_DetectorCommonConf):
     """The CPU demo detector (``gol.models.build_tiny``); widths and depths are tunable."""
 
@@ -83,4 +103,6 @@ SCHEMAS: dict[str, type] = {
     "maskrcnn_r50_fpn_v2_schema": MaskRCNNR50FPNV2Conf,
     "maskrcnn_r101_fpn_schema": MaskRCNNR101FPNConf,
     "maskrcnn_x101_fpn_schema": MaskRCNNX101FPNConf,
+    "cascade_r101_fpn_schema": CascadeR101FPNConf,
+    "htc_r101_fpn_schema": HTCR101FPNConf,
 }

@@ -6,6 +6,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from gol.losses import VALID_PAIRS, check_pair
+from gol.models.htc import check_detector_available
 
 _EVAL_ENGINES = ("lvis", "fast")
 _IOU_TYPES = ("bbox", "segm")
@@ -16,6 +17,7 @@ def validate(cfg: DictConfig, *, loss_option: str | None = None) -> None:
 
     ``loss_option`` is the ``loss`` group's choice (``gol`` accepts Gumbel only, though its class is DropLoss).
     """
+    check_detector_available(cfg.detector._target_)
     loss = loss_option if loss_option in VALID_PAIRS else get_class(cfg.loss._target_)
     check_pair(get_class(cfg.activation._target_), loss)
     schedule = cfg.schedule

@@ -3,6 +3,10 @@
 Builders (keyword-only, see ``gol.models.builders``): ``build_tiny``, ``build_maskrcnn_r50_fpn``,
 ``build_maskrcnn_r50_fpn_v2``, ``build_maskrcnn_r101_fpn``, ``build_maskrcnn_x101_fpn``. Each returns a torchvision
 ``MaskRCNN`` whose ``roi_heads`` is ``GolRoIHeads`` and whose ``transform`` is ``GolTransform``.
+
+``build_cascade_r101_fpn`` (``gol.models.cascade``) returns a ``MaskRCNN`` whose ``roi_heads`` is
+``CascadeRoIHeads`` (three box stages, one classification loss per stage sharing one activation).
+``build_htc_r101_fpn`` (``gol.models.htc``) is declared but refuses with ``DetectorUnavailableError``.
 """
 
 from gol.models.builders import (
@@ -11,6 +15,9 @@ from gol.models.builders import (
     build_maskrcnn_r101_fpn,
     build_maskrcnn_x101_fpn,
 )
+from gol.models.cascade import build_cascade_r101_fpn
+from gol.models.cascade_heads import CascadeRoIHeads
+from gol.models.htc import DetectorUnavailableError, build_htc_r101_fpn, check_detector_available
 from gol.models.normed import NormedConv2d, NormedLinear
 from gol.models.predictors import GolBoxPredictor
 from gol.models.roi_heads import GolRoIHeads
@@ -19,6 +26,8 @@ from gol.models.transform import GolTransform
 from gol.models.weights import WeightsMismatchError, WeightsNotFoundError
 
 __all__ = [
+    "CascadeRoIHeads",
+    "DetectorUnavailableError",
     "GolBoxPredictor",
     "GolRoIHeads",
     "GolTransform",
@@ -26,9 +35,12 @@ __all__ = [
     "NormedLinear",
     "WeightsMismatchError",
     "WeightsNotFoundError",
+    "build_cascade_r101_fpn",
+    "build_htc_r101_fpn",
     "build_maskrcnn_r101_fpn",
     "build_maskrcnn_r50_fpn",
     "build_maskrcnn_r50_fpn_v2",
     "build_maskrcnn_x101_fpn",
     "build_tiny",
+    "check_detector_available",
 ]

@@ -56,6 +56,45 @@ def box_regression_loss(box_regression: Tensor, labels: Tensor, regression_targe
     return loss / labels.numel()
 
 
+def select_detections(
+    boxes: Tensor, scores: Tensor, *, score_thresh: float, nms_thresh: float, detections_per_img: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """torchvision's per-image test-time filtering of (RoI, class) candidates.
+
+    Args:
+        boxes: (R_i, K, 4) float, one box per RoI and foreground class, already clipped to the image.
+        scores: (R_i, K) float, foreground scores; column k is label k + 1.
+        score_thresh, nms_thresh, detections_per_img: keep ``score > score_thresh``, drop boxes under 0.01 px,
+            NMS per class at ``nms_thresh``, keep the best ``detections_per_img``.
+
+    Returns:
+        boxes (N, 4), scores (N,) and labels (N,) int64 in 1..K, best first.
+    """
+    labels = torch.arange(1, scores.shape[1] + 1, device=scores.device)  # (K,)
+    labels = labels.view(1, -1).expand_as(scores).reshape(-1)  # (R_i * K,)
+    boxes = boxes.reshape(-1, 4)  # (R_i * K, 4)
+    scores = scores.reshape(-1)  # (R_i * K,)
+
+    keep = torch.where(scores > score_thresh)[0]
+    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    keep = box_ops.remove_small_boxes(boxes, min_size=MIN_BOX_SIZE)
+    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    keep = box_ops.batched_nms(boxes, scores, labels, nms_thresh)[:detections_per_img]
+    return boxes[keep], scores[keep], labels[keep]
+
+
+def check_training_targets(targets: list[dict[str, Tensor]] | None, *, owner: str) -> list[dict[str, Tensor]]:
+    """The training targets, checked as torchvision does: present, float ``boxes``, int64 ``labels``."""
+    if targets is None:
+        raise ValueError(f"{owner} needs targets in training mode")
+    for t in targets:
+        if not t["boxes"].is_floating_point():
+            raise TypeError(f"target boxes must be floating point, got {t['boxes'].dtype}")
+        if t["labels"].dtype != torch.int64:
+            raise TypeError(f"target labels must be int64, got {t['labels'].dtype}")
+    return targets
+
+
 class GolRoIHeads(RoIHeads):
     """Box and mask heads of Mask R-CNN whose classification goes through ``cls_loss``.
 
@@ -127,26 +166,22 @@ class GolRoIHeads(RoIHeads):
             )
         boxes_per_image = [p.shape[0] for p in proposals]
         pred_boxes = self.box_coder.decode(box_regression, proposals)  # (R, K + 1, 4)
-        all_labels = torch.arange(1, num_slots, device=class_logits.device)  # (K,)
 
         out_boxes, out_scores, out_labels = [], [], []
         for boxes, image_scores, image_shape in zip(
             pred_boxes.split(boxes_per_image), scores.split(boxes_per_image), image_shapes
         ):
             boxes = box_ops.clip_boxes_to_image(boxes, image_shape)[:, 1:]  # (R_i, K, 4), background dropped
-            labels = all_labels.view(1, -1).expand_as(image_scores)  # (R_i, K)
-            boxes = boxes.reshape(-1, 4)  # (R_i * K, 4)
-            image_scores = image_scores.reshape(-1)  # (R_i * K,)
-            labels = labels.reshape(-1)  # (R_i * K,)
-
-            keep = torch.where(image_scores > self.score_thresh)[0]
-            boxes, image_scores, labels = boxes[keep], image_scores[keep], labels[keep]
-            keep = box_ops.remove_small_boxes(boxes, min_size=MIN_BOX_SIZE)
-            boxes, image_scores, labels = boxes[keep], image_scores[keep], labels[keep]
-            keep = box_ops.batched_nms(boxes, image_scores, labels, self.nms_thresh)[: self.detections_per_img]
-            out_boxes.append(boxes[keep])
-            out_scores.append(image_scores[keep])
-            out_labels.append(labels[keep])
+            boxes, image_scores, labels = select_detections(
+                boxes,
+                image_scores,
+                score_thresh=self.score_thresh,
+                nms_thresh=self.nms_thresh,
+                detections_per_img=self.detections_per_img,
+            )
+            out_boxes.append(boxes)
+            out_scores.append(image_scores)
+            out_labels.append(labels)
         return out_boxes, out_scores, out_labels
 
     def forward(
@@ -162,13 +197,7 @@ class GolRoIHeads(RoIHeads):
         per image with ``boxes`` (N, 4), ``labels`` (N,), ``scores`` (N,) and ``masks`` (N, 1, 28, 28) and no losses.
         """
         if self.training:
-            if targets is None:
-                raise ValueError("GolRoIHeads needs targets in training mode")
-            for t in targets:
-                if not t["boxes"].is_floating_point():
-                    raise TypeError(f"target boxes must be floating point, got {t['boxes'].dtype}")
-                if t["labels"].dtype != torch.int64:
-                    raise TypeError(f"target labels must be int64, got {t['labels'].dtype}")
+            targets = check_training_targets(targets, owner=type(self).__name__)
             proposals, matched_idxs, labels, regression_targets = self.select_training_samples(proposals, targets)
 
         box_features = self.box_head(self.box_roi_pool(features, proposals, image_shapes))

@@ -35,7 +35,10 @@ def _compose(option: str, *overrides: str):
 
 
 def test_every_builder_has_an_option() -> None:
-    assert OPTIONS == ["maskrcnn_r101_fpn", "maskrcnn_r50_fpn", "maskrcnn_r50_fpn_v2", "maskrcnn_x101_fpn", "tiny"]
+    assert OPTIONS == [
+        "cascade_r101_fpn", "htc_r101_fpn", "maskrcnn_r101_fpn", "maskrcnn_r50_fpn", "maskrcnn_r50_fpn_v2",
+        "maskrcnn_x101_fpn", "tiny",
+    ]
 
 
 @pytest.mark.parametrize("option", OPTIONS)
