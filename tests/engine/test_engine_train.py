@@ -106,3 +106,13 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, data_root):
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
     assert json.loads((straight / "metrics.json").read_text()) == json.loads((interrupted / "metrics.json").read_text())
+
+
+def test_gol_eval_on_a_run_reproduces_its_metrics(tmp_path, data_root):
+    run_dir = tmp_path / "run"
+    assert run_train(smoke(tmp_path, data_root, run_dir, "logger=none"), cwd=tmp_path).returncode == 0
+    out = tmp_path / "again.json"
+    done = subprocess.run([sys.executable, "-m", "gol.evaluation.cli", "--run", str(run_dir), "--out", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(out.read_text()) == json.loads((run_dir / "metrics.json").read_text())
