@@ -1,4 +1,5 @@
 import json
+import time
 
 import pytest
 
@@ -55,6 +56,7 @@ def test_offline_run_writes_real_files_and_resumes_same_id(no_login, tmp_path):
         tracker.summarize({"segm": {"AP": 0.5}, "bbox": {"AP": 0.25}},
                           {"categories": [{"id": 1, "name": "a", "bbox_AP": 0.1, "segm_AP": None}]})
         tracker.finish(failed=False)
+        time.sleep(1.1)  # offline folders are named to the second; a real requeue comes seconds later
     runs = sorted((run_dir / "wandb").glob(f"offline-run-*-{rid}"))
     assert len(runs) == 2
     for folder in runs:
