@@ -19,165 +19,73 @@ partial a detector config gives; every other argument comes from the config. Com
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from torchvision.models.detection import MaskRCNN
 
 from gol.models.assemble import DetectorOptions
-from gol.models.resnet_fpn import R50, R50_V2, R101, X101, build_resnet_maskrcnn
+from gol.models.resnet_fpn import R50, R50_V2, R101, X101, ResNetSpec, build_resnet_maskrcnn
 
 if TYPE_CHECKING:
     from gol.losses.base import ClassificationLoss
 
 
-def build_maskrcnn_r50_fpn(
-    *,
-    num_classes: int,
-    cls_loss: ClassificationLoss,
-    train_sizes: Sequence[int],
-    test_size: int,
-    max_size: int,
-    weights: str | None = None,
-    weights_backbone: str | None = None,
-    allow_download: bool = False,
-    trainable_backbone_layers: int | None = None,
-    box_score_thresh: float = 1e-4,
-    box_nms_thresh: float = 0.5,
-    box_detections_per_img: int = 300,
-    box_batch_size_per_image: int = 512,
-    rpn_pre_nms_top_n_train: int = 2000,
-    rpn_pre_nms_top_n_test: int = 1000,
-    rpn_post_nms_top_n_train: int = 2000,
-    rpn_post_nms_top_n_test: int = 1000,
-    normed_mask: bool = False,
-    classifier_temperature: float | None = None,
-) -> MaskRCNN:
-    """Mask R-CNN ResNet-50 FPN (the paper's R50; torchvision ``maskrcnn_resnet50_fpn``)."""
-    options = DetectorOptions(
-        train_sizes=train_sizes, test_size=test_size, max_size=max_size, box_score_thresh=box_score_thresh,
-        box_nms_thresh=box_nms_thresh, box_detections_per_img=box_detections_per_img,
-        box_batch_size_per_image=box_batch_size_per_image, rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
-        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test, rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
-        rpn_post_nms_top_n_test=rpn_post_nms_top_n_test, normed_mask=normed_mask,
-        classifier_temperature=classifier_temperature,
-    )
-    return build_resnet_maskrcnn(
-        R50, num_classes=num_classes, cls_loss=cls_loss, options=options, weights=weights,
-        weights_backbone=weights_backbone, allow_download=allow_download,
-        trainable_backbone_layers=trainable_backbone_layers,
-    )
+def _resnet_variant(spec: ResNetSpec, name: str, doc: str) -> Callable[..., MaskRCNN]:
+    """One builder per backbone variant, sharing a single keyword-only signature."""
+
+    def build(
+        *,
+        num_classes: int,
+        cls_loss: ClassificationLoss,
+        train_sizes: Sequence[int],
+        test_size: int,
+        max_size: int,
+        weights: str | None = None,
+        weights_backbone: str | None = None,
+        allow_download: bool = False,
+        trainable_backbone_layers: int | None = None,
+        box_score_thresh: float = 1e-4,
+        box_nms_thresh: float = 0.5,
+        box_detections_per_img: int = 300,
+        box_batch_size_per_image: int = 512,
+        rpn_pre_nms_top_n_train: int = 2000,
+        rpn_pre_nms_top_n_test: int = 1000,
+        rpn_post_nms_top_n_train: int = 2000,
+        rpn_post_nms_top_n_test: int = 1000,
+        normed_mask: bool = False,
+        classifier_temperature: float | None = None,
+    ) -> MaskRCNN:
+        options = DetectorOptions(
+            train_sizes=train_sizes, test_size=test_size, max_size=max_size, box_score_thresh=box_score_thresh,
+            box_nms_thresh=box_nms_thresh, box_detections_per_img=box_detections_per_img,
+            box_batch_size_per_image=box_batch_size_per_image, rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
+            rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test, rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
+            rpn_post_nms_top_n_test=rpn_post_nms_top_n_test, normed_mask=normed_mask,
+            classifier_temperature=classifier_temperature,
+        )  # fmt: skip
+        return build_resnet_maskrcnn(
+            spec, num_classes=num_classes, cls_loss=cls_loss, options=options, weights=weights,
+            weights_backbone=weights_backbone, allow_download=allow_download,
+            trainable_backbone_layers=trainable_backbone_layers,
+        )  # fmt: skip
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = doc
+    return build
 
 
-def build_maskrcnn_r50_fpn_v2(
-    *,
-    num_classes: int,
-    cls_loss: ClassificationLoss,
-    train_sizes: Sequence[int],
-    test_size: int,
-    max_size: int,
-    weights: str | None = None,
-    weights_backbone: str | None = None,
-    allow_download: bool = False,
-    trainable_backbone_layers: int | None = None,
-    box_score_thresh: float = 1e-4,
-    box_nms_thresh: float = 0.5,
-    box_detections_per_img: int = 300,
-    box_batch_size_per_image: int = 512,
-    rpn_pre_nms_top_n_train: int = 2000,
-    rpn_pre_nms_top_n_test: int = 1000,
-    rpn_post_nms_top_n_train: int = 2000,
-    rpn_post_nms_top_n_test: int = 1000,
-    normed_mask: bool = False,
-    classifier_temperature: float | None = None,
-) -> MaskRCNN:
-    """Mask R-CNN ResNet-50 FPN v2 (torchvision ``maskrcnn_resnet50_fpn_v2``: BN heads, 4conv1fc box head)."""
-    options = DetectorOptions(
-        train_sizes=train_sizes, test_size=test_size, max_size=max_size, box_score_thresh=box_score_thresh,
-        box_nms_thresh=box_nms_thresh, box_detections_per_img=box_detections_per_img,
-        box_batch_size_per_image=box_batch_size_per_image, rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
-        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test, rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
-        rpn_post_nms_top_n_test=rpn_post_nms_top_n_test, normed_mask=normed_mask,
-        classifier_temperature=classifier_temperature,
-    )
-    return build_resnet_maskrcnn(
-        R50_V2, num_classes=num_classes, cls_loss=cls_loss, options=options, weights=weights,
-        weights_backbone=weights_backbone, allow_download=allow_download,
-        trainable_backbone_layers=trainable_backbone_layers,
-    )
-
-
-def build_maskrcnn_r101_fpn(
-    *,
-    num_classes: int,
-    cls_loss: ClassificationLoss,
-    train_sizes: Sequence[int],
-    test_size: int,
-    max_size: int,
-    weights: str | None = None,
-    weights_backbone: str | None = None,
-    allow_download: bool = False,
-    trainable_backbone_layers: int | None = None,
-    box_score_thresh: float = 1e-4,
-    box_nms_thresh: float = 0.5,
-    box_detections_per_img: int = 300,
-    box_batch_size_per_image: int = 512,
-    rpn_pre_nms_top_n_train: int = 2000,
-    rpn_pre_nms_top_n_test: int = 1000,
-    rpn_post_nms_top_n_train: int = 2000,
-    rpn_post_nms_top_n_test: int = 1000,
-    normed_mask: bool = False,
-    classifier_temperature: float | None = None,
-) -> MaskRCNN:
-    """Mask R-CNN ResNet-101 FPN (the paper's R101; torchvision has no detector weights for it)."""
-    options = DetectorOptions(
-        train_sizes=train_sizes, test_size=test_size, max_size=max_size, box_score_thresh=box_score_thresh,
-        box_nms_thresh=box_nms_thresh, box_detections_per_img=box_detections_per_img,
-        box_batch_size_per_image=box_batch_size_per_image, rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
-        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test, rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
-        rpn_post_nms_top_n_test=rpn_post_nms_top_n_test, normed_mask=normed_mask,
-        classifier_temperature=classifier_temperature,
-    )
-    return build_resnet_maskrcnn(
-        R101, num_classes=num_classes, cls_loss=cls_loss, options=options, weights=weights,
-        weights_backbone=weights_backbone, allow_download=allow_download,
-        trainable_backbone_layers=trainable_backbone_layers,
-    )
-
-
-def build_maskrcnn_x101_fpn(
-    *,
-    num_classes: int,
-    cls_loss: ClassificationLoss,
-    train_sizes: Sequence[int],
-    test_size: int,
-    max_size: int,
-    weights: str | None = None,
-    weights_backbone: str | None = None,
-    allow_download: bool = False,
-    trainable_backbone_layers: int | None = None,
-    box_score_thresh: float = 1e-4,
-    box_nms_thresh: float = 0.5,
-    box_detections_per_img: int = 300,
-    box_batch_size_per_image: int = 512,
-    rpn_pre_nms_top_n_train: int = 2000,
-    rpn_pre_nms_top_n_test: int = 1000,
-    rpn_post_nms_top_n_train: int = 2000,
-    rpn_post_nms_top_n_test: int = 1000,
-    normed_mask: bool = False,
-    classifier_temperature: float | None = None,
-) -> MaskRCNN:
-    """Mask R-CNN ResNeXt-101 64x4d FPN (the paper's X101, mmdet ``open-mmlab://resnext101_64x4d``)."""
-    options = DetectorOptions(
-        train_sizes=train_sizes, test_size=test_size, max_size=max_size, box_score_thresh=box_score_thresh,
-        box_nms_thresh=box_nms_thresh, box_detections_per_img=box_detections_per_img,
-        box_batch_size_per_image=box_batch_size_per_image, rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
-        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test, rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
-        rpn_post_nms_top_n_test=rpn_post_nms_top_n_test, normed_mask=normed_mask,
-        classifier_temperature=classifier_temperature,
-    )
-    return build_resnet_maskrcnn(
-        X101, num_classes=num_classes, cls_loss=cls_loss, options=options, weights=weights,
-        weights_backbone=weights_backbone, allow_download=allow_download,
-        trainable_backbone_layers=trainable_backbone_layers,
-    )
+build_maskrcnn_r50_fpn = _resnet_variant(
+    R50, "build_maskrcnn_r50_fpn", "Mask R-CNN ResNet-50 FPN (the paper's R50; torchvision ``maskrcnn_resnet50_fpn``)."
+)
+build_maskrcnn_r50_fpn_v2 = _resnet_variant(
+    R50_V2, "build_maskrcnn_r50_fpn_v2",
+    "Mask R-CNN ResNet-50 FPN v2 (torchvision ``maskrcnn_resnet50_fpn_v2``: BN heads, 4conv1fc box head).",
+)
+build_maskrcnn_r101_fpn = _resnet_variant(
+    R101, "build_maskrcnn_r101_fpn", "Mask R-CNN ResNet-101 FPN (the paper's R101; torchvision has no detector weights for it)."
+)
+build_maskrcnn_x101_fpn = _resnet_variant(
+    X101, "build_maskrcnn_x101_fpn",
+    "Mask R-CNN ResNeXt-101 64x4d FPN (the paper's X101, mmdet ``open-mmlab://resnext101_64x4d``).",
+)
