@@ -112,6 +112,8 @@ def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         # Checked before anything is built; a refused cell still leaves a failed record with the reason.
         validate(cfg, loss_option=ctx.choices.get("loss"))
         return _train(cfg, ctx, world, rec)
+    except (SystemExit, KeyboardInterrupt):
+        raise  # preempted or stopped: the record stays "running" and the requeued job resumes it
     except BaseException as error:
         if rec is not None:
             rec.fail(error)  # the sweep status shows the first line of the error
@@ -176,7 +178,7 @@ def _train(cfg: DictConfig, ctx: RunContext, world: distributed.World, rec: reco
                     "experiment": ctx.experiment, "overrides": ctx.overrides},
         )  # fmt: skip
         rec.update(wandb=tracker.info)
-    failed = True
+    outcome = "failed"
     try:
         if progress.iteration < max_iter:
             trained = model
@@ -192,11 +194,14 @@ def _train(cfg: DictConfig, ctx: RunContext, world: distributed.World, rec: reco
             tracker.summarize(metrics, per_category)
             rec.finish(metrics=metrics, per_category=per_category)
         distributed.barrier(world)
-        failed = False
+        outcome = "finished"
         return metrics
+    except (SystemExit, KeyboardInterrupt):
+        outcome = "preempted"
+        raise
     finally:
         if tracker is not None:
-            tracker.finish(failed=failed)
+            tracker.finish(outcome)
 
 
 @dataclass
@@ -237,7 +242,8 @@ class Loop:
                 if progress.iteration % self.schedule.log_period == 0 or progress.iteration == self.max_iter:
                     seconds = (time.perf_counter() - started) / (progress.iteration - first)
                     self.log(losses, total, progress, seconds)
-                    bar.set_postfix(loss=f"{float(total):.3f}", lr=f"{self.optimizer.param_groups[0]['lr']:.4f}")
+                    lr = self.optimizer.param_groups[0]["lr"]
+                    bar.set_postfix(loss=f"{float(total.detach()):.3f}", lr=f"{lr:.4f}")
                 if progress.iteration % self.schedule.checkpoint_period == 0 or progress.iteration == self.max_iter:
                     self.save(progress)
                 if progress.iteration >= self.max_iter:
@@ -267,7 +273,7 @@ class Loop:
         else:
             progress.skipped += 1
             log.warning("iteration %d: non-finite loss %s; step skipped (%d so far)",
-                        progress.iteration, float(total), progress.skipped)  # fmt: skip
+                        progress.iteration, float(total.detach()), progress.skipped)  # fmt: skip
             if progress.skipped > self.schedule.max_nonfinite:
                 raise NonFiniteLossError(
                     f"{progress.skipped} training steps had a non-finite loss (limit schedule.max_nonfinite="

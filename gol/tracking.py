@@ -111,11 +111,18 @@ class Tracker:
             table = wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in rows])
             self.run.log({"per_category_ap": table})
 
-    def mark_preempting(self) -> None:
-        if self.run is not None:
-            self.run.mark_preempting()
+    def finish(self, outcome: str) -> None:
+        """End the run: ``finished``, ``failed``, or ``preempted`` (marked so; the requeued job continues it).
 
-    def finish(self, *, failed: bool) -> None:
-        if self.run is not None:
-            self.run.finish(exit_code=1 if failed else 0)
-            self.run = None
+        Never raises: on preemption SLURM's signal may already have stopped W&B's service process, and a W&B error
+        must not hide the job's own outcome.
+        """
+        run, self.run = self.run, None
+        if run is None:
+            return
+        try:
+            if outcome == "preempted":
+                run.mark_preempting()
+            run.finish(exit_code=0 if outcome == "finished" else 1)
+        except Exception as error:  # noqa: BLE001 - reporting only
+            log.warning("W&B run %s could not be closed (%s): %s", run.id, outcome, error)

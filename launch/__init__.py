@@ -1,4 +1,5 @@
 """Running sweeps on SLURM: preflight checks of a request (``preflight``), what the cluster offers and runs
-(``slurm``), GPU-hour estimates (``cost``), and the state of a sweep's cells (``sweep``, ``gol-sweep status``).
+(``slurm``), GPU-hour estimates (``cost``), the state of a sweep's cells (``sweep``, ``gol-sweep status``), and
+what a launch will submit (``plan``, used by the launchers of ``hydra_plugins/gol_launcher``).
 The Hydra launcher presets live in ``conf/hydra/launcher/``; the local test cluster in ``launch/cluster/``.
 """

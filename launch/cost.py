@@ -18,14 +18,14 @@ class CellCost:
     name: str
     iterations: int
     seconds_per_iteration: float
-    gpus: int
+    gpus: int  # per job; 0 for a CPU job (it costs wall hours, no GPU hours)
 
     def __post_init__(self) -> None:
-        if self.iterations < 0 or self.seconds_per_iteration < 0 or self.gpus < 1:
+        if self.iterations < 0 or self.seconds_per_iteration < 0 or self.gpus < 0:
             raise ValueError(
-                f"cell '{self.name}': iterations ({self.iterations}) and seconds_per_iteration "
-                f"({self.seconds_per_iteration}) must be >= 0 and gpus ({self.gpus}) >= 1; "
-                f"fix the schedule or detector config"
+                f"cell '{self.name}': iterations ({self.iterations}), seconds_per_iteration "
+                f"({self.seconds_per_iteration}) and gpus ({self.gpus}) must be >= 0; "
+                f"fix the schedule, hydra.launcher.seconds_per_iter or the GPU request"
             )
 
     @property

@@ -13,11 +13,13 @@ States
     running    record.json says running and either a SLURM job of the sweep with that folder's job id is
                queued or running (a requeued job keeps its id), or the record was updated within
                ``--stale-after-min`` minutes
-    failed     record.json says failed (first line of its error)
+    failed     record.json says failed (first line of its error), and no SLURM job with that folder's job id is
+               queued or running (a preempted job is recorded failed until its requeued attempt starts: running)
     stale      record.json says running but neither of the above: the job died without saying so
     missing    no folder or no record.json yet (a job that is still queued has no folder)
 
-:func:`cells_to_run` gives the cells a re-launch should run: everything but finished and running cells.
+:func:`cells_to_run` gives the cells a re-launch should run: everything but finished and running cells; the
+launchers of ``hydra_plugins/gol_launcher`` do the same per job folder with :func:`folder_state`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from launch.runs import RunFolder, scan_runs
+from launch.runs import RunFolder, read_run, scan_runs
 from launch.slurm import SlurmUnavailableError, live_jobs
 
 log = logging.getLogger(__name__)
@@ -102,7 +104,7 @@ def _expand_job_ids(job_id: str) -> set[str]:
     return ids
 
 
-def _query_live(sweep_dir: Path) -> set[str] | None:
+def live_job_ids(sweep_dir: Path) -> set[str] | None:
     """Job ids SLURM still has queued or running for this sweep; None when SLURM cannot be asked."""
     try:
         jobs = live_jobs(under=sweep_dir)
@@ -143,7 +145,10 @@ def classify(run: RunFolder, live: Collection[str] | None, now: datetime, stale_
     if state == "finished":
         return "finished", _metrics_summary(run.metrics)
     if state == "failed":
-        return "failed", str(run.record.get("error") or "no error recorded").splitlines()[0]
+        error = str(run.record.get("error") or "no error recorded").splitlines()[0]
+        if is_live:  # a preempted job is recorded failed until its requeued attempt starts
+            return "running", f"{job} queued or running again after: {error}"
+        return "failed", error
     updated = run.updated_at
     age = None if updated is None else now - updated
     progress = f"iteration {run.record.get('iteration', '?')}/{run.record.get('max_iter', '?')}"
@@ -151,6 +156,15 @@ def classify(run: RunFolder, live: Collection[str] | None, now: datetime, stale_
     if is_live or (age is not None and age <= stale_after):
         return "running", f"{progress}, {ago}, {job}"
     return "stale", f"{progress}, {ago}, no live SLURM job; the job died without recording it"
+
+
+def folder_state(
+    path: Path, live: Collection[str] | None, now: datetime, stale_after: timedelta = STALE_AFTER
+) -> tuple[str, str]:
+    """(state, detail) of the run folder at ``path``, which may not exist yet (``missing``)."""
+    if not (path / ".hydra" / "overrides.yaml").is_file():
+        return ("missing", "no run folder") if not path.is_dir() else ("missing", "folder without a started job")
+    return classify(read_run(path), live, now, stale_after)
 
 
 _RANK = {"finished": 0, "running": 1, "failed": 2, "stale": 2, "missing": 3}
@@ -175,7 +189,7 @@ def sweep_status(
     cells = [tuple(c) for c in (expected_cells_from_multirun(sweep_dir) if expected is None else expected)]
     runs = scan_runs(sweep_dir)
     if live is None and query_slurm:
-        live = _query_live(sweep_dir)
+        live = live_job_ids(sweep_dir)
     now = datetime.now().astimezone() if now is None else now
     matched: set[Path] = set()
     statuses = []
@@ -245,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         expected = None if args.experiment is None else expected_cells_from_experiment(args.experiment)
-        live = _query_live(args.sweep_dir)
+        live = live_job_ids(args.sweep_dir)
         statuses = sweep_status(
             args.sweep_dir, expected, live=live, query_slurm=False, stale_after=timedelta(minutes=args.stale_after_min)
         )

@@ -1,1 +1,3 @@
-"""Submitit launchers for Hydra that tell W&B when a job is being preempted (see launcher.py)."""
+"""Submitit launchers for gol sweeps: fill-in of unfinished cells, checks before queueing and a dry run
+(``launcher.py``), running the cell inside each job with preemption handling (``task.py``), and the config
+schemas of the presets (``config.py``)."""

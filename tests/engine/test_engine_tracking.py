@@ -55,7 +55,7 @@ def test_offline_run_writes_real_files_and_resumes_same_id(no_login, tmp_path):
         tracker.log({"train/loss": 1.0}, iteration=attempt + 1)
         tracker.summarize({"segm": {"AP": 0.5}, "bbox": {"AP": 0.25}},
                           {"categories": [{"id": 1, "name": "a", "bbox_AP": 0.1, "segm_AP": None}]})
-        tracker.finish(failed=False)
+        tracker.finish("finished")
         time.sleep(1.1)  # offline folders are named to the second; a real requeue comes seconds later
     runs = sorted((run_dir / "wandb").glob(f"offline-run-*-{rid}"))
     assert len(runs) == 2
@@ -67,7 +67,7 @@ def test_disabled_logger_writes_nothing(tmp_path):
     tracker = Tracker(LoggerConf(enabled=False), run_dir=tmp_path, run_id="x", group="g", name="n", config={})
     assert tracker.info is None
     tracker.log({"a": 1.0}, iteration=1)
-    tracker.finish(failed=False)
+    tracker.finish("finished")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -96,6 +97,48 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
             yield LocalCluster(state_dir=state, slurm_conf=conf, partition="debug", gpus=2)
         finally:
             _script("stop.sh", env, timeout_s=90)
+
+
+@dataclass
+class GolTrainProcess:
+    """A ``python -m gol.train`` process in its own process group (with any local jobs it starts)."""
+
+    process: subprocess.Popen[str]
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def finish(self, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
+        """Wait for it; past ``timeout_s`` kill its process group and fail with the end of its output."""
+        try:
+            out, err = self.process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            out, err = self.process.communicate()
+            tail = f"{out[-2000:]}{err[-2000:]}"
+            raise AssertionError(f"gol-train did not end within {timeout_s:.0f} s:\n{tail}") from None
+        return subprocess.CompletedProcess(self.process.args, self.process.returncode, out, err)
+
+    def kill(self) -> None:
+        if self.running():
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def gol_train() -> Callable[..., GolTrainProcess]:
+    """``gol_train(*args, cwd=..., env={...})`` starts ``python -m gol.train *args`` (stdout and stderr piped,
+    text). W&B is offline with HOME=cwd (no login), and no GOL_* or WANDB_* setting of the calling shell leaks
+    in; ``env`` adds or replaces variables (SLURM_CONF comes from the cluster fixture)."""
+
+    def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> GolTrainProcess:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("GOL_", "WANDB_"))}
+        return GolTrainProcess(subprocess.Popen(
+            [sys.executable, "-m", "gol.train", *args], cwd=cwd, text=True, start_new_session=True,
+            env={**base, "HOME": str(cwd), "WANDB_MODE": "offline", **(env or {})},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        ))  # fmt: skip
+
+    return start
 
 
 @pytest.fixture

@@ -107,8 +107,9 @@ def test_gpu_hours_table() -> None:
     assert table[0].split() == ["cell", "iterations", "s/iter", "GPUs", "wall", "h", "GPU", "h"]
     assert table[2].split() == ["loss=ce", "90,000", "0.8", "4", "20.0", "80.0"]
     assert table[-1].split() == ["total", "(2", "cells)", "180,000", "45.0", "180.0"]
-    with pytest.raises(ValueError, match="gpus \\(0\\) >= 1"):
-        CellCost("bad", 10, 1.0, 0)
+    assert CellCost("cpu job", 3_600, 1.0, 0).gpu_hours == 0.0
+    with pytest.raises(ValueError, match="gpus \\(-1\\) must be >= 0"):
+        CellCost("bad", 10, 1.0, -1)
 
 
 @pytest.mark.slurm

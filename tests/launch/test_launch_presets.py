@@ -14,11 +14,8 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.gol_launcher.launcher import (
-    PreemptibleLocalLauncher,
-    PreemptibleSlurmLauncher,
-    mark_wandb_preempting,
-)
+from hydra_plugins.gol_launcher.launcher import PreemptibleLocalLauncher, PreemptibleSlurmLauncher
+from hydra_plugins.gol_launcher.task import mark_wandb_preempting
 
 Preset = Callable[..., DictConfig]
 
@@ -38,8 +35,21 @@ def test_slurm_preset_is_the_paper_job(launcher_preset: Preset, monkeypatch: pyt
     assert cfg["partition"] is None and cfg["account"] == "lab42"
     assert cfg["max_num_timeout"] >= 1
     assert cfg["setup"] == [f"export OMP_NUM_THREADS={cfg['cpus_per_task']}"]
+    assert cfg["dry_run"] is False and cfg["num_train_images"] == {"lvis_v1": 100_170, "lvis_v05": 57_263}
+    detectors = {"maskrcnn_r50_fpn", "maskrcnn_r101_fpn", "maskrcnn_x101_fpn", "cascade_r101_fpn", "htc_r101_fpn"}
+    assert detectors <= set(cfg["seconds_per_iter"])
     # Everything else is the plugin's schema: a typo in a preset fails at compose time.
     assert cfg["submitit_folder"].endswith("/.submitit/%j") and "array_parallelism" in cfg
+
+
+def test_one_task_per_gpu(launcher_preset: Preset) -> None:
+    cfg = resolved(launcher_preset("slurm", "hydra.launcher.gpus_per_node=8"))
+    assert (cfg["gpus_per_node"], cfg["tasks_per_node"]) == (8, 8)
+
+
+def test_misspelt_launcher_key_fails_at_compose(launcher_preset: Preset) -> None:
+    with pytest.raises(Exception, match="dryrun"):
+        launcher_preset("slurm", "hydra.launcher.dryrun=true")
 
 
 def test_partition_from_environment_and_override(launcher_preset: Preset, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,7 +63,8 @@ def test_local_cluster_preset_is_small(launcher_preset: Preset, monkeypatch: pyt
     cfg = resolved(launcher_preset("local_cluster"))
     assert cfg["_target_"].endswith("PreemptibleSlurmLauncher")
     assert (cfg["tasks_per_node"], cfg["gpus_per_node"], cfg["cpus_per_task"], cfg["partition"]) == (1, None, 1, None)
-    assert cfg["max_num_timeout"] >= 1 and cfg["timeout_min"] <= 60 and cfg["setup"] is None
+    assert cfg["max_num_timeout"] >= 1 and cfg["timeout_min"] <= 60
+    assert cfg["setup"] == ["export OMP_NUM_THREADS=1"]  # one thread per single-CPU task
 
 
 def test_local_preset(launcher_preset: Preset) -> None:

@@ -125,6 +125,23 @@ def test_live_slurm_job_keeps_an_old_record_running(sweep_dir: Path) -> None:
         hydra_yaml.write_text(original)
 
 
+def test_failed_record_of_a_live_job_is_a_requeued_cell(sweep_dir: Path) -> None:
+    """A preempted job records failed when stopped; while SLURM holds it again (requeued) it counts as running."""
+    hydra_yaml = sweep_dir / "hold_s=0,tag=a,x=2" / ".hydra" / "hydra.yaml"
+    original = hydra_yaml.read_text()
+    hydra_yaml.write_text(original.replace("    id: '2'", "    id: '41_2'", 1))
+    try:
+        assert "id: '41_2'" in hydra_yaml.read_text()
+        status = _by_cell(sweep_status(sweep_dir, live={"41_2"}, now=NOW))[("2", "a")]
+        assert (status.state, status.detail) == (
+            "running", "job 41_2 queued or running again after: RuntimeError: loss is NaN at iteration 120; lower "
+            "the learning rate",
+        )  # fmt: skip
+        assert _by_cell(sweep_status(sweep_dir, live=set(), now=NOW))[("2", "a")].state == "failed"
+    finally:
+        hydra_yaml.write_text(original)
+
+
 def test_stale_after_is_configurable(sweep_dir: Path) -> None:
     statuses = _by_cell(sweep_status(sweep_dir, live=set(), now=NOW, stale_after=timedelta(minutes=1)))
     assert statuses[("1", "b")].state == "stale"

@@ -1,0 +1,110 @@
+"""What the gol launchers do inside each task of a submitted job: run the cell, and handle preemption.
+
+submitit unpickles the launcher in every task of the job and calls it (:meth:`TaskRunner.__call__`); on
+preemption (SLURM's USR2) or an approaching time limit it calls :meth:`TaskRunner.checkpoint` in the task
+process, which marks the active W&B run as preempting and resubmits the same task; submitit then requeues the
+job (same id, same overrides, same run folder) and the engine resumes from the folder's latest checkpoint.
+
+- Every task of a multi-task job runs the cell (the engine joins them in one process group); only rank 0 writes
+  Hydra's ``.hydra/`` files.
+- SLURM signals every process of the job step: processes the task forks (data loader workers) would run
+  submitit's handler too, so they ignore the preemption signal.
+- When requeueing, SLURM also stops the task's helper processes (W&B's service), so the task may end in an
+  error instead of submitit's exit: a task that fails after :meth:`checkpoint` leaves no result, and the
+  launcher waits for the requeued attempt instead of reporting a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+from omegaconf import open_dict
+
+log = logging.getLogger(__name__)
+
+
+def mark_wandb_preempting() -> bool:
+    """Mark the active W&B run of this process as preempting; return whether there was one.
+
+    wandb is looked up in ``sys.modules`` rather than imported: a task that never imported it has no run,
+    and importing it in a signal handler would only cost time before the kill.
+    """
+    wandb = sys.modules.get("wandb")
+    run = getattr(wandb, "run", None) if wandb is not None else None
+    if run is None:
+        log.warning("job preempted or timed out; no active W&B run to mark; resubmitting")
+        return False
+    run.mark_preempting()
+    log.warning("job preempted or timed out; marked W&B run %s as preempting; resubmitting", run.id)
+    return True
+
+
+class TaskRunner(BaseSubmititLauncher):
+    """The in-job half of the gol launchers (the launching half is ``launcher.GolLauncher``)."""
+
+    _preempted = False  # set in the task process by checkpoint()
+
+    def __call__(
+        self,
+        sweep_overrides: list[str],
+        job_dir_key: str,
+        job_num: int,
+        job_id: str,
+        singleton_state: dict[type, Singleton],
+    ) -> JobReturn:
+        """Run the job's task in this SLURM task (every task of a multi-task job runs it; rank 0 records)."""
+        import submitit
+        from submitit.core.utils import UncompletedJobError
+
+        from gol.config.resolvers import register_resolvers
+
+        assert self.hydra_context is not None and self.config is not None and self.task_function is not None
+        self._preempted = False
+        # Processes forked by the task (data loader workers) inherit submitit's handler of the preemption signal,
+        # which SLURM sends to every process of the step: only the task itself may checkpoint and requeue.
+        os.register_at_fork(after_in_child=_ignore_preemption_signal)
+        Singleton.set_state(singleton_state)
+        setup_globals()
+        register_resolvers()  # the job process never ran gol.train.main, which registers them
+        sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, sweep_overrides)
+        environment = submitit.JobEnvironment()
+        with open_dict(sweep_config.hydra):
+            sweep_config.hydra.job.id = environment.job_id
+            sweep_config.hydra.job.num = job_num
+            if environment.global_rank > 0:
+                sweep_config.hydra.output_subdir = None  # rank 0 alone writes .hydra/
+        returned = run_job(
+            hydra_context=self.hydra_context,
+            task_function=self.task_function,
+            config=sweep_config,
+            job_dir_key=job_dir_key,
+            job_subdir_key="hydra.sweep.subdir",
+        )
+        if self._preempted and returned.status == JobStatus.FAILED:
+            error = returned._return_value
+            if not isinstance(error, UncompletedJobError):  # raised when no requeue is left
+                # The task failed while being stopped for the requeue (SLURM's SIGTERM also stops helper
+                # processes such as W&B's service). No result: the requeued job gives the cell's result.
+                first = (str(error).strip().splitlines() or [""])[0]
+                log.warning("task stopped by the preemption (%s: %s); the requeued job continues it",
+                            type(error).__name__, first)  # fmt: skip
+                raise SystemExit(-1)
+        return returned
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        """Called by submitit in the job on preemption or time-out: mark W&B, resubmit the same task."""
+        mark_wandb_preempting()
+        self._preempted = True
+        return super().checkpoint(*args, **kwargs)
+
+
+def _ignore_preemption_signal() -> None:
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")  # submitit's variable for the preemption signal
+    signal.signal(getattr(signal, f"SIG{name}", signal.SIGUSR2), signal.SIG_IGN)

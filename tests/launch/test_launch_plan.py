@@ -1,0 +1,196 @@
+"""Launch planning without a cluster: fill-in states, the other-experiment refusal and the dry run, first as
+functions on hand-written run folders, then through `gol-train -m` (refusals happen before any SLURM query)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from omegaconf import OmegaConf
+
+from launch.cost import CellCost
+from launch.plan import (
+    BatchSplitError,
+    EstimateError,
+    JobCell,
+    SweepFolderError,
+    cell_iterations,
+    check_batch_split,
+    check_experiment,
+    dry_run_report,
+    num_train_images,
+    plan_cells,
+    seconds_per_iteration,
+    summary,
+)
+
+GolTrain = Callable[..., Any]  # the gol_train fixture (conftest.py): starts gol-train, .finish() waits
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def make_run(folder: Path, overrides: list[str], state: str | None, *, experiment: str | None = None,
+             updated: datetime = NOW - timedelta(hours=2)) -> Path:  # fmt: skip
+    """A run folder as Hydra and the engine leave it: .hydra/overrides.yaml, record.json (unless state is None)."""
+    (folder / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(overrides), folder / ".hydra" / "overrides.yaml")
+    if state is not None:
+        error = "RuntimeError: boom" if state == "failed" else None
+        record = {"schema": 1, "run_id": "r", "state": state, "error": error, "experiment": experiment,
+                  "updated_at": updated.isoformat(), "iteration": 3, "max_iter": 40}  # fmt: skip
+        (folder / "record.json").write_text(json.dumps(record))
+    if state == "finished":
+        (folder / "metrics.json").write_text(json.dumps({"segm": {"AP": 0.25}, "bbox": {"AP": 0.26}}))
+    return folder
+
+
+def cell(sweep: Path, name: str, num: int = 0, experiment: str | None = "losses") -> JobCell:
+    return JobCell(job_num=num, overrides=tuple(name.split(",")), folder=sweep / name, experiment=experiment)
+
+
+def test_plan_skips_finished_and_running_cells(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    make_run(sweep / "loss=ce", ["loss=ce"], "finished", experiment="losses")
+    make_run(sweep / "loss=eql", ["loss=eql"], "running", experiment="losses", updated=NOW - timedelta(minutes=1))
+    make_run(sweep / "loss=drop", ["loss=drop"], "failed", experiment="losses")
+    make_run(sweep / "loss=fed", ["loss=fed"], "running", experiment="losses")  # 2 h without update: stale
+    make_run(sweep / "loss=see", ["loss=see"], None)  # the job started, no record yet
+    names = ["loss=ce", "loss=eql", "loss=drop", "loss=fed", "loss=see", "loss=gol"]
+    planned = plan_cells([cell(sweep, n, i) for i, n in enumerate(names)], sweep, query_slurm=False, now=NOW)
+    assert [(p.state, p.submit) for p in planned] == [
+        ("finished", False), ("running", False), ("failed", True), ("stale", True), ("missing", True),
+        ("missing", True),
+    ]  # fmt: skip
+    assert planned[0].detail == "segm AP 25.0 APr - APc - APf - | bbox AP 26.0"
+    assert planned[5].detail == "no run folder"
+    assert summary(planned) == "6 cells: 1 finished, 1 running, 1 failed, 1 stale, 2 missing; 4 to submit"
+    # A shorter stale window makes the recently updated running cell stale too.
+    again = plan_cells([cell(sweep, "loss=eql")], sweep, query_slurm=False, now=NOW, stale_after=timedelta(0))
+    assert again[0].state == "stale" and again[0].submit
+
+
+def test_cell_whose_folder_is_known_only_at_run_time_is_submitted(tmp_path: Path) -> None:
+    unknown = JobCell(job_num=0, overrides=("x=1",), folder=None, experiment=None)
+    (planned,) = plan_cells([unknown], tmp_path, query_slurm=False, now=NOW)
+    assert planned.submit and planned.cell.name(tmp_path) == "x=1"
+
+
+def test_other_experiment_is_refused(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    check_experiment(sweep, {"demo"})  # no folder yet: nothing to refuse
+    make_run(sweep / "loss=ce", ["loss=ce"], "finished", experiment="losses")
+    make_run(sweep / "loss=eql", ["loss=eql"], None)  # no record: says nothing about its experiment
+    check_experiment(sweep, {"losses"})
+    with pytest.raises(SweepFolderError) as refused:
+        check_experiment(sweep, {"demo"})
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message == (
+        f"sweep folder {sweep} holds 1 run(s) of experiment 'losses' (e.g. loss=ce) but this launch is "
+        "experiment 'demo'; launch into another folder with hydra.sweep.dir=<path>"
+    )
+    with pytest.raises(SweepFolderError, match="but this launch is an ad-hoc sweep \\(no experiment\\);"):
+        check_experiment(sweep, {None})
+
+
+def test_schedule_length_as_the_engine_computes_it() -> None:
+    one_x = OmegaConf.create({"epochs": 12, "max_iter": None, "steps": [8, 11], "ims_per_batch": 16})
+    assert cell_iterations(one_x, images=100_170) == 12 * (100_170 // 16)
+    smoke = OmegaConf.create({"epochs": None, "max_iter": 40, "steps": [30], "ims_per_batch": 2})
+    assert cell_iterations(smoke, images=120) == 40
+
+
+def test_estimates_come_from_the_config_or_name_the_fix() -> None:
+    estimates = {"lvis_v1": 100_170}
+    assert num_train_images({"num_train": 120}, "embedded", estimates) == 120
+    assert num_train_images({"train_ann": "x.json"}, "lvis_v1", estimates) == 100_170
+    with pytest.raises(EstimateError, match=r"dataset 'coco'; add \+hydra\.launcher\.num_train_images\.coco=N$"):
+        num_train_images({"train_ann": "x.json"}, "coco", estimates)
+    assert seconds_per_iteration("tiny", {"tiny": 0.15}) == 0.15
+    with pytest.raises(EstimateError, match=r"detector 'htc'; add \+hydra\.launcher\.seconds_per_iter\.htc=S "):
+        seconds_per_iteration("htc", {"tiny": 0.15})
+
+
+def test_global_batch_must_split_over_the_processes_of_a_job() -> None:
+    check_batch_split("loss=ce", 16, 4)
+    with pytest.raises(BatchSplitError, match=r"^cell loss=ce: schedule\.ims_per_batch=16 .* over the 3 processes"):
+        check_batch_split("loss=ce", 16, 3)
+
+
+def test_dry_run_report(tmp_path: Path) -> None:
+    make_run(tmp_path / "loss=ce", ["loss=ce"], "finished")
+    planned = plan_cells([cell(tmp_path, "loss=ce", 0), cell(tmp_path, "loss=eql", 1)], tmp_path,
+                         query_slurm=False, now=NOW)  # fmt: skip
+    report = dry_run_report(planned, [CellCost("loss=eql", 90_000, 0.6, 4)], sweep_dir=tmp_path, request="4 GPUs")
+    lines = report.splitlines()
+    assert lines[2].split()[:3] == ["finished", "loss=ce", "skip"]
+    assert lines[3].split()[:3] == ["missing", "loss=eql", "submit"]
+    assert "2 cells: 1 finished, 1 missing; 1 to submit" in lines and "1 job(s), each: 4 GPUs" in lines
+    assert any(line.split() == ["loss=eql", "90,000", "0.6", "4", "15.0", "60.0"] for line in lines)
+    assert lines[-2].startswith("GPU-hours: 60.0 = iterations x hydra.launcher.seconds_per_iter x GPUs per job")
+    assert lines[-1] == "nothing queued (hydra.launcher.dry_run=true)"
+
+
+# -- through gol-train: refused or dry launches queue nothing, so they need no cluster --------------------------
+
+
+def test_gol_train_refuses_a_sweep_folder_of_another_experiment(tmp_path: Path, gol_train: GolTrain) -> None:
+    sweep = tmp_path / "sweep"
+    make_run(sweep / "loss=ce", ["loss=ce"], "finished", experiment="losses")
+    (sweep / "multirun.yaml").write_text("# the earlier launch's\n")
+    done = gol_train("experiment=demo", "scale=smoke", "hydra/launcher=local", f"hydra.sweep.dir={sweep}",
+                     f"paths.root={tmp_path}", cwd=tmp_path).finish()  # fmt: skip
+    code, out, err = done.returncode, done.stdout, done.stderr
+    assert code == 2, err[-3000:]
+    errors = [line for line in (out + err).splitlines() if "holds 1 run(s)" in line]
+    assert len(errors) == 1 and "Traceback" not in err
+    assert errors[0].endswith(
+        "of experiment 'losses' (e.g. loss=ce) but this launch is experiment 'demo'; "
+        "launch into another folder with hydra.sweep.dir=<path>; nothing queued"
+    )
+    assert (sweep / "multirun.yaml").read_text() == "# the earlier launch's\n"  # Hydra's rewrite is undone
+    assert sorted(p.name for p in sweep.iterdir()) == ["loss=ce", "multirun.yaml"]
+
+
+def test_gol_train_dry_run_of_a_paper_table(tmp_path: Path, gol_train: GolTrain) -> None:
+    """schedule_sampler: 12 cells on LVIS v1 with the paper's 4-GPU jobs; SLURM cannot be asked here (an empty
+    SLURM_CONF), so the request is reported unchecked and the dry run still prints."""
+    (tmp_path / "slurm.conf").write_text("")
+    sweep = tmp_path / "sweep"
+    done = gol_train(
+        "experiment=schedule_sampler", "hydra/launcher=slurm", "hydra.launcher.dry_run=true",
+        "hydra.launcher.partition=gpu", f"hydra.sweep.dir={sweep}", f"paths.root={tmp_path}",
+        cwd=tmp_path, env={"SLURM_CONF": str(tmp_path / "slurm.conf")},
+    ).finish()  # fmt: skip
+    code, stdout, err = done.returncode, done.stdout, done.stderr
+    assert code == 0, err[-3000:]
+    out = [line for line in stdout.splitlines() if not line.startswith("[")]  # the report, without log lines
+    assert out[0] == f"dry run: sweep folder {sweep}"
+    assert "12 cells: 12 missing; 12 to submit" in out
+    assert (
+        "12 job(s), each: 1 node(s) x 4 task(s), 4 GPU(s), 32 CPU(s), 128 GB, 1440 min on partition gpu "
+        "(not checked: SLURM unavailable)"
+    ) in out
+    # 1x: 12 epochs x (100,170 images // 16) iterations x 0.6 s x 4 GPUs; 2x twice that.
+    one_x = next(line for line in out if line.startswith("activation=sigmoid,sampler=random,schedule=1x "))
+    assert one_x.split()[1:] == ["75,120", "0.6", "4", "12.5", "50.1"]
+    assert out[-3].split() == ["total", "(12", "cells)", "1,352,160", "225.4", "901.4"]
+    assert out[-1] == "nothing queued (hydra.launcher.dry_run=true)"
+    assert "SLURM request not checked: 'scontrol show partition -o' failed" in stdout
+    assert not sweep.exists()  # no trace of the dry run
+
+
+def test_gol_train_refuses_a_cell_the_app_would_refuse(tmp_path: Path, gol_train: GolTrain) -> None:
+    sweep = tmp_path / "sweep"
+    done = gol_train("-m", "detector=tiny,htc_r101_fpn", "hydra/launcher=local", f"hydra.sweep.dir={sweep}",
+                     f"paths.root={tmp_path}", cwd=tmp_path).finish()  # fmt: skip
+    code, out, err = done.returncode, done.stdout, done.stderr
+    assert code == 2, err[-3000:]
+    refusal = [line for line in (out + err).splitlines() if "cell detector=htc_r101_fpn: " in line]
+    assert len(refusal) == 1 and "Traceback" not in err
+    assert "use detector=cascade_r101_fpn" in refusal[0]
+    assert refusal[0].endswith("or leave the cell out of the sweep (hydra.sweeper.params); nothing queued")
+    assert not sweep.exists()  # not even the tiny cell ran
