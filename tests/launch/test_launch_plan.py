@@ -183,14 +183,25 @@ def test_gol_train_dry_run_of_a_paper_table(tmp_path: Path, gol_train: GolTrain)
     assert not sweep.exists()  # no trace of the dry run
 
 
-def test_gol_train_refuses_a_cell_the_app_would_refuse(tmp_path: Path, gol_train: GolTrain) -> None:
+def test_gol_train_refuses_a_cell_the_app_would_refuse(tmp_path: Path, gol_train: GolTrain, data_root: Path) -> None:
+    """A declared but refused cell (HTC) is left out with one line; the sweep's other cells still run."""
     sweep = tmp_path / "sweep"
-    done = gol_train("-m", "detector=tiny,htc_r101_fpn", "hydra/launcher=local", f"hydra.sweep.dir={sweep}",
+    done = gol_train("-m", "detector=tiny,htc_r101_fpn", "scale=smoke", "logger=none", "hydra/launcher=local",
+                     f"hydra.sweep.dir={sweep}", f"paths.root={tmp_path}", f"paths.data_root={data_root}",
+                     cwd=tmp_path).finish()  # fmt: skip
+    out, err = done.stdout, done.stderr
+    assert done.returncode != 0  # Hydra reports the refused cell as a failed job at the end
+    refusal = [line for line in (out + err).splitlines() if "refusing detector=htc_r101_fpn: " in line]
+    assert len(refusal) == 1 and "use detector=cascade_r101_fpn" in refusal[0]
+    records = [json.loads(r.read_text()) for r in sweep.glob("*/record.json")]
+    assert [(r["choices"]["detector"], r["state"]) for r in records] == [("tiny", "finished")]
+
+
+def test_gol_train_refuses_a_launch_with_nothing_left_to_run(tmp_path: Path, gol_train: GolTrain) -> None:
+    sweep = tmp_path / "sweep"
+    done = gol_train("-m", "detector=htc_r101_fpn", "hydra/launcher=local", f"hydra.sweep.dir={sweep}",
                      f"paths.root={tmp_path}", cwd=tmp_path).finish()  # fmt: skip
-    code, out, err = done.returncode, done.stdout, done.stderr
-    assert code == 2, err[-3000:]
-    refusal = [line for line in (out + err).splitlines() if "cell detector=htc_r101_fpn: " in line]
-    assert len(refusal) == 1 and "Traceback" not in err
-    assert "use detector=cascade_r101_fpn" in refusal[0]
-    assert refusal[0].endswith("or leave the cell out of the sweep (hydra.sweeper.params); nothing queued")
-    assert not sweep.exists()  # not even the tiny cell ran
+    assert done.returncode == 2, done.stderr[-3000:]
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if "every cell to run is refused" in line]
+    assert len(lines) == 1 and lines[0].endswith("nothing queued") and "Traceback" not in done.stderr
+    assert not sweep.exists()
