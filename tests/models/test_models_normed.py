@@ -44,6 +44,7 @@ def test_normed_conv_is_bounded_and_scale_invariant(seed: int, temperature: floa
 
 
 def test_normed_linear_reaches_the_temperature_for_aligned_input_and_keeps_its_bias() -> None:
+    torch.manual_seed(0)
     layer = NormedLinear(4, 3, temperature=5.0).double()
     with torch.no_grad():
         layer.bias.copy_(torch.tensor([-2.0, 0.0, 1.0]))
@@ -53,7 +54,7 @@ def test_normed_linear_reaches_the_temperature_for_aligned_input_and_keeps_its_b
     no_bias = torch.nn.functional.linear(
         x / x.norm(dim=1, keepdim=True) * 5, layer.weight / layer.weight.norm(dim=1, keepdim=True)
     )[0]
-    torch.testing.assert_close(y, no_bias + layer.bias, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(y, no_bias + layer.bias, rtol=1e-4, atol=1e-4)  # up to NORM_EPS
 
 
 def test_normed_conv_keeps_its_bias() -> None:
