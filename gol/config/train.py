@@ -40,6 +40,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # "auto" picks CUDA when available
     num_workers: int = 2
+    threads: int | None = None  # torch CPU threads; null keeps torch's default (one per core)
     deterministic: bool = False  # torch.use_deterministic_algorithms, for exact resume checks on GPU
     tags: list[str] = field(default_factory=list)
 

@@ -1,0 +1,48 @@
+"""Benchmarks run end to end at smoke size (no timed assertions: machines are noisy), and their dispatcher."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gol.bench import __main__ as dispatcher
+from gol.bench import inference, train_step
+
+
+def test_dispatcher_lists_the_benchmarks_and_refuses_unknown_names(capsys):
+    assert dispatcher.main([]) == 0
+    listing = capsys.readouterr().out
+    for name in ("train_step", "inference", "loss", "eval", "rfs"):
+        assert f"  {name} " in listing
+    assert dispatcher.main(["no_such_bench"]) == 2
+    assert "available: " in capsys.readouterr().err
+
+
+def test_train_step_compares_the_engine_step_with_a_bare_torchvision_step(tmp_path):
+    report = train_step.run(size="smoke", root=tmp_path)
+    # Same architecture, weights and RNG draws: the two detectors compute the same losses before any step.
+    first = report["first_step_losses"]
+    assert set(first["gol"]) == set(first["bare"]) == {
+        "loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"
+    }
+    for name, value in first["bare"].items():
+        assert first["gol"][name] == pytest.approx(value, rel=1e-6, abs=1e-7), name
+    assert report["nonfinite_steps"] == {"gol": 0, "bare": 0}
+    assert report["median_ms"]["gol"] > 0 and report["median_ms"]["bare"] > 0
+    assert report["ratio"] == pytest.approx(report["median_ms"]["gol"] / report["median_ms"]["bare"])
+
+
+def test_train_step_cli_writes_its_report(tmp_path, capsys):
+    out = tmp_path / "report.json"
+    assert dispatcher.main(["train_step", "--size", "smoke", "--root", str(tmp_path), "--json", str(out)]) == 0
+    assert "ratio gol / bare" in capsys.readouterr().out
+    assert json.loads(out.read_text())["model"] == "tiny"
+
+
+def test_inference_paste_benchmark_agrees_with_torchvision(tmp_path, capsys):
+    out = tmp_path / "paste.json"
+    assert inference.main(["--size", "smoke", "--repeats", "1", "--json", str(out)]) == 0
+    assert "torchvision" in capsys.readouterr().out
+    case = json.loads(out.read_text())["cases"]["demo"]
+    assert case["max_abs_difference"] < 1e-5
