@@ -260,7 +260,7 @@ class Loop:
                     seconds = (time.perf_counter() - started) / (progress.iteration - first)
                     self.log(losses, total, progress, seconds)
                     lr = self.optimizer.param_groups[0]["lr"]
-                    bar.set_postfix(loss=f"{float(total.detach()):.3f}", lr=f"{lr:.4f}")
+                    bar.set_postfix(loss=f"{float(total.detach()):.3f}", lr=f"{lr:.4f}", refresh=False)
                 if progress.iteration % self.schedule.checkpoint_period == 0 or progress.iteration == self.max_iter:
                     self.save(progress)
                 if progress.iteration >= self.max_iter:
