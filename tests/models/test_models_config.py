@@ -62,7 +62,7 @@ def test_tiny_option_builds_the_model() -> None:
         num_classes=K, cls_loss=CrossEntropyLoss(activation=Gumbel(), num_classes=K),
         train_sizes=[96, 112, 128], test_size=128, max_size=160,
     )
-    assert model.roi_heads.nms_thresh == 0.5 and model.roi_heads.detections_per_img == 100
+    assert model.roi_heads.nms_thresh == 0.5 and model.roi_heads.detections_per_img == 50
     assert isinstance(model.roi_heads.mask_predictor.mask_fcn_logits, gol.models.NormedConv2d)
 
 
