@@ -9,6 +9,9 @@ job (same id, same overrides, same run folder) and the engine resumes from the f
   Hydra's ``.hydra/`` files.
 - SLURM signals every process of the job step: processes the task forks (data loader workers) would run
   submitit's handler too, so they ignore the preemption signal.
+- A W&B service token inherited from the submitting process (``WANDB_SERVICE``, which wandb sets in any process
+  that used it) names a service on the login node, possibly another machine: the task drops it and starts its
+  own, so two attempts of one cell never meet in a service that still holds the first attempt's run.
 - When requeueing, SLURM also stops the task's helper processes (W&B's service), so the task may end in an
   error instead of submitit's exit: a task that fails after :meth:`checkpoint` leaves no result, and the
   launcher waits for the requeued attempt instead of reporting a failure.
@@ -28,6 +31,8 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 from omegaconf import open_dict
 
 log = logging.getLogger(__name__)
+
+WANDB_SERVICE_VARIABLE = "WANDB_SERVICE"  # wandb.env.SERVICE, named here so the task need not import wandb
 
 
 def mark_wandb_preempting() -> bool:
@@ -67,6 +72,7 @@ class TaskRunner(BaseSubmititLauncher):
 
         assert self.hydra_context is not None and self.config is not None and self.task_function is not None
         self._preempted = False
+        os.environ.pop(WANDB_SERVICE_VARIABLE, None)  # the submitting process's service, see the module docstring
         # Processes forked by the task (data loader workers) inherit submitit's handler of the preemption signal,
         # which SLURM sends to every process of the step: only the task itself may checkpoint and requeue.
         os.register_at_fork(after_in_child=_ignore_preemption_signal)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -55,12 +56,25 @@ def test_three_task_array_finishes(slurm_cluster, toy_command, tmp_path: Path) -
     print(f"3-task array through hydra/launcher=local_cluster: {elapsed:.1f} s")
 
 
-def test_usr2_requeues_into_the_same_folder(slurm_cluster, toy_command, tmp_path: Path) -> None:
+@pytest.fixture
+def env_with_a_wandb_service() -> dict[str, str]:
+    """The environment of a submitting process that used W&B itself (a notebook, or this test session): wandb left
+    its service's token in ``WANDB_SERVICE``, and SLURM exports it into the jobs."""
+    import wandb
+
+    wandb.setup()
+    assert "WANDB_SERVICE" in os.environ
+    return dict(os.environ)
+
+
+def test_usr2_requeues_into_the_same_folder(
+    slurm_cluster, toy_command, tmp_path: Path, env_with_a_wandb_service: dict[str, str]
+) -> None:
     sweep = tmp_path / "sweep"
     cell = sweep / "0"
     launcher = subprocess.Popen(
         toy_command("hydra/launcher=local_cluster", "x=7", "hold_s=120", "wandb=true", f"hydra.sweep.dir={sweep}"),
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path, env=env_with_a_wandb_service, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         _wait_for(lambda: "attempt started" in _read(cell / "toy_app.log"), 90, "the first attempt")
