@@ -1,15 +1,20 @@
-"""Benchmark: pasting predicted masks into their images, torchvision's per-mask loop against gol's batched paste.
+"""Benchmark: the test-time mask path (mask logits of the predicted class, mask pasting) against torchvision's.
 
     python -m gol.bench inference [--size smoke|full] [--repeats N] [--threads T] [--device cpu|cuda] [--json PATH]
 
-At test time every detection's 28 x 28 mask is resized into its box and pasted into a full-size image
-(``GeneralizedRCNNTransform.postprocess``). torchvision does it one mask at a time
-(``paste_masks_in_image``); ``gol.models.transform.paste_masks`` does all masks of an image with two batched
-matrix products. Both run on the same random boxes and masks, interleaved, after a warm-up; the report is the
-median time per image of each, their ratio, and the largest difference between their outputs.
+Two steps of Mask R-CNN's test time, each timed side by side on the same random inputs, interleaved, after a
+warm-up; the report is the median time per image of each implementation, their ratio and the largest
+difference between their outputs:
 
-Cases: ``smoke`` is the demo's (100 detections on a ~128 x 136 image); ``full`` adds LVIS test images
-(300 detections on 800 x 1066).
+- ``mask``: torchvision computes the mask predictor's 1x1 logit layer for all K + 1 classes and keeps the
+  predicted one (``maskrcnn_inference``); ``gol.models.predictors.mask_probabilities`` computes only the
+  predicted class's logits.
+- ``paste``: every detection's 28 x 28 mask is resized into its box and pasted into a full-size image;
+  torchvision does it one mask at a time (``paste_masks_in_image``), ``gol.models.transform.paste_masks`` all
+  masks of an image with two batched matrix products.
+
+Cases: ``smoke`` is the demo's (100 detections on a ~128 x 136 image, 60 classes, tiny mask head); ``full``
+adds LVIS test images (300 detections on 800 x 1066, 1203 classes, the 256-channel mask head).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,15 +34,27 @@ from typing import Any
 import torch
 import torchvision
 from torch import Tensor
-from torchvision.models.detection.roi_heads import paste_masks_in_image
+from torchvision.models.detection.roi_heads import maskrcnn_inference, paste_masks_in_image
 
+from gol.models.predictors import build_mask_predictor, mask_probabilities
 from gol.models.transform import paste_masks
 
 log = logging.getLogger(__name__)
 
 MASK_SIDE = 28  # torchvision's mask head output
-# (detections, image height, image width) per case
-CASES = {"demo": (100, 128, 136), "lvis": (300, 800, 1066)}
+FEATURE_SIDE = 14  # the mask head's RoIAlign output
+
+
+@dataclass(frozen=True)
+class Case:
+    detections: int
+    height: int
+    width: int
+    classes: int  # K
+    mask_channels: int  # the mask head's width
+
+
+CASES = {"demo": Case(100, 128, 136, 60, 32), "lvis": Case(300, 800, 1066, 1203, 256)}
 SIZES = {"smoke": ("demo",), "full": ("demo", "lvis")}
 
 
@@ -61,28 +79,47 @@ def _timed(fn: Callable[[], Tensor], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+def _implementations(case: Case, device: torch.device) -> dict[str, dict[str, Callable[[], Tensor]]]:
+    """Per step, torchvision's and gol's implementation as calls without arguments on the same inputs."""
+    masks, boxes = random_detections(case.detections, case.height, case.width, seed=0, device=device)
+    g = torch.Generator().manual_seed(1)
+    predictor = build_mask_predictor(case.mask_channels, case.mask_channels, case.classes, normed=False).to(device)
+    features = torch.rand(case.detections, case.mask_channels, FEATURE_SIDE, FEATURE_SIDE, generator=g)
+    features = features.to(device)
+    labels = [torch.randint(1, case.classes + 1, (case.detections,), generator=g).to(device)]
+    size = (case.height, case.width)
+    return {
+        "mask": {
+            "torchvision": lambda: maskrcnn_inference(predictor(features), labels)[0],
+            "gol": lambda: mask_probabilities(predictor, features, labels)[0],
+        },
+        "paste": {
+            "torchvision": partial(paste_masks_in_image, masks, boxes, size),
+            "gol": partial(paste_masks, masks, boxes, size),
+        },
+    }
+
+
+@torch.no_grad()
 def run(*, size: str = "full", repeats: int = 5, device: str = "cpu") -> dict[str, Any]:
-    """Time both pastes on each case of ``size``; returns the report."""
+    """Time both implementations of each step on each case of ``size``; returns the report."""
     dev = torch.device(device)
     cases: dict[str, Any] = {}
     for name in SIZES[size]:
-        num, height, width = CASES[name]
-        masks, boxes = random_detections(num, height, width, seed=0, device=dev)
-        impls: dict[str, Callable[[], Tensor]] = {
-            "torchvision": partial(paste_masks_in_image, masks, boxes, (height, width)),
-            "gol": partial(paste_masks, masks, boxes, (height, width)),
-        }
-        difference = float((impls["gol"]() - impls["torchvision"]()).abs().max())  # also the warm-up
-        times: dict[str, list[float]] = {impl: [] for impl in impls}
-        for r in range(repeats):
-            order = list(impls) if r % 2 == 0 else list(reversed(impls))
-            for impl in order:
-                times[impl].append(_timed(impls[impl], dev))
-        median_ms = {impl: 1e3 * statistics.median(ts) for impl, ts in times.items()}
-        cases[name] = {
-            "detections": num, "image": [height, width], "median_ms": median_ms,
-            "speedup": median_ms["torchvision"] / median_ms["gol"], "max_abs_difference": difference,
-        }  # fmt: skip
+        case = CASES[name]
+        steps: dict[str, Any] = {}
+        for step, impls in _implementations(case, dev).items():
+            difference = float((impls["gol"]() - impls["torchvision"]()).abs().max())  # also the warm-up
+            times: dict[str, list[float]] = {impl: [] for impl in impls}
+            for r in range(repeats):
+                order = list(impls) if r % 2 == 0 else list(reversed(impls))
+                for impl in order:
+                    times[impl].append(_timed(impls[impl], dev))
+            median_ms = {impl: 1e3 * statistics.median(ts) for impl, ts in times.items()}
+            steps[step] = {"median_ms": median_ms, "speedup": median_ms["torchvision"] / median_ms["gol"],
+                           "max_abs_difference": difference}
+        cases[name] = {"detections": case.detections, "image": [case.height, case.width], "classes": case.classes,
+                       "mask_channels": case.mask_channels, "steps": steps}
     return {
         "size": size, "repeats": repeats, "device": str(dev), "threads": torch.get_num_threads(),
         "torch": torch.__version__, "torchvision": torchvision.__version__, "cases": cases,
@@ -90,14 +127,17 @@ def run(*, size: str = "full", repeats: int = 5, device: str = "cpu") -> dict[st
 
 
 def format_report(report: dict[str, Any]) -> str:
-    lines = [f"mask paste per image, {report['device']}, {report['threads']} thread(s), median of {report['repeats']}:"]
+    lines = [f"test-time mask steps per image, {report['device']}, {report['threads']} thread(s), "
+             f"median of {report['repeats']}:"]
     for name, case in report["cases"].items():
-        ms = case["median_ms"]
-        lines.append(
-            f"  {name:<5} {case['detections']:>4} masks on {case['image'][0]}x{case['image'][1]}: "
-            f"torchvision {ms['torchvision']:8.1f} ms, gol {ms['gol']:8.1f} ms, {case['speedup']:.2f}x faster, "
-            f"max |difference| {case['max_abs_difference']:.1e}"
-        )
+        lines.append(f"  {name}: {case['detections']} detections on {case['image'][0]}x{case['image'][1]}, "
+                     f"{case['classes']} classes")
+        for step, result in case["steps"].items():
+            ms = result["median_ms"]
+            lines.append(
+                f"    {step:<6} torchvision {ms['torchvision']:8.1f} ms, gol {ms['gol']:8.1f} ms, "
+                f"{result['speedup']:.2f}x faster, max |difference| {result['max_abs_difference']:.1e}"
+            )
     return "\n".join(lines)
 
 

@@ -18,6 +18,8 @@ import numpy as np
 from gol.evaluation.errors import EvaluationInputError
 from gol.evaluation.ground_truth import GroundTruth, load_json
 
+NO_MASKS = "segm evaluation needs masks: the results have no 'segmentation'"
+
 
 @dataclass(frozen=True, eq=False)
 class Detections:
@@ -71,9 +73,14 @@ class Detections:
         )
 
     @classmethod
-    def from_results(cls, results: Any, *, source: str = "results") -> Detections:
+    def from_results(cls, results: Any, *, source: str = "results",
+                     iou_types: Sequence[str] = ("bbox", "segm")) -> Detections:
         """Read a list of LVIS result dicts (``image_id``, ``category_id``, ``score``, ``bbox`` and/or
-        ``segmentation``), checking their structure."""
+        ``segmentation``), checking their structure.
+
+        Only the geometry ``iou_types`` use is read: segm evaluation takes areas from the masks and never reads
+        ``bbox``; bbox evaluation reads ``segmentation`` only when the results have no ``bbox``.
+        """
         if not isinstance(results, list):
             raise EvaluationInputError(f"{source} must be a JSON list of detections, got {type(results).__name__}")
         if not results:
@@ -93,8 +100,11 @@ class Detections:
             ) from None
         except (TypeError, ValueError, OverflowError):
             raise EvaluationInputError(f"{source}: image_id and category_id must be integers, score a number") from None
-        box_column = _optional_column(results, "bbox", source)
-        mask_column = _optional_column(results, "segmentation", source)
+        box_column = _optional_column(results, "bbox", source) if "bbox" in iou_types else None
+        mask_column = (_optional_column(results, "segmentation", source)
+                       if "segm" in iou_types or box_column is None else None)
+        if "segm" in iou_types and mask_column is None:
+            raise EvaluationInputError(NO_MASKS)
         boxes = None
         if box_column is not None:
             boxes = _fixed_length(box_column, 4, np.float64)
@@ -115,10 +125,10 @@ class Detections:
         return cls(image_ids, category_ids, scores, boxes, segmentations)
 
     @classmethod
-    def load(cls, path: str | Path) -> Detections:
-        """Read an LVIS results JSON file."""
+    def load(cls, path: str | Path, *, iou_types: Sequence[str] = ("bbox", "segm")) -> Detections:
+        """Read an LVIS results JSON file (the geometry ``iou_types`` use, see :meth:`from_results`)."""
         path = Path(path)
-        return cls.from_results(load_json(path, "results"), source=f"results file {path}")
+        return cls.from_results(load_json(path, "results"), source=f"results file {path}", iou_types=iou_types)
 
     def to_results(self, *, boxes: bool = True, masks: bool = True) -> list[dict[str, Any]]:
         """LVIS result dicts (JSON-ready: RLE counts as str); ``boxes``/``masks`` choose which geometry to keep."""
@@ -143,7 +153,7 @@ class Detections:
         image_index = gt.image_index(self.image_ids)
         category_index = gt.category_index(self.category_ids)
         if "segm" in iou_types and self.segmentations is None:
-            raise EvaluationInputError("segm evaluation needs masks: the results have no 'segmentation'")
+            raise EvaluationInputError(NO_MASKS)
         if self.segmentations is not None and len(self):
             sizes = _fixed_length(list(map(itemgetter("size"), self.segmentations)), 2, np.int64)
             if sizes is None:

@@ -20,7 +20,7 @@ Where lvis-api's semantics live here:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -140,7 +140,7 @@ class FastEvaluator:
         if iou_type == "bbox" and self.dets.boxes is not None:
             boxes = self.dets.boxes[idx]
             return boxes[:, 2] * boxes[:, 3], boxes
-        rles = [self.dets.segmentations[i] for i in idx.tolist()]  # type: ignore[index]
+        rles = _take(self.dets.segmentations, idx)  # type: ignore[arg-type]
         area = mask_areas(rles)
         if iou_type == "bbox":  # mask-only results: lvis-api takes the box from the mask
             return area, (mask_utils.toBbox(rles) if rles else np.zeros((0, 4)))
@@ -192,7 +192,7 @@ class FastEvaluator:
         iou = np.full((rows.size, gt_pos.shape[1]), -1.0)
         counts = (gt_pos >= 0).sum(axis=1).tolist()  # (q,) annotations per group
         gt_rles = self.gt.rles(self.gt_order[gt_pos[gt_pos >= 0]])  # row-major: group after group
-        dt_rles = [geometry[i] for i in rows.tolist()]
+        dt_rles = _take(geometry, rows)
         d0 = g0 = 0
         for size, g in zip(sizes.tolist(), counts):
             iou[d0:d0 + size, :g] = mask_utils.iou(dt_rles[d0:d0 + size], gt_rles[g0:g0 + g], [0] * g)
@@ -202,6 +202,9 @@ class FastEvaluator:
 
 def _subset(geometry: Any, index: np.ndarray) -> Any:
     """Boxes (n, 4) or a list of RLEs at integer positions ``index``."""
-    if isinstance(geometry, np.ndarray):
-        return geometry[index]
-    return [geometry[i] for i in index.tolist()]
+    return geometry[index] if isinstance(geometry, np.ndarray) else _take(geometry, index)
+
+
+def _take(items: Sequence[Any], index: np.ndarray) -> list[Any]:
+    """``items`` at integer positions ``index``, gathered at C speed (hundreds of thousands of RLEs)."""
+    return list(map(items.__getitem__, index.tolist()))

@@ -35,11 +35,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection._utils import BalancedPositiveNegativeSampler, BoxCoder, Matcher
-from torchvision.models.detection.roi_heads import maskrcnn_inference, maskrcnn_loss
+from torchvision.models.detection.roi_heads import maskrcnn_loss
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
 
 from gol.models.normed import NormedLinear
+from gol.models.predictors import mask_probabilities
 from gol.models.roi_heads import check_training_targets, select_detections
 
 if TYPE_CHECKING:
@@ -207,7 +208,7 @@ class CascadeRoIHeads(nn.Module):
         mask_proposals = [p[pos] for p, pos in zip(samples.proposals, positives)]
         pos_matched_idxs = [m[pos] for m, pos in zip(samples.matched_idxs, positives)]
         losses["loss_mask"] = maskrcnn_loss(
-            self._mask_logits(features, mask_proposals, image_shapes),
+            self.mask_predictor(self._mask_features(features, mask_proposals, image_shapes)),
             mask_proposals,
             [t["masks"] for t in targets],
             [t["labels"] for t in targets],
@@ -310,16 +311,17 @@ class CascadeRoIHeads(nn.Module):
             )
             results.append({"boxes": kept_boxes, "labels": kept_labels, "scores": kept_scores})
 
-        mask_logits = self._mask_logits(features, [r["boxes"] for r in results], image_shapes)
-        for mask_prob, r in zip(maskrcnn_inference(mask_logits, [r["labels"] for r in results]), results):
+        mask_features = self._mask_features(features, [r["boxes"] for r in results], image_shapes)
+        labels = [r["labels"] for r in results]
+        for mask_prob, r in zip(mask_probabilities(self.mask_predictor, mask_features, labels), results):
             r["masks"] = mask_prob  # (N, 1, 28, 28)
         return results
 
-    def _mask_logits(
+    def _mask_features(
         self, features: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]
     ) -> Tensor:
-        """(M, K + 1, 28, 28) mask logits for the M boxes of all images."""
-        return self.mask_predictor(self.mask_head(self.mask_roi_pool(features, boxes, image_shapes)))
+        """(M, D, 14, 14) mask head features for the M boxes of all images (the predictor's input)."""
+        return self.mask_head(self.mask_roi_pool(features, boxes, image_shapes))
 
 
 def _wide_enough(boxes: Tensor) -> Tensor:

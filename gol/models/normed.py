@@ -18,7 +18,7 @@ from torch import Tensor, nn
 NORM_EPS = 1e-6
 
 
-def _l2_normalise(x: Tensor, dim: int) -> Tensor:
+def l2_normalise(x: Tensor, dim: int) -> Tensor:
     return x / (x.norm(dim=dim, keepdim=True) + NORM_EPS)
 
 
@@ -37,8 +37,8 @@ class NormedLinear(nn.Linear):
         self.temperature = float(temperature)
 
     def forward(self, x: Tensor) -> Tensor:
-        weight = _l2_normalise(self.weight, dim=1)  # (C, D)
-        features = _l2_normalise(x, dim=1) * self.temperature  # (R, D)
+        weight = l2_normalise(self.weight, dim=1)  # (C, D)
+        features = l2_normalise(x, dim=1) * self.temperature  # (R, D)
         return F.linear(features, weight, self.bias)  # (R, C)
 
     def extra_repr(self) -> str:
@@ -70,8 +70,8 @@ class NormedConv2d(nn.Conv2d):
         self.temperature = float(temperature)
 
     def forward(self, x: Tensor) -> Tensor:
-        weight = _l2_normalise(self.weight, dim=1)  # (C, D, kh, kw)
-        features = _l2_normalise(x, dim=1) * self.temperature  # (R, D, H, W)
+        weight = l2_normalise(self.weight, dim=1)  # (C, D, kh, kw)
+        features = l2_normalise(x, dim=1) * self.temperature  # (R, D, H, W)
         return self._conv_forward(features, weight, self.bias)  # (R, C, H', W')
 
     def extra_repr(self) -> str:

@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models.detection.roi_heads import RoIHeads, maskrcnn_inference, maskrcnn_loss
+from torchvision.models.detection.roi_heads import RoIHeads, maskrcnn_loss
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
+
+from gol.models.predictors import mask_probabilities
 
 if TYPE_CHECKING:
     from gol.losses.base import ClassificationLoss
@@ -208,8 +210,8 @@ class GolRoIHeads(RoIHeads):
                 class_logits, box_regression, proposals, image_shapes
             )
             result = [{"boxes": b, "labels": lab, "scores": s} for b, s, lab in zip(boxes, scores, det_labels)]
-            mask_logits = self._mask_logits(features, [r["boxes"] for r in result], image_shapes)
-            for mask_prob, r in zip(maskrcnn_inference(mask_logits, det_labels), result):
+            mask_features = self._mask_features(features, [r["boxes"] for r in result], image_shapes)
+            for mask_prob, r in zip(mask_probabilities(self.mask_predictor, mask_features, det_labels), result):
                 r["masks"] = mask_prob  # (N, 1, 28, 28)
             return result, {}
 
@@ -222,7 +224,7 @@ class GolRoIHeads(RoIHeads):
         positives = [torch.where(image_labels > 0)[0] for image_labels in labels]
         mask_proposals = [p[pos] for p, pos in zip(proposals, positives)]
         pos_matched_idxs = [m[pos] for m, pos in zip(matched_idxs, positives)]
-        mask_logits = self._mask_logits(features, mask_proposals, image_shapes)
+        mask_logits = self.mask_predictor(self._mask_features(features, mask_proposals, image_shapes))
         losses["loss_mask"] = maskrcnn_loss(
             mask_logits,
             mask_proposals,
@@ -232,9 +234,8 @@ class GolRoIHeads(RoIHeads):
         )
         return [], losses
 
-    def _mask_logits(
+    def _mask_features(
         self, features: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]
     ) -> Tensor:
-        """(M, K + 1, 28, 28) mask logits for the M boxes of all images."""
-        mask_features = self.mask_roi_pool(features, boxes, image_shapes)
-        return self.mask_predictor(self.mask_head(mask_features))
+        """(M, D, 14, 14) mask head features for the M boxes of all images (the predictor's input)."""
+        return self.mask_head(self.mask_roi_pool(features, boxes, image_shapes))

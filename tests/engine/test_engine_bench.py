@@ -40,9 +40,11 @@ def test_train_step_cli_writes_its_report(tmp_path, capsys):
     assert json.loads(out.read_text())["model"] == "tiny"
 
 
-def test_inference_paste_benchmark_agrees_with_torchvision(tmp_path, capsys):
-    out = tmp_path / "paste.json"
+def test_inference_benchmark_agrees_with_torchvision(tmp_path, capsys):
+    out = tmp_path / "inference.json"
     assert inference.main(["--size", "smoke", "--repeats", "1", "--json", str(out)]) == 0
     assert "torchvision" in capsys.readouterr().out
-    case = json.loads(out.read_text())["cases"]["demo"]
-    assert case["max_abs_difference"] < 1e-5
+    steps = json.loads(out.read_text())["cases"]["demo"]["steps"]
+    assert set(steps) == {"mask", "paste"}
+    assert all(step["max_abs_difference"] < 1e-5 for step in steps.values())
+    assert all(step["speedup"] > 0 for step in steps.values())

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gol.evaluation import EvaluationInputError, GroundTruth, evaluate
+from gol.evaluation import Detections, EvaluationInputError, GroundTruth, evaluate
 from gol.evaluation.synthetic import SyntheticSpec, make_lvis_set
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -109,6 +109,17 @@ def test_segm_needs_masks(ann: Path) -> None:
     results = _results(lambda r: [d.pop("segmentation") for d in r])
     _raises(EvaluationInputError, lambda: evaluate(ann, results, iou_types=["segm"]), "segm evaluation needs masks")
     assert evaluate(ann, results, iou_types=["bbox"], engine="fast").by_type.keys() == {"bbox"}
+
+
+def test_only_the_geometry_of_the_evaluated_types_is_read(ann: Path) -> None:
+    segm_only = Detections.from_results(RESULTS, iou_types=["segm"])
+    assert segm_only.boxes is None and len(segm_only.segmentations) == len(RESULTS)
+    assert Detections.from_results(RESULTS, iou_types=["bbox"]).segmentations is None
+    masks_only = _results(lambda r: [d.pop("bbox") for d in r])  # bbox evaluation then boxes the masks
+    assert len(Detections.from_results(masks_only, iou_types=["bbox"]).segmentations) == len(RESULTS)
+    bad_boxes = _results(lambda r: r[0].update(bbox=[1, 2]))  # not read when only segm is evaluated
+    assert evaluate(ann, bad_boxes, iou_types=["segm"]).by_type.keys() == {"segm"}
+    _raises(EvaluationInputError, lambda: evaluate(ann, bad_boxes, iou_types=["bbox"]), "4 numbers")
 
 
 @pytest.mark.parametrize(("options", "fragment"), [
