@@ -87,7 +87,7 @@ class Detections:
             return cls.empty()
         n = len(results)
         # One C-level pass per check: LVIS result files hold hundreds of thousands of detections.
-        if not all(type(r) is dict for r in results) and not all(isinstance(r, Mapping) for r in results):
+        if set(map(type, results)) != {dict} and not all(isinstance(r, Mapping) for r in results):
             raise EvaluationInputError(f"{source} must be a list of objects (one per detection)")
         try:
             image_ids = np.fromiter(map(itemgetter("image_id"), results), dtype=np.int64, count=n)

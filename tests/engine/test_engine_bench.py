@@ -48,3 +48,12 @@ def test_inference_benchmark_agrees_with_torchvision(tmp_path, capsys):
     assert set(steps) == {"mask", "paste"}
     assert all(step["max_abs_difference"] < 1e-5 for step in steps.values())
     assert all(step["speedup"] > 0 for step in steps.values())
+
+
+def test_rfs_benchmark_at_smoke_size_matches_the_loop(tmp_path):
+    out = tmp_path / "rfs.json"
+    assert dispatcher.main(["rfs", "--size", "smoke", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["identical"] and report["max_abs_difference"] == 0.0
+    assert (report["images"], report["categories"]) == (2000, 1203)
+    assert report["epoch_indices"] >= report["images"]  # every r(I) >= 1
