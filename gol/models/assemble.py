@@ -115,6 +115,49 @@ def assemble_maskrcnn(
     mask_predictor = build_mask_predictor(
         mask_head_width, mask_dim_reduced, num_classes, normed=options.normed_mask
     )
+    model = maskrcnn_shell(
+        backbone=backbone, options=options, anchor_generator=anchor_generator, rpn_head=rpn_head,
+        box_roi_pool=box_roi_pool, box_head=box_head, box_predictor=box_predictor, mask_roi_pool=mask_roi_pool,
+        mask_head=mask_head, mask_predictor=mask_predictor,
+    )  # fmt: skip
+    model.roi_heads = GolRoIHeads(
+        cls_loss=cls_loss,
+        box_roi_pool=box_roi_pool,
+        box_head=box_head,
+        box_predictor=box_predictor,
+        fg_iou_thresh=BOX_FG_IOU_THRESH,
+        bg_iou_thresh=BOX_BG_IOU_THRESH,
+        batch_size_per_image=options.box_batch_size_per_image,
+        positive_fraction=BOX_POSITIVE_FRACTION,
+        bbox_reg_weights=None,  # torchvision's (10, 10, 5, 5)
+        score_thresh=options.box_score_thresh,
+        nms_thresh=options.box_nms_thresh,
+        detections_per_img=options.box_detections_per_img,
+        mask_roi_pool=mask_roi_pool,
+        mask_head=mask_head,
+        mask_predictor=mask_predictor,
+    )
+    return model
+
+
+def maskrcnn_shell(
+    *,
+    backbone: nn.Module,
+    options: DetectorOptions,
+    anchor_generator: AnchorGenerator,
+    rpn_head: nn.Module,
+    box_roi_pool: MultiScaleRoIAlign,
+    box_head: nn.Module,
+    box_predictor: nn.Module,
+    mask_roi_pool: MultiScaleRoIAlign,
+    mask_head: nn.Module,
+    mask_predictor: nn.Module,
+) -> MaskRCNN:
+    """torchvision's ``MaskRCNN`` around these parts, with the options' RPN settings and ``GolTransform``.
+
+    Its ``roi_heads`` are torchvision's single-stage ones; the caller replaces them (``GolRoIHeads``, or the
+    cascade's heads).
+    """
     model = MaskRCNN(
         backbone,
         num_classes=None,
@@ -129,23 +172,6 @@ def assemble_maskrcnn(
         box_roi_pool=box_roi_pool,
         box_head=box_head,
         box_predictor=box_predictor,
-        mask_roi_pool=mask_roi_pool,
-        mask_head=mask_head,
-        mask_predictor=mask_predictor,
-    )
-    model.roi_heads = GolRoIHeads(
-        cls_loss=cls_loss,
-        box_roi_pool=box_roi_pool,
-        box_head=box_head,
-        box_predictor=box_predictor,
-        fg_iou_thresh=BOX_FG_IOU_THRESH,
-        bg_iou_thresh=BOX_BG_IOU_THRESH,
-        batch_size_per_image=options.box_batch_size_per_image,
-        positive_fraction=BOX_POSITIVE_FRACTION,
-        bbox_reg_weights=None,  # torchvision's (10, 10, 5, 5)
-        score_thresh=options.box_score_thresh,
-        nms_thresh=options.box_nms_thresh,
-        detections_per_img=options.box_detections_per_img,
         mask_roi_pool=mask_roi_pool,
         mask_head=mask_head,
         mask_predictor=mask_predictor,

@@ -30,11 +30,10 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
 from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 
 from gol.losses.rng import SeededLoss, mix_seed
-from gol.models.assemble import BOX_POSITIVE_FRACTION, DetectorOptions, check_classes
+from gol.models.assemble import BOX_POSITIVE_FRACTION, DetectorOptions, check_classes, maskrcnn_shell
 from gol.models.cascade_heads import CascadeBoxPredictor, CascadeRoIHeads
 from gol.models.predictors import build_mask_predictor
 from gol.models.resnet_fpn import FPN_CHANNELS, FPN_LEVELS, R101, _fpn_backbone, _trainable_layers
-from gol.models.transform import GolTransform
 from gol.models.weights import load_backbone_weights, load_detector_weights, read_state_dict, resolve_weights
 
 if TYPE_CHECKING:
@@ -145,24 +144,11 @@ def assemble_cascade(
         for loss in losses
     ]
     mask_predictor = build_mask_predictor(mask_head_width, mask_dim_reduced, num_classes, normed=options.normed_mask)
-    model = MaskRCNN(
-        backbone,
-        num_classes=None,
-        min_size=options.test_size,
-        max_size=options.max_size,
-        rpn_anchor_generator=anchor_generator,
-        rpn_head=rpn_head,
-        rpn_pre_nms_top_n_train=options.rpn_pre_nms_top_n_train,
-        rpn_pre_nms_top_n_test=options.rpn_pre_nms_top_n_test,
-        rpn_post_nms_top_n_train=options.rpn_post_nms_top_n_train,
-        rpn_post_nms_top_n_test=options.rpn_post_nms_top_n_test,
-        box_roi_pool=box_roi_pool,
-        box_head=box_heads[0],
-        box_predictor=box_predictors[0],
-        mask_roi_pool=mask_roi_pool,
-        mask_head=mask_head,
-        mask_predictor=mask_predictor,
-    )
+    model = maskrcnn_shell(
+        backbone=backbone, options=options, anchor_generator=anchor_generator, rpn_head=rpn_head,
+        box_roi_pool=box_roi_pool, box_head=box_heads[0], box_predictor=box_predictors[0],
+        mask_roi_pool=mask_roi_pool, mask_head=mask_head, mask_predictor=mask_predictor,
+    )  # fmt: skip
     # MaskRCNN builds single-stage RoIHeads around stage 0's modules; the cascade replaces them.
     model.roi_heads = CascadeRoIHeads(
         box_roi_pool=box_roi_pool,
@@ -180,9 +166,6 @@ def assemble_cascade(
         mask_roi_pool=mask_roi_pool,
         mask_head=mask_head,
         mask_predictor=mask_predictor,
-    )
-    model.transform = GolTransform(
-        train_sizes=options.train_sizes, test_size=options.test_size, max_size=options.max_size
     )
     return model
 

@@ -9,16 +9,14 @@ trained. ``check_detector_available`` lets config validation refuse it before an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+import functools
+from collections.abc import Callable
+from typing import Any
 
 from hydra.utils import get_method
 from torchvision.models.detection import MaskRCNN
 
-from gol.models.cascade import STAGE_BOX_WEIGHTS, STAGE_IOU_THRESHOLDS, STAGE_LOSS_WEIGHTS
-
-if TYPE_CHECKING:
-    from gol.losses.base import ClassificationLoss
+from gol.models.cascade import build_cascade_r101_fpn
 
 HTC_UNAVAILABLE = (
     "detector=htc_r101_fpn (Hybrid Task Cascade) is not implemented: gol has no interleaved per-stage mask "
@@ -30,35 +28,12 @@ class DetectorUnavailableError(ValueError):
     """A detector option that is declared (so that tables name it) but cannot be built."""
 
 
-def build_htc_r101_fpn(
-    *,
-    num_classes: int,
-    cls_loss: ClassificationLoss,
-    train_sizes: Sequence[int],
-    test_size: int,
-    max_size: int,
-    weights: str | None = None,
-    weights_backbone: str | None = None,
-    allow_download: bool = False,
-    trainable_backbone_layers: int | None = None,
-    box_score_thresh: float = 1e-4,
-    box_nms_thresh: float = 0.5,
-    box_detections_per_img: int = 300,
-    box_batch_size_per_image: int = 512,
-    rpn_pre_nms_top_n_train: int = 2000,
-    rpn_pre_nms_top_n_test: int = 1000,
-    rpn_post_nms_top_n_train: int = 2000,
-    rpn_post_nms_top_n_test: int = 1000,
-    normed_mask: bool = False,
-    classifier_temperature: float | None = None,
-    stage_iou_thresholds: Sequence[float] = STAGE_IOU_THRESHOLDS,
-    stage_loss_weights: Sequence[float] = STAGE_LOSS_WEIGHTS,
-    stage_box_weights: Sequence[Sequence[float]] = STAGE_BOX_WEIGHTS,
-) -> MaskRCNN:
-    """Refuses (``DetectorUnavailableError``) before building anything; the signature is Cascade R101's.
+@functools.wraps(build_cascade_r101_fpn, assigned=("__module__", "__annotations__"))
+def build_htc_r101_fpn(**options: Any) -> MaskRCNN:
+    """Refuses (``DetectorUnavailableError``, with ``HTC_UNAVAILABLE``) before building anything.
 
-    Raises:
-        DetectorUnavailableError: always, with ``HTC_UNAVAILABLE``.
+    Its signature, as ``inspect.signature`` reports it, is Cascade R101's (``functools.wraps``), so the
+    ``htc_r101_fpn`` config carries exactly the cascade's options.
     """
     raise DetectorUnavailableError(HTC_UNAVAILABLE)
 
