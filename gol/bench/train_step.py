@@ -1,7 +1,7 @@
 """Benchmark: gol's training step (the engine's ``Loop.step``) against a bare torchvision Mask R-CNN step.
 
     python -m gol.bench train_step [--size smoke|full] [--model tiny|r50] [--batch B] [--repeats N]
-                                   [--threads T] [--device cpu|cuda] [--root DIR] [--json PATH]
+                                   [--threads T] [--device cpu|cuda] [--root DIR] [--profile N] [--json PATH]
 
 Both detectors have the same architecture and start from the same weights. gol's is built by the engine's own
 code from the composed config (``conf/detector/<model>.yaml``, ``activation=softmax loss=ce``): ``GolRoIHeads``
@@ -13,6 +13,10 @@ zero_grad(); backward(); step()`` (with autocast and a GradScaler when AMP is on
 script does). Both step on the same batches of the embedded dataset, interleaved (the order alternates between
 batches), each step from the same RNG seed, after a warm-up. The report is the median step time of each and
 their ratio, gol / bare; the project's target is at most 1.05.
+
+With ``--profile N`` one more gol step runs under ``torch.profiler``: the report adds the time of each phase of
+``Loop.step`` (transfer, forward, backward, optimizer: the engine's ``record_function`` ranges; on CUDA the
+device time as well) and the N operators with the most self time.
 
 ``smoke`` is a seconds-long check (2 images per batch, a small dataset); ``full`` uses 8 images per batch on the
 demo's dataset. Inputs have one fixed size (the demo's middle training size for the tiny model, 256 px for R50),
@@ -39,6 +43,7 @@ import torchvision
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
+from torch.profiler import ProfilerActivity, profile
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.roi_heads import RoIHeads
@@ -198,9 +203,44 @@ def _first_losses(model: MaskRCNN, batch: tuple[list[Tensor], list[dict[str, Any
     return {k: float(v) for k, v in losses.items()}
 
 
+PHASES = ("step/transfer", "step/forward", "step/backward", "step/optimizer")  # Loop.step's record_function ranges
+
+
+def profile_step(step: Callable[..., None], batch: tuple[list[Tensor], list[dict[str, Any]]], *,
+                 device: torch.device, top: int) -> dict[str, Any]:  # fmt: skip
+    """Where one step spends its time: milliseconds per phase of ``Loop.step`` and the ``top`` operators by self
+    time (CPU time, and device time on CUDA)."""
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        step(*batch)
+        if cuda:
+            torch.cuda.synchronize(device)
+    events = prof.key_averages()
+    self_key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    by_name = {e.key: e for e in events}
+    phases = {
+        name.removeprefix("step/"): {
+            "cpu_ms": by_name[name].cpu_time_total / 1e3,
+            **({"device_ms": by_name[name].device_time_total / 1e3} if cuda else {}),
+        }
+        for name in PHASES if name in by_name
+    }  # fmt: skip
+    ops = [e for e in events if not e.key.startswith("step/")]
+    total = sum(getattr(e, self_key) for e in ops) or 1.0
+    ranked = sorted(ops, key=lambda e: getattr(e, self_key), reverse=True)[:top]
+    return {
+        "time": "device" if cuda else "cpu",
+        "phases_ms": phases,
+        "top_ops": [{"op": e.key, "calls": e.count, "self_ms": getattr(e, self_key) / 1e3,
+                     "share": getattr(e, self_key) / total} for e in ranked],
+    }  # fmt: skip
+
+
 def run(*, size: str = "full", model_name: str = "tiny", batch: int | None = None, repeats: int | None = None,
-        device: str = "cpu", amp: bool = True, root: Path | None = None) -> dict[str, Any]:  # fmt: skip
-    """Time both steps; returns the report (median milliseconds, ratio gol / bare, first-step losses)."""
+        device: str = "cpu", amp: bool = True, root: Path | None = None, profile_top: int = 0) -> dict[str, Any]:  # fmt: skip
+    """Time both steps; returns the report (median milliseconds, ratio gol / bare, first-step losses, and with
+    ``profile_top`` > 0 a profile of one more gol step)."""
     spec = SIZES[size]
     batch = batch or spec.batch
     repeats = repeats or spec.repeats
@@ -240,6 +280,7 @@ def run(*, size: str = "full", model_name: str = "tiny", batch: int | None = Non
                 order = ("gol", "bare") if (r + b) % 2 == 0 else ("bare", "gol")
                 for name in order:
                     times[name].append(timed(name, images, targets, seed=1000 * r + b))
+        profiled = profile_step(steps["gol"], batches[0], device=dev, top=profile_top) if profile_top > 0 else None
     median_ms = {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
     return {
         "model": model_name, "size": size, "batch": batch, "image_size": data.test_size, "batches": len(batches),
@@ -249,6 +290,7 @@ def run(*, size: str = "full", model_name: str = "tiny", batch: int | None = Non
         "ratio": median_ms["gol"] / median_ms["bare"], "target_ratio": TARGET_RATIO, "first_step_losses": first,
         # A skipped step costs no backward pass: a run with skips does not compare like with like.
         "nonfinite_steps": {"gol": progress.skipped, "bare": sum(not bool(torch.isfinite(v)) for v in bare_losses)},
+        "profile": profiled,
     }  # fmt: skip
 
 
@@ -257,7 +299,7 @@ def format_report(report: dict[str, Any]) -> str:
     diff = max(abs(report["first_step_losses"]["gol"][k] - v) for k, v in report["first_step_losses"]["bare"].items()
                if k in report["first_step_losses"]["gol"])  # fmt: skip
     verdict = "within" if report["ratio"] <= report["target_ratio"] else "ABOVE"
-    return "\n".join([
+    lines = [
         f"training step, {report['model']} at {report['image_size']} px, batch {report['batch']}, {report['device']}"
         f" (amp {report['amp']}), {report['threads']} thread(s), median of {report['repeats']} x "
         f"{report['batches']} steps:",
@@ -266,7 +308,17 @@ def format_report(report: dict[str, Any]) -> str:
         f"  ratio gol / bare  {report['ratio']:9.3f}   ({verdict} the {report['target_ratio']} target)",
         f"  first-step losses agree to {diff:.2e}; non-finite steps: gol {report['nonfinite_steps']['gol']}, "
         f"bare {report['nonfinite_steps']['bare']}",
-    ])  # fmt: skip
+    ]  # fmt: skip
+    profiled = report.get("profile")
+    if profiled:
+        lines.append(f"  one gol step under torch.profiler ({profiled['time']} time):")
+        for phase, ms in profiled["phases_ms"].items():
+            device_ms = f", device {ms['device_ms']:.1f} ms" if "device_ms" in ms else ""
+            lines.append(f"    {phase:<10} {ms['cpu_ms']:9.1f} ms{device_ms}")
+        lines.append("    operators by self time:")
+        lines += [f"    {op['share']:6.1%} {op['self_ms']:9.1f} ms {op['calls']:6d} calls  {op['op']}"
+                  for op in profiled["top_ops"]]
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -280,8 +332,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on CUDA")
     parser.add_argument("--root", type=Path, default=None,
                         help="paths.root: the embedded dataset is generated under it (default: a temp folder)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="profile one more gol step: time per phase and the N costliest operators")
     parser.add_argument("--json", type=Path, default=None, help="also write the report to this JSON file")
     args = parser.parse_args(argv)
+    if args.profile < 0:
+        parser.error("--profile must be >= 0")
     if args.threads < 1 or (args.batch is not None and args.batch < 1) or (args.repeats is not None and args.repeats < 1):
         parser.error("--threads, --batch and --repeats must be >= 1")
     if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
@@ -289,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
     torch.set_num_threads(args.threads)
     report = run(size=args.size, model_name=args.model, batch=args.batch, repeats=args.repeats,
-                 device=args.device, amp=args.amp, root=args.root)  # fmt: skip
+                 device=args.device, amp=args.amp, root=args.root, profile_top=args.profile)  # fmt: skip
     sys.stdout.write(format_report(report) + "\n")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

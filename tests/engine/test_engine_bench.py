@@ -35,9 +35,20 @@ def test_train_step_compares_the_engine_step_with_a_bare_torchvision_step(tmp_pa
 
 def test_train_step_cli_writes_its_report(tmp_path, capsys):
     out = tmp_path / "report.json"
-    assert dispatcher.main(["train_step", "--size", "smoke", "--root", str(tmp_path), "--json", str(out)]) == 0
-    assert "ratio gol / bare" in capsys.readouterr().out
-    assert json.loads(out.read_text())["model"] == "tiny"
+    argv = ["train_step", "--size", "smoke", "--root", str(tmp_path), "--profile", "5", "--json", str(out)]
+    assert dispatcher.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "ratio gol / bare" in printed and "operators by self time" in printed
+    report = json.loads(out.read_text())
+    assert report["model"] == "tiny"
+    # The profile names Loop.step's phases and ranks real operators.
+    profiled = report["profile"]
+    assert set(profiled["phases_ms"]) == {"transfer", "forward", "backward", "optimizer"}
+    assert all(phase["cpu_ms"] >= 0 for phase in profiled["phases_ms"].values())
+    assert profiled["phases_ms"]["backward"]["cpu_ms"] > 0 and profiled["phases_ms"]["forward"]["cpu_ms"] > 0
+    ops = profiled["top_ops"]
+    assert len(ops) == 5 and all(op["calls"] >= 1 for op in ops)
+    assert [op["self_ms"] for op in ops] == sorted((op["self_ms"] for op in ops), reverse=True)
 
 
 def test_inference_benchmark_agrees_with_torchvision(tmp_path, capsys):
