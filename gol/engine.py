@@ -252,20 +252,26 @@ class Loop:
         bar = tqdm(total=self.max_iter, initial=progress.iteration, desc="train", file=sys.stderr, dynamic_ncols=True,
                    disable=not self.world.is_main, mininterval=1.0 if sys.stderr.isatty() else 30.0)  # fmt: skip
         started, first = time.perf_counter(), progress.iteration
+        # Time spent waiting for the loader since the last log: above ~0 the step is starved (raise num_workers).
+        waited, waits = 0.0, 0
+        fetch_started = time.perf_counter()
         try:
             for progress.stream, (images, targets) in stream:
+                waited, waits = waited + time.perf_counter() - fetch_started, waits + 1
                 losses, total = self.step(images, targets, progress)
                 progress.iteration += 1
                 bar.update(1)
                 if progress.iteration % self.schedule.log_period == 0 or progress.iteration == self.max_iter:
                     seconds = (time.perf_counter() - started) / (progress.iteration - first)
-                    self.log(losses, total, progress, seconds)
+                    self.log(losses, total, progress, seconds, data_seconds=waited / waits)
+                    waited, waits = 0.0, 0
                     lr = self.optimizer.param_groups[0]["lr"]
                     bar.set_postfix(loss=f"{float(total.detach()):.3f}", lr=f"{lr:.4f}", refresh=False)
                 if progress.iteration % self.schedule.checkpoint_period == 0 or progress.iteration == self.max_iter:
                     self.save(progress)
                 if progress.iteration >= self.max_iter:
                     break
+                fetch_started = time.perf_counter()
         finally:
             stream.close()
             bar.close()
@@ -304,12 +310,21 @@ class Loop:
         self.scheduler.step()
         return losses, total
 
-    def log(self, losses: dict[str, torch.Tensor], total: torch.Tensor, progress: Progress, seconds: float) -> None:
+    def log(self, losses: dict[str, torch.Tensor], total: torch.Tensor, progress: Progress, seconds: float, *,
+            data_seconds: float) -> None:
+        """Stream the losses, lr, skipped steps, seconds per iteration (since the start of this attempt) and
+        seconds per iteration spent waiting for data (since the last log)."""
         values = {f"train/{k}": float(distributed.mean_over_ranks(v, self.world)) for k, v in losses.items()}
         values["train/loss"] = float(distributed.mean_over_ranks(total, self.world))
         values["train/lr"] = self.optimizer.param_groups[0]["lr"]
         values["train/skipped_steps"] = progress.skipped
         values["train/sec_per_iter"] = seconds
+        values["train/data_sec_per_iter"] = data_seconds
+        if self.world.is_main:
+            log.info("iteration %d/%d: loss %.4f (%s), lr %.5g, %.3f s/iter, waiting for data %.3f s/iter",
+                     progress.iteration, self.max_iter, values["train/loss"],
+                     ", ".join(f"{k} {float(values[f'train/{k}']):.4f}" for k in losses), values["train/lr"],
+                     seconds, data_seconds)  # fmt: skip
         if self.tracker is not None and self.rec is not None:
             self.tracker.log(values, iteration=progress.iteration)
             self.rec.update(iteration=progress.iteration, skipped_steps=progress.skipped)

@@ -40,7 +40,9 @@ def test_smoke_run_writes_the_local_record_and_offline_wandb(tmp_path, data_root
     per_category = json.loads((run_dir / "per_category.json").read_text())["categories"]
     assert {row["frequency"] for row in per_category} == {"r", "c", "f"}
     assert (run_dir / "config.yaml").read_text().count("_target_") >= 5
-    assert "iteration" in (run_dir / "train.log").read_text() or (run_dir / "train.log").stat().st_size > 0
+    # Every log period (and the last iteration) leaves a line with the losses, the lr and where the time went.
+    last = [line for line in (run_dir / "train.log").read_text().splitlines() if "iteration 4/4: loss " in line]
+    assert len(last) == 1 and "loss_classifier " in last[0] and "waiting for data " in last[0], last
     assert (run_dir / "checkpoints" / "last.pt").is_file()
     wandb_runs = list((run_dir / "wandb").glob(f"offline-run-*-{rec['run_id']}"))
     assert len(wandb_runs) == 1 and rec["wandb"]["mode"] == "offline"
