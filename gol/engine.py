@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.profiler import record_function
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gol import checkpoint as ckpt_io
 from gol import distributed, record
@@ -255,26 +256,28 @@ class Loop:
         # Time spent waiting for the loader since the last log: above ~0 the step is starved (raise num_workers).
         waited, waits = 0.0, 0
         fetch_started = time.perf_counter()
-        try:
-            for progress.stream, (images, targets) in stream:
-                waited, waits = waited + time.perf_counter() - fetch_started, waits + 1
-                losses, total = self.step(images, targets, progress)
-                progress.iteration += 1
-                bar.update(1)
-                if progress.iteration % self.schedule.log_period == 0 or progress.iteration == self.max_iter:
-                    seconds = (time.perf_counter() - started) / (progress.iteration - first)
-                    self.log(losses, total, progress, seconds, data_seconds=waited / waits)
-                    waited, waits = 0.0, 0
-                    lr = self.optimizer.param_groups[0]["lr"]
-                    bar.set_postfix(loss=f"{float(total.detach()):.3f}", lr=f"{lr:.4f}", refresh=False)
-                if progress.iteration % self.schedule.checkpoint_period == 0 or progress.iteration == self.max_iter:
-                    self.save(progress)
-                if progress.iteration >= self.max_iter:
-                    break
-                fetch_started = time.perf_counter()
-        finally:
-            stream.close()
-            bar.close()
+        # Log lines print above the progress bar rather than through it (console handlers only; train.log as is).
+        with logging_redirect_tqdm():
+            try:
+                for progress.stream, (images, targets) in stream:
+                    waited, waits = waited + time.perf_counter() - fetch_started, waits + 1
+                    losses, total = self.step(images, targets, progress)
+                    progress.iteration += 1
+                    bar.update(1)
+                    if progress.iteration % self.schedule.log_period == 0 or progress.iteration == self.max_iter:
+                        seconds = (time.perf_counter() - started) / (progress.iteration - first)
+                        self.log(losses, total, progress, seconds, data_seconds=waited / waits)
+                        waited, waits = 0.0, 0
+                        lr = self.optimizer.param_groups[0]["lr"]
+                        bar.set_postfix(loss=f"{float(total.detach()):.3f}", lr=f"{lr:.4f}", refresh=False)
+                    if progress.iteration % self.schedule.checkpoint_period == 0 or progress.iteration == self.max_iter:
+                        self.save(progress)
+                    if progress.iteration >= self.max_iter:
+                        break
+                    fetch_started = time.perf_counter()
+            finally:
+                stream.close()
+                bar.close()
 
     def step(self, images: list[torch.Tensor], targets: list[dict[str, Any]],
              progress: Progress) -> tuple[dict[str, torch.Tensor], torch.Tensor]:  # fmt: skip
