@@ -6,6 +6,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from gol.config.validate import check_schedule
 from gol.train import CONF_DIR
 from tests_support import compose_train
 
@@ -43,3 +44,33 @@ def test_misspelt_key_fails_when_composed(tmp_path):
 def test_unknown_option_lists_the_available_ones(tmp_path):
     with pytest.raises(ConfigCompositionException, match="Available options"):
         compose_train(["loss=focal"], tmp_path)
+
+
+@pytest.mark.parametrize("schedule", ["1x", "2x", "demo", "smoke"])
+def test_every_schedule_passes_validation(schedule, tmp_path):
+    check_schedule(compose_train([f"schedule={schedule}"], tmp_path).schedule)
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["schedule.lr=0"], "schedule.lr must be positive, got 0"),
+        (["schedule.gamma=-0.1"], "schedule.gamma must be positive"),
+        (["schedule.grad_clip=0"], "schedule.grad_clip must be positive"),
+        (["schedule.warmup_ratio=2"], "in (0, 1]"),
+        (["schedule.momentum=1.0"], "schedule.momentum must be in [0, 1)"),
+        (["schedule.weight_decay=-1e-4"], "schedule.weight_decay >= 0"),
+        (["schedule.ims_per_batch=0"], "schedule.ims_per_batch must be at least 1, got 0"),
+        (["schedule.log_period=0"], "schedule.log_period must be at least 1"),
+        (["schedule.warmup_iters=-1"], "schedule.warmup_iters must be at least 0"),
+        (["schedule=1x", "schedule.epochs=0"], "schedule.epochs must be at least 1"),
+        (["schedule=1x", "schedule.steps=[11,8]"], "must be increasing"),
+        (["schedule=1x", "schedule.steps=[8,12]"], "0 < step < epochs=12"),
+        (["schedule=demo", "schedule.max_iter=null"], "exactly one of `epochs`"),
+    ],
+)
+def test_schedule_values_out_of_range_are_named(overrides, message, tmp_path):
+    cfg = compose_train(overrides, tmp_path)
+    with pytest.raises(ValueError) as error:
+        check_schedule(cfg.schedule)
+    assert message in str(error.value) and "\n" not in str(error.value)
