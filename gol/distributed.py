@@ -58,6 +58,29 @@ def init(device_type: str) -> World:
     return world
 
 
+def check_device_name(name: str) -> None:
+    """One-line ValueError unless ``name`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (checked where a sweep is
+    planned, which may be a login node without GPUs; :func:`check_device_here` checks the machine)."""
+    try:
+        device = torch.device("cpu" if name == "auto" else name)
+    except RuntimeError:
+        raise ValueError(f"device={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device={name!r}: gol trains on cpu or cuda; use auto, cpu, cuda or cuda:N")
+
+
+def check_device_here(name: str) -> None:
+    """One-line ValueError if ``name`` asks for a GPU this machine does not have."""
+    device = torch.device("cpu" if name == "auto" else name)
+    if device.type != "cuda":
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise ValueError(f"device={name!r} but CUDA is not available on this machine; use device=auto or cpu")
+    if device.index is not None and device.index >= count:
+        raise ValueError(f"device={name!r} but this machine has {count} GPU(s) (cuda:0..cuda:{count - 1})")
+
+
 def device_for(name: str, world: World) -> torch.device:
     """``auto`` picks this rank's GPU when CUDA exists, else the CPU."""
     if name == "auto":

@@ -113,6 +113,7 @@ def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     try:
         # Checked before anything is built; a refused cell still leaves a failed record with the reason.
         validate(cfg, loss_option=ctx.choices.get("loss"))
+        distributed.check_device_here(cfg.device)
         return _train(cfg, ctx, world, rec)
     except (SystemExit, KeyboardInterrupt):
         raise  # preempted or stopped: the record stays "running" and the requeued job resumes it

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hydra.utils import get_class
 from omegaconf import DictConfig
 
+from gol.distributed import check_device_name
 from gol.losses import VALID_PAIRS, check_pair
 from gol.models.htc import check_detector_available
 
@@ -17,6 +18,7 @@ def validate(cfg: DictConfig, *, loss_option: str | None = None) -> None:
 
     ``loss_option`` is the ``loss`` group's choice (``gol`` accepts Gumbel only, though its class is DropLoss).
     """
+    check_device_name(cfg.device)
     check_detector_available(cfg.detector._target_)
     loss = loss_option if loss_option in VALID_PAIRS else get_class(cfg.loss._target_)
     check_pair(get_class(cfg.activation._target_), loss)
@@ -26,6 +28,10 @@ def validate(cfg: DictConfig, *, loss_option: str | None = None) -> None:
     unknown = sorted(set(cfg.eval.iou_types) - set(_IOU_TYPES))
     if unknown:
         raise ValueError(f"eval.iou_types holds {unknown}; use a subset of {list(_IOU_TYPES)}")
+    if cfg.eval.batch_size < 1:
+        raise ValueError(f"eval.batch_size (test images per batch) must be at least 1, got {cfg.eval.batch_size}")
+    if cfg.num_workers < 0:
+        raise ValueError(f"num_workers must be 0 (load in the training process) or more, got {cfg.num_workers}")
 
 
 def check_schedule(schedule: DictConfig) -> None:

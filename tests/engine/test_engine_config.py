@@ -3,10 +3,12 @@
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from gol.config.validate import check_schedule
+from gol.config.validate import check_schedule, validate
+from gol.distributed import check_device_here, check_device_name
 from gol.train import CONF_DIR
 from tests_support import compose_train
 
@@ -74,3 +76,20 @@ def test_schedule_values_out_of_range_are_named(overrides, message, tmp_path):
     with pytest.raises(ValueError) as error:
         check_schedule(cfg.schedule)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(("name", "message"), [("tpu", "is not a device"), ("mps", "gol trains on cpu or cuda")])
+def test_device_names_are_checked_where_the_sweep_is_planned(name, message, tmp_path):
+    cfg = compose_train([f"device={name}"], tmp_path)
+    with pytest.raises(ValueError, match=message):
+        validate(cfg)
+    for fine in ("auto", "cpu", "cuda", "cuda:3"):  # a login node without GPUs may plan GPU cells
+        check_device_name(fine)
+
+
+def test_a_gpu_this_machine_lacks_is_refused_where_the_cell_runs():
+    check_device_here("auto")
+    check_device_here("cpu")
+    missing = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU (cuda:0 without CUDA)
+    with pytest.raises(ValueError, match=f"device='{missing}' but "):
+        check_device_here(missing)

@@ -67,6 +67,7 @@ def test_a_finished_folder_is_refused_and_left_untouched(tmp_path, data_root):
         (["detector.weights=/nonexistent/tiny.pt"], "/nonexistent/tiny.pt"),
         (["schedule.max_itr=3"], "max_itr"),
         (["schedule.lr=-1"], "schedule.lr must be positive, got -1.0"),
+        (["device=cuda:7"], "device='cuda:7' but "),
         (["loss=focal"], "Available options"),
     ],
 )
