@@ -250,6 +250,7 @@ class Loop:
         stream = batches(
             dataset, sampler, batch_size=self.schedule.ims_per_batch, start=progress.stream, seed=int(self.cfg.seed),
             num_workers=int(self.cfg.num_workers), rank=self.world.rank, world_size=self.world.world_size,
+            pin_memory=self.device.type == "cuda",
         )  # fmt: skip
         bar = tqdm(total=self.max_iter, initial=progress.iteration, desc="train", file=sys.stderr, dynamic_ncols=True,
                    disable=not self.world.is_main, mininterval=1.0 if sys.stderr.isatty() else 30.0)  # fmt: skip

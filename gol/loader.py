@@ -60,11 +60,13 @@ def batches(
     num_workers: int,
     rank: int = 0,
     world_size: int = 1,
+    pin_memory: bool = False,
 ) -> Iterator[tuple[StreamPosition, tuple[list[Any], list[Any]]]]:
     """Endless (position after the batch, batch) pairs; incomplete trailing batches of an epoch are dropped.
 
     ``batch_size`` is the global batch: with several processes, rank r loads the r-th equal slice of every
-    global batch, so the union over ranks is exactly the batch a single process would load.
+    global batch, so the union over ranks is exactly the batch a single process would load. ``pin_memory`` (for
+    CUDA) lets the step's ``non_blocking`` copies overlap with the GPU's work.
     """
     if batch_size % world_size:
         raise ValueError(
@@ -91,6 +93,7 @@ def batches(
             batch_sampler=plan,
             collate_fn=collate,
             num_workers=num_workers,
+            pin_memory=pin_memory,
             generator=torch.Generator().manual_seed(seed + epoch + 1_000 * rank),
         )
         for batch in loader:
