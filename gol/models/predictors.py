@@ -95,9 +95,9 @@ def mask_probabilities(predictor: nn.Module, mask_features: Tensor, labels: list
     predictor takes torchvision's path.
     """
     layers = dict(predictor.named_children())
-    logits_layer = layers.get("mask_fcn_logits")
-    if set(layers) != {"conv5_mask", "relu", "mask_fcn_logits"} or tuple(logits_layer.kernel_size) != (1, 1):
+    if list(layers) != ["conv5_mask", "relu", "mask_fcn_logits"] or not _is_pointwise(layers["mask_fcn_logits"]):
         return maskrcnn_inference(predictor(mask_features), labels)
+    logits_layer = layers["mask_fcn_logits"]
     hidden = layers["relu"](layers["conv5_mask"](mask_features))  # (M, D', 28, 28)
     weight = logits_layer.weight[:, :, 0, 0]  # (K + 1, D')
     if isinstance(logits_layer, NormedConv2d):
@@ -108,3 +108,9 @@ def mask_probabilities(predictor: nn.Module, mask_features: Tensor, labels: list
     if logits_layer.bias is not None:
         logits = logits + logits_layer.bias[classes][:, None, None]
     return list(logits.sigmoid()[:, None].split([len(label) for label in labels]))
+
+
+def _is_pointwise(layer: nn.Module) -> bool:
+    """A plain 1x1 convolution (stride 1, no padding, one group): one linear map per pixel."""
+    return (isinstance(layer, nn.Conv2d) and tuple(layer.kernel_size) == (1, 1) and tuple(layer.stride) == (1, 1)
+            and tuple(layer.padding) == (0, 0) and layer.groups == 1)  # fmt: skip

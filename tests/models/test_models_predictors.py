@@ -42,15 +42,17 @@ def test_equals_torchvisions_inference_on_all_classes(seed: int, counts: list[in
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
-def test_another_predictor_takes_torchvisions_path() -> None:
+def test_other_predictors_give_torchvisions_result() -> None:
     torch.manual_seed(0)
-    predictor = MaskRCNNPredictor(D, D, K + 1).double()  # torchvision's own class: same names, another module
+    predictor = MaskRCNNPredictor(D, D, K + 1).double()  # torchvision's own: same layers, so the class-only path
     features, labels = _inputs(1, [3, 2])
-    wrapped = nn.Sequential(predictor)  # different children: the generic path
+    wrapped = nn.Sequential(predictor)  # other children: torchvision's path
+    three_by_three = build_mask_predictor(D, D, K, normed=False).double()
+    three_by_three.mask_fcn_logits = nn.Conv2d(D, K + 1, 3, padding=1).double()  # not a per-pixel map
     with torch.no_grad():
-        for module in (predictor, wrapped):
+        for module in (predictor, wrapped, three_by_three):
             got = mask_probabilities(module, features, labels)
-            want = maskrcnn_inference(predictor(features), labels)
+            want = maskrcnn_inference(module(features), labels)
             for a, b in zip(got, want):
                 torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
