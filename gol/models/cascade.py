@@ -17,7 +17,6 @@ random streams) keep per-stage state, as mmdet's per-stage ``loss_cls`` does; th
 from __future__ import annotations
 
 import copy
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,19 +26,24 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import RPNHead, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
-from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
+from torchvision.ops import MultiScaleRoIAlign
 
 from gol.losses.rng import SeededLoss, mix_seed
 from gol.models.assemble import BOX_POSITIVE_FRACTION, DetectorOptions, check_classes, maskrcnn_shell
 from gol.models.cascade_heads import CascadeBoxPredictor, CascadeRoIHeads
 from gol.models.predictors import build_mask_predictor
-from gol.models.resnet_fpn import FPN_CHANNELS, FPN_LEVELS, R101, _fpn_backbone, _trainable_layers
-from gol.models.weights import load_backbone_weights, load_detector_weights, read_state_dict, resolve_weights
+from gol.models.resnet_fpn import (
+    FPN_CHANNELS,
+    R101,
+    fpn_anchor_generator,
+    fpn_roi_align,
+    load_whole_detector,
+    pretrained_fpn_backbone,
+)
 
 if TYPE_CHECKING:
     from gol.losses.base import ClassificationLoss
 
-log = logging.getLogger(__name__)
 
 # Cascade R-CNN (Cai & Vasconcelos 2018) and the official configs: three stages of rising IoU.
 STAGE_IOU_THRESHOLDS = (0.5, 0.6, 0.7)
@@ -218,54 +222,27 @@ def build_cascade_r101_fpn(
         iou_thresholds=stage_iou_thresholds, loss_weights=stage_loss_weights, box_weights=stage_box_weights
     )
     check_classes(num_classes, cls_loss)
-    detector_source = resolve_weights(
-        weights, config_key="detector.weights", allow_download=allow_download, enum_type=None
-    )
-    backbone_source = resolve_weights(
-        weights_backbone, config_key="detector.weights_backbone", allow_download=allow_download,
-        enum_type=R101.backbone_enum,
-    )
-    if detector_source is not None and backbone_source is not None:
-        raise ValueError(
-            "set detector.weights or detector.weights_backbone, not both (detector weights include the backbone)"
-        )
-    pretrained = detector_source is not None or backbone_source is not None
-    trainable = _trainable_layers(trainable_backbone_layers, pretrained=pretrained)
-    if not pretrained:
-        log.warning("%s: no pretrained weights configured, training every layer from scratch", CASCADE_LABEL)
-
     # As build_maskrcnn_r101_fpn: frozen BatchNorm and frozen early stages with pretrained weights.
-    body = R101.resnet(weights=None, norm_layer=FrozenBatchNorm2d if pretrained else nn.BatchNorm2d)
-    if backbone_source is not None:
-        load_backbone_weights(
-            body,
-            read_state_dict(backbone_source, config_key="detector.weights_backbone"),
-            architecture=f"the {CASCADE_LABEL} backbone",
-            config_key="detector.weights_backbone",
-            source=str(backbone_source),
-        )
+    backbone, detector_source = pretrained_fpn_backbone(
+        R101, label=CASCADE_LABEL, detector_enum=None, weights=weights, weights_backbone=weights_backbone,
+        allow_download=allow_download, trainable_backbone_layers=trainable_backbone_layers,
+    )  # fmt: skip
     model = assemble_cascade(
-        backbone=_fpn_backbone(body, trainable, v2=False),
+        backbone=backbone,
         num_classes=num_classes,
         cls_loss=cls_loss,
         options=options,
         cascade=cascade,
-        anchor_generator=AnchorGenerator(((32,), (64,), (128,), (256,), (512,)), ((0.5, 1.0, 2.0),) * 5),
+        anchor_generator=fpn_anchor_generator(),
         rpn_head=RPNHead(FPN_CHANNELS, 3),
-        box_roi_pool=MultiScaleRoIAlign(FPN_LEVELS, output_size=7, sampling_ratio=2),
+        box_roi_pool=fpn_roi_align(7),
         box_head_factory=lambda: TwoMLPHead(FPN_CHANNELS * 7 * 7, BOX_HEAD_WIDTH),
         box_head_width=BOX_HEAD_WIDTH,
-        mask_roi_pool=MultiScaleRoIAlign(FPN_LEVELS, output_size=14, sampling_ratio=2),
+        mask_roi_pool=fpn_roi_align(14),
         mask_head=MaskRCNNHeads(FPN_CHANNELS, [256, 256, 256, 256], 1),
         mask_head_width=256,
         mask_dim_reduced=256,
     )
     if detector_source is not None:
-        load_detector_weights(
-            model,
-            read_state_dict(detector_source, config_key="detector.weights"),
-            architecture=CASCADE_LABEL,
-            config_key="detector.weights",
-            source=str(detector_source),
-        )
+        load_whole_detector(model, detector_source, architecture=CASCADE_LABEL)
     return model

@@ -42,7 +42,13 @@ from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from gol.models.assemble import DetectorOptions, assemble_maskrcnn
-from gol.models.weights import load_backbone_weights, load_detector_weights, read_state_dict, resolve_weights
+from gol.models.weights import (
+    WeightsSource,
+    load_backbone_weights,
+    load_detector_weights,
+    read_state_dict,
+    resolve_weights,
+)
 
 if TYPE_CHECKING:
     from gol.losses.base import ClassificationLoss
@@ -89,37 +95,11 @@ def build_resnet_maskrcnn(
     trainable_backbone_layers: int | None,
 ) -> MaskRCNN:
     """Build the detector described by ``spec`` (the public builders below fill in ``spec``)."""
-    detector_source = resolve_weights(
-        weights, config_key="detector.weights", allow_download=allow_download, enum_type=spec.detector_enum
-    )
-    backbone_source = resolve_weights(
-        weights_backbone,
-        config_key="detector.weights_backbone",
-        allow_download=allow_download,
-        enum_type=spec.backbone_enum,
-    )
-    if detector_source is not None and backbone_source is not None:
-        raise ValueError(
-            "set detector.weights or detector.weights_backbone, not both (detector weights include the backbone)"
-        )
-    pretrained = detector_source is not None or backbone_source is not None
-    trainable = _trainable_layers(trainable_backbone_layers, pretrained=pretrained)
-    if not pretrained:
-        log.warning("%s: no pretrained weights configured, training every layer from scratch", spec.label)
-
-    frozen_bn = pretrained and not spec.v2
-    body = spec.resnet(weights=None, norm_layer=FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d)
-    if backbone_source is not None:
-        load_backbone_weights(
-            body,
-            read_state_dict(backbone_source, config_key="detector.weights_backbone"),
-            architecture=f"the {spec.label} backbone",
-            config_key="detector.weights_backbone",
-            source=str(backbone_source),
-        )
-    backbone = _fpn_backbone(body, trainable, v2=spec.v2)
-
-    anchor_generator = AnchorGenerator(((32,), (64,), (128,), (256,), (512,)), ((0.5, 1.0, 2.0),) * 5)
+    backbone, detector_source = pretrained_fpn_backbone(
+        spec, label=spec.label, detector_enum=spec.detector_enum, weights=weights,
+        weights_backbone=weights_backbone, allow_download=allow_download,
+        trainable_backbone_layers=trainable_backbone_layers,
+    )  # fmt: skip
     if spec.v2:
         rpn_head: nn.Module = RPNHead(FPN_CHANNELS, 3, conv_depth=2)
         box_head: nn.Module = FastRCNNConvFCHead(
@@ -135,28 +115,90 @@ def build_resnet_maskrcnn(
         num_classes=num_classes,
         cls_loss=cls_loss,
         options=options,
-        anchor_generator=anchor_generator,
+        anchor_generator=fpn_anchor_generator(),
         rpn_head=rpn_head,
-        box_roi_pool=MultiScaleRoIAlign(FPN_LEVELS, output_size=7, sampling_ratio=2),
+        box_roi_pool=fpn_roi_align(7),
         box_head=box_head,
         box_head_width=1024,
-        mask_roi_pool=MultiScaleRoIAlign(FPN_LEVELS, output_size=14, sampling_ratio=2),
+        mask_roi_pool=fpn_roi_align(14),
         mask_head=mask_head,
         mask_head_width=256,
         mask_dim_reduced=256,
     )
     if detector_source is not None:
-        load_detector_weights(
-            model,
-            read_state_dict(detector_source, config_key="detector.weights"),
-            architecture=spec.label,
-            config_key="detector.weights",
-            source=str(detector_source),
-        )
+        load_whole_detector(model, detector_source, architecture=spec.label)
         name = detector_source.name if isinstance(detector_source, Path) else None
         if detector_source == MaskRCNN_ResNet50_FPN_Weights.COCO_V1 or (spec is R50 and name == COCO_V1_FILE):
             overwrite_eps(model, 0.0)
     return model
+
+
+def pretrained_fpn_backbone(
+    spec: ResNetSpec,
+    *,
+    label: str,
+    detector_enum: type[WeightsEnum] | None,
+    weights: str | None,
+    weights_backbone: str | None,
+    allow_download: bool,
+    trainable_backbone_layers: int | None,
+) -> tuple[BackboneWithFPN, WeightsSource | None]:
+    """The FPN backbone of ``spec`` (ImageNet weights loaded when ``weights_backbone`` names them; frozen BatchNorm
+    and frozen early stages with pretrained weights, as torchvision does) and the resolved whole-detector weights
+    (``weights``), which the caller loads with :func:`load_whole_detector` once the detector is assembled.
+
+    ``label`` names the detector in messages; ``detector_enum`` is torchvision's weights enum for it, if any.
+    """
+    detector_source = resolve_weights(
+        weights, config_key="detector.weights", allow_download=allow_download, enum_type=detector_enum
+    )
+    backbone_source = resolve_weights(
+        weights_backbone,
+        config_key="detector.weights_backbone",
+        allow_download=allow_download,
+        enum_type=spec.backbone_enum,
+    )
+    if detector_source is not None and backbone_source is not None:
+        raise ValueError(
+            "set detector.weights or detector.weights_backbone, not both (detector weights include the backbone)"
+        )
+    pretrained = detector_source is not None or backbone_source is not None
+    trainable = _trainable_layers(trainable_backbone_layers, pretrained=pretrained)
+    if not pretrained:
+        log.warning("%s: no pretrained weights configured, training every layer from scratch", label)
+
+    frozen_bn = pretrained and not spec.v2
+    body = spec.resnet(weights=None, norm_layer=FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d)
+    if backbone_source is not None:
+        load_backbone_weights(
+            body,
+            read_state_dict(backbone_source, config_key="detector.weights_backbone"),
+            architecture=f"the {label} backbone",
+            config_key="detector.weights_backbone",
+            source=str(backbone_source),
+        )
+    return _fpn_backbone(body, trainable, v2=spec.v2), detector_source
+
+
+def load_whole_detector(model: nn.Module, source: WeightsSource, *, architecture: str) -> None:
+    """Load ``detector.weights`` into the assembled ``model`` (class-dependent layers re-initialised if K differs)."""
+    load_detector_weights(
+        model,
+        read_state_dict(source, config_key="detector.weights"),
+        architecture=architecture,
+        config_key="detector.weights",
+        source=str(source),
+    )
+
+
+def fpn_anchor_generator() -> AnchorGenerator:
+    """torchvision's Mask R-CNN anchors: one size per FPN level (32-512 px), aspect ratios 0.5, 1, 2."""
+    return AnchorGenerator(((32,), (64,), (128,), (256,), (512,)), ((0.5, 1.0, 2.0),) * 5)
+
+
+def fpn_roi_align(output_size: int) -> MultiScaleRoIAlign:
+    """RoIAlign over the four FPN levels (7 for the box head, 14 for the mask head)."""
+    return MultiScaleRoIAlign(FPN_LEVELS, output_size=output_size, sampling_ratio=2)
 
 
 def _trainable_layers(requested: int | None, *, pretrained: bool) -> int:
