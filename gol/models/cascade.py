@@ -30,8 +30,8 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from gol.losses.rng import SeededLoss, mix_seed
 from gol.models.assemble import BOX_POSITIVE_FRACTION, DetectorOptions, check_classes, maskrcnn_shell
-from gol.models.cascade_heads import CascadeBoxPredictor, CascadeRoIHeads
-from gol.models.predictors import build_mask_predictor
+from gol.models.cascade_heads import CascadeRoIHeads
+from gol.models.predictors import GolBoxPredictor, build_mask_predictor
 from gol.models.resnet_fpn import (
     FPN_CHANNELS,
     R101,
@@ -144,7 +144,8 @@ def assemble_cascade(
     losses = stage_losses(cls_loss, cascade.num_stages)
     box_heads = [box_head_factory() for _ in range(cascade.num_stages)]
     box_predictors = [
-        CascadeBoxPredictor(box_head_width, cls_loss=loss, classifier_temperature=options.classifier_temperature)
+        GolBoxPredictor(box_head_width, cls_loss=loss, classifier_temperature=options.classifier_temperature,
+                        class_agnostic=True)
         for loss in losses
     ]
     mask_predictor = build_mask_predictor(mask_head_width, mask_dim_reduced, num_classes, normed=options.normed_mask)

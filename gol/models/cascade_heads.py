@@ -35,47 +35,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection._utils import BalancedPositiveNegativeSampler, BoxCoder, Matcher
-from torchvision.models.detection.roi_heads import maskrcnn_loss
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
 
-from gol.models.normed import NormedLinear
-from gol.models.predictors import mask_probabilities
-from gol.models.roi_heads import check_training_targets, select_detections
+from gol.models.roi_heads import add_masks, check_training_targets, mask_loss, select_detections
 
 if TYPE_CHECKING:
     from gol.losses.base import ClassificationLoss
+    from gol.models.predictors import GolBoxPredictor
 
 # Official Cascade R-CNN configs: SmoothL1Loss(beta=1.0, loss_weight=1.0) on the normalised deltas of every stage.
 CASCADE_SMOOTH_L1_BETA = 1.0
 # A refined box thinner than this (pixels) cannot be encoded against (log of its width); it is not passed on to
 # the next stage while training. Same floor as torchvision's RPN proposals.
 MIN_REFINED_SIZE = 1e-3
-
-
-class CascadeBoxPredictor(nn.Module):
-    """Classifier of width ``cls_loss.num_logits`` plus class-agnostic box regression (4 deltas per RoI).
-
-    The classifier is a plain ``nn.Linear``, or ``NormedLinear`` when ``classifier_temperature`` is set, and gets
-    the loss's official initialisation (the official Cascade configs repeat it in every stage's head).
-    """
-
-    def __init__(
-        self, in_channels: int, *, cls_loss: ClassificationLoss, classifier_temperature: float | None = None
-    ) -> None:
-        super().__init__()
-        num_logits = int(cls_loss.num_logits)
-        if classifier_temperature is None:
-            self.cls_score: nn.Linear = nn.Linear(in_channels, num_logits)
-        else:
-            self.cls_score = NormedLinear(in_channels, num_logits, temperature=classifier_temperature)
-        self.bbox_pred = nn.Linear(in_channels, 4)
-        cls_loss.init_classifier(self.cls_score)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(R, D) or (R, D, 1, 1) features -> class logits (R, L) and class-agnostic deltas (R, 4)."""
-        x = x.flatten(start_dim=1)  # (R, D)
-        return self.cls_score(x), self.bbox_pred(x)
 
 
 def agnostic_box_loss(deltas: Tensor, labels: Tensor, regression_targets: Tensor) -> Tensor:
@@ -122,7 +95,7 @@ class CascadeRoIHeads(nn.Module):
         *,
         box_roi_pool: MultiScaleRoIAlign,
         box_heads: Sequence[nn.Module],
-        box_predictors: Sequence[CascadeBoxPredictor],
+        box_predictors: Sequence[GolBoxPredictor],
         cls_losses: Sequence[ClassificationLoss],
         iou_thresholds: Sequence[float],
         box_coder_weights: Sequence[tuple[float, float, float, float]],
@@ -204,16 +177,8 @@ class CascadeRoIHeads(nn.Module):
                 ]
 
         # The mask branch trains on the last stage's positive RoIs.
-        positives = [torch.where(image_labels > 0)[0] for image_labels in samples.labels]
-        mask_proposals = [p[pos] for p, pos in zip(samples.proposals, positives)]
-        pos_matched_idxs = [m[pos] for m, pos in zip(samples.matched_idxs, positives)]
-        losses["loss_mask"] = maskrcnn_loss(
-            self.mask_predictor(self._mask_features(features, mask_proposals, image_shapes)),
-            mask_proposals,
-            [t["masks"] for t in targets],
-            [t["labels"] for t in targets],
-            pos_matched_idxs,
-        )
+        losses["loss_mask"] = mask_loss(self, features, samples.proposals, samples.matched_idxs, samples.labels,
+                                        targets, image_shapes)  # fmt: skip
         return [], losses
 
     def _stage(
@@ -311,17 +276,8 @@ class CascadeRoIHeads(nn.Module):
             )
             results.append({"boxes": kept_boxes, "labels": kept_labels, "scores": kept_scores})
 
-        mask_features = self._mask_features(features, [r["boxes"] for r in results], image_shapes)
-        labels = [r["labels"] for r in results]
-        for mask_prob, r in zip(mask_probabilities(self.mask_predictor, mask_features, labels), results):
-            r["masks"] = mask_prob  # (N, 1, 28, 28)
+        add_masks(self, features, results, image_shapes)
         return results
-
-    def _mask_features(
-        self, features: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]
-    ) -> Tensor:
-        """(M, D, 14, 14) mask head features for the M boxes of all images (the predictor's input)."""
-        return self.mask_head(self.mask_roi_pool(features, boxes, image_shapes))
 
 
 def _wide_enough(boxes: Tensor) -> Tensor:

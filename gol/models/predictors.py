@@ -27,7 +27,8 @@ MASK_TEMPERATURE = 20.0
 
 
 class GolBoxPredictor(nn.Module):
-    """Classifier of width ``cls_loss.num_logits`` plus class-specific box regression over K + 1 slots.
+    """Classifier of width ``cls_loss.num_logits`` plus box regression: class-specific over K + 1 slots, or
+    ``class_agnostic`` (4 deltas per RoI, as the official Cascade configs' stages).
 
     The classifier is a plain ``nn.Linear``, or ``NormedLinear`` when ``classifier_temperature`` is set; either
     way it gets the loss's official initialisation through ``cls_loss.init_classifier``.
@@ -39,6 +40,7 @@ class GolBoxPredictor(nn.Module):
         *,
         cls_loss: ClassificationLoss,
         classifier_temperature: float | None = None,
+        class_agnostic: bool = False,
     ) -> None:
         super().__init__()
         num_logits = int(cls_loss.num_logits)
@@ -46,11 +48,11 @@ class GolBoxPredictor(nn.Module):
             self.cls_score: nn.Linear = nn.Linear(in_channels, num_logits)
         else:
             self.cls_score = NormedLinear(in_channels, num_logits, temperature=classifier_temperature)
-        self.bbox_pred = nn.Linear(in_channels, (cls_loss.num_classes + 1) * 4)
+        self.bbox_pred = nn.Linear(in_channels, 4 if class_agnostic else (cls_loss.num_classes + 1) * 4)
         cls_loss.init_classifier(self.cls_score)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(R, D) or (R, D, 1, 1) features -> class logits (R, L) and box deltas (R, (K + 1) * 4)."""
+        """(R, D) or (R, D, 1, 1) features -> class logits (R, L) and box deltas (R, (K + 1) * 4) or (R, 4)."""
         if x.dim() == 4 and tuple(x.shape[2:]) != (1, 1):
             raise ValueError(f"box predictor expects (R, D) or (R, D, 1, 1) features, got {tuple(x.shape)}")
         x = x.flatten(start_dim=1)  # (R, D)

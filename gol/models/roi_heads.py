@@ -210,9 +210,7 @@ class GolRoIHeads(RoIHeads):
                 class_logits, box_regression, proposals, image_shapes
             )
             result = [{"boxes": b, "labels": lab, "scores": s} for b, s, lab in zip(boxes, scores, det_labels)]
-            mask_features = self._mask_features(features, [r["boxes"] for r in result], image_shapes)
-            for mask_prob, r in zip(mask_probabilities(self.mask_predictor, mask_features, det_labels), result):
-                r["masks"] = mask_prob  # (N, 1, 28, 28)
+            add_masks(self, features, result, image_shapes)
             return result, {}
 
         all_labels = torch.cat(labels)  # (R,)
@@ -220,22 +218,44 @@ class GolRoIHeads(RoIHeads):
             "loss_classifier": self.cls_loss(class_logits, all_labels),
             "loss_box_reg": box_regression_loss(box_regression, all_labels, torch.cat(regression_targets)),
         }
-        # The mask branch trains on positive RoIs only, as torchvision does.
-        positives = [torch.where(image_labels > 0)[0] for image_labels in labels]
-        mask_proposals = [p[pos] for p, pos in zip(proposals, positives)]
-        pos_matched_idxs = [m[pos] for m, pos in zip(matched_idxs, positives)]
-        mask_logits = self.mask_predictor(self._mask_features(features, mask_proposals, image_shapes))
-        losses["loss_mask"] = maskrcnn_loss(
-            mask_logits,
-            mask_proposals,
-            [t["masks"] for t in targets],
-            [t["labels"] for t in targets],
-            pos_matched_idxs,
-        )
+        losses["loss_mask"] = mask_loss(self, features, proposals, matched_idxs, labels, targets, image_shapes)
         return [], losses
 
-    def _mask_features(
-        self, features: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]
-    ) -> Tensor:
-        """(M, D, 14, 14) mask head features for the M boxes of all images (the predictor's input)."""
-        return self.mask_head(self.mask_roi_pool(features, boxes, image_shapes))
+
+def mask_loss(
+    heads: nn.Module,
+    features: dict[str, Tensor],
+    proposals: list[Tensor],
+    matched_idxs: list[Tensor],
+    labels: list[Tensor],
+    targets: list[dict[str, Tensor]],
+    image_shapes: list[tuple[int, int]],
+) -> Tensor:
+    """torchvision's ``loss_mask`` of ``heads``' mask branch (``mask_roi_pool``, ``mask_head``, ``mask_predictor``),
+    trained on the positive sampled RoIs only, as torchvision does. Per image: proposals (R_i, 4), their matched
+    ground-truth indices and labels (R_i,)."""
+    positives = [torch.where(image_labels > 0)[0] for image_labels in labels]
+    mask_proposals = [p[pos] for p, pos in zip(proposals, positives)]
+    pos_matched_idxs = [m[pos] for m, pos in zip(matched_idxs, positives)]
+    mask_features = heads.mask_head(heads.mask_roi_pool(features, mask_proposals, image_shapes))
+    return maskrcnn_loss(
+        heads.mask_predictor(mask_features),
+        mask_proposals,
+        [t["masks"] for t in targets],
+        [t["labels"] for t in targets],
+        pos_matched_idxs,
+    )
+
+
+def add_masks(
+    heads: nn.Module,
+    features: dict[str, Tensor],
+    results: list[dict[str, Tensor]],
+    image_shapes: list[tuple[int, int]],
+) -> None:
+    """Test time: put ``masks`` (N, 1, 28, 28), the probabilities of each detection's class, into every result
+    dict (which holds ``boxes`` and ``labels``), through ``heads``' mask branch."""
+    mask_features = heads.mask_head(heads.mask_roi_pool(features, [r["boxes"] for r in results], image_shapes))
+    labels = [r["labels"] for r in results]
+    for mask_prob, r in zip(mask_probabilities(heads.mask_predictor, mask_features, labels), results):
+        r["masks"] = mask_prob
