@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from gol.bench._report import add_json_option, write_json
 from gol.evaluation import Detections, GroundTruth, evaluate
 from gol.evaluation._lvis_compat import LVIS, LVISEval, LVISResults
 from gol.evaluation.fast_engine import FastEvaluator
@@ -123,15 +124,13 @@ def format_report(report: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gol.bench.eval", description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="smoke")
-    parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    add_json_option(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("lvis").setLevel(logging.ERROR)  # lvis-api warns on every in-memory result list
     report = run(args.size)
     log.info("%s", format_report(report))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json(report, args.json)
     return 0
 
 

@@ -20,7 +20,6 @@ adds LVIS test images (300 detections on 800 x 1066, 1203 classes, the 256-chann
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
@@ -28,7 +27,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,10 +34,9 @@ import torchvision
 from torch import Tensor
 from torchvision.models.detection.roi_heads import maskrcnn_inference, paste_masks_in_image
 
+from gol.bench._report import add_json_option, write_json
 from gol.models.predictors import build_mask_predictor, mask_probabilities
 from gol.models.transform import paste_masks
-
-log = logging.getLogger(__name__)
 
 MASK_SIDE = 28  # torchvision's mask head output
 FEATURE_SIDE = 14  # the mask head's RoIAlign output
@@ -147,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: less noise)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
-    parser.add_argument("--json", type=Path, default=None, help="also write the report to this JSON file")
+    add_json_option(parser)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.threads < 1:
         parser.error("--repeats and --threads must be >= 1")
@@ -157,10 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     report = run(size=args.size, repeats=args.repeats, device=args.device)
     sys.stdout.write(format_report(report) + "\n")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        log.info("wrote %s", args.json)
+    write_json(report, args.json)
     return 0
 
 

@@ -19,22 +19,19 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from gol.activations import Gumbel
+from gol.bench._report import add_json_option, write_json
 from gol.data.stats import CategoryStats
 from gol.losses import DropLoss
-
-log = logging.getLogger(__name__)
 
 SIZES = {"smoke": (512, 1203), "full": (8192, 1203)}
 
@@ -127,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: less noise)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the result to this JSON file")
+    add_json_option(parser)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.threads < 1:
         parser.error("--repeats and --threads must be >= 1")
@@ -142,10 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  gol (stable)     {ms['gol']:8.1f} ms   {ratio['gol']:.2f}x bce\n"
         f"  gol (official)   {ms['official']:8.1f} ms   {ratio['official']:.2f}x bce\n"
     )
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        log.info("wrote %s", args.json)
+    write_json(result, args.json)
     return 0
 
 

@@ -12,16 +12,15 @@ results are checked to be identical.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gol.bench._report import add_json_option, write_json
 from gol.data.samplers import RFS_THRESHOLD, RepeatFactorSampler, repeat_factors
 
 log = logging.getLogger(__name__)
@@ -128,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--annotations", type=int, default=None, help="default: the size's")
     parser.add_argument("--categories", type=int, default=None, help="default: the size's")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=None, help="also write the report to this JSON file")
+    add_json_option(parser)
     args = parser.parse_args(argv)
     images, annotations, categories = SIZES[args.size]
     images = args.images or images
@@ -140,9 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
     report = run(images=images, annotations=annotations, categories=categories, seed=args.seed)
     log.info("%s", format_report(report))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json(report, args.json)
     return 0 if report["identical"] else 1
 
 

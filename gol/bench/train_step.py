@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import logging
 import statistics
 import sys
@@ -49,6 +48,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
+from gol.bench._report import add_json_option, write_json
 from gol.build import build_components, build_data
 from gol.config import register_configs
 from gol.config.resolvers import register_resolvers
@@ -58,8 +58,6 @@ from gol.distributed import World
 from gol.engine import Loop, Progress
 from gol.optim import build_optimizer
 from gol.train import CONF_DIR
-
-log = logging.getLogger(__name__)
 
 TARGET_RATIO = 1.05  # the project's budget for gol's step over a bare torchvision step
 
@@ -334,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="paths.root: the embedded dataset is generated under it (default: a temp folder)")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="profile one more gol step: time per phase and the N costliest operators")
-    parser.add_argument("--json", type=Path, default=None, help="also write the report to this JSON file")
+    add_json_option(parser)
     args = parser.parse_args(argv)
     if args.profile < 0:
         parser.error("--profile must be >= 0")
@@ -347,10 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run(size=args.size, model_name=args.model, batch=args.batch, repeats=args.repeats,
                  device=args.device, amp=args.amp, root=args.root, profile_top=args.profile)  # fmt: skip
     sys.stdout.write(format_report(report) + "\n")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        log.info("wrote %s", args.json)
+    write_json(report, args.json)
     return 0
 
 
