@@ -19,7 +19,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import logging
 import statistics
 import sys
 import time
