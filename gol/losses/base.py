@@ -90,19 +90,23 @@ class ClassificationLoss(nn.Module):
         self.num_logits = num_logits
 
     # -- helpers for subclasses ---------------------------------------------------------------------------
-    def _check_stats(self, stats: CategoryStats | None, *, required: bool) -> CategoryStats | None:
-        name = type(self).__name__
+    def _require_stats(self, stats: CategoryStats | None) -> CategoryStats:
+        """``stats``, checked; a loss that needs the class image frequencies calls this."""
         if stats is None:
-            if required:
-                raise ValueError(
-                    f"{name} needs stats (class image frequencies); pass stats=CategoryStats of the train split"
-                )
-            return None
+            name = type(self).__name__
+            raise ValueError(f"{name} needs stats (class image frequencies); pass stats=CategoryStats of the train split")
+        self._check_stats(stats)
+        return stats
+
+    def _check_stats(self, stats: CategoryStats | None) -> None:
+        """Optional ``stats`` must be a ``CategoryStats`` of this loss's K classes."""
+        if stats is None:
+            return
+        name = type(self).__name__
         if not isinstance(stats, CategoryStats):
             raise TypeError(f"{name}: stats must be a gol.data.stats.CategoryStats, got {type(stats).__name__}")
         if stats.num_classes != self.num_classes:
             raise ValueError(f"{name}: stats has {stats.num_classes} categories but num_classes={self.num_classes}")
-        return stats
 
     def _check_inputs(self, logits: Tensor, labels: Tensor) -> Tensor:
         """Validate ``logits`` (R, L) and ``labels`` (R,); return labels as int64."""

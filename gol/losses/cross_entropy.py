@@ -104,7 +104,7 @@ class CrossEntropyLoss(ClassificationLoss):
             num_classes=num_classes,
             num_logits=num_classes + 1 if background_column else num_classes,
         )
-        self._check_stats(stats, required=False)
+        self._check_stats(stats)
         self.background_column = background_column
         self.numerics = Numerics(numerics)
 

@@ -104,8 +104,7 @@ class DropLoss(SeededLoss):
         numerics: Numerics | str = Numerics.stable,
     ) -> None:
         super().__init__(activation=activation, num_classes=num_classes, num_logits=num_classes)
-        checked = self._check_stats(stats, required=True)
-        assert checked is not None
+        checked = self._require_stats(stats)
         tail = tail_classes(checked.image_frequency, lambda_)
         self._init_stream(seed)
         self.lambda_ = float(lambda_)

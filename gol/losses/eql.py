@@ -85,8 +85,7 @@ class EQLLoss(ClassificationLoss):
         numerics: Numerics | str = Numerics.stable,
     ) -> None:
         super().__init__(activation=activation, num_classes=num_classes, num_logits=num_classes)
-        checked = self._check_stats(stats, required=True)
-        assert checked is not None
+        checked = self._require_stats(stats)
         tail = tail_classes(checked.image_frequency, lambda_)
         self.lambda_ = float(lambda_)
         self.numerics = Numerics(numerics)

@@ -110,8 +110,7 @@ class FederatedLoss(SeededLoss):
         numerics: Numerics | str = Numerics.stable,
     ) -> None:
         super().__init__(activation=activation, num_classes=num_classes, num_logits=num_classes)
-        checked = self._check_stats(stats, required=True)
-        assert checked is not None
+        checked = self._require_stats(stats)
         if isinstance(num_sampled_classes, bool) or not isinstance(num_sampled_classes, int) or num_sampled_classes < 1:
             raise ValueError(f"num_sampled_classes must be a positive int (official: 50), got {num_sampled_classes!r}")
         if not (isinstance(frequency_power, (int, float)) and 0.0 <= frequency_power < float("inf")):

@@ -110,7 +110,7 @@ class SeesawLoss(ClassificationLoss):
         eps: float = 1e-2,
     ) -> None:
         super().__init__(activation=activation, num_classes=num_classes, num_logits=num_classes + 2)
-        self._check_stats(stats, required=False)
+        self._check_stats(stats)
         for name, value, ok in (("p", p, p >= 0), ("q", q, q >= 0), ("eps", eps, 0 < eps <= 1)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and ok):
                 raise ValueError(
