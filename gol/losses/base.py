@@ -94,7 +94,9 @@ class ClassificationLoss(nn.Module):
         """``stats``, checked; a loss that needs the class image frequencies calls this."""
         if stats is None:
             name = type(self).__name__
-            raise ValueError(f"{name} needs stats (class image frequencies); pass stats=CategoryStats of the train split")
+            raise ValueError(
+                f"{name} needs stats (class image frequencies); pass stats=CategoryStats of the train split"
+            )
         self._check_stats(stats)
         return stats
 
