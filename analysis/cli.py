@@ -15,6 +15,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analysis.aggregate import aggregate, select_experiment, spec_for
 from analysis.errors import AnalysisError
@@ -24,6 +25,9 @@ from analysis.records import load_per_category
 from analysis.render import FORMATS, render
 from analysis.sources import load_runs
 from analysis.tables import make_table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +44,7 @@ def tables_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging()
     try:
-        check_experiment(args.experiment)
-        frame, messages = load_runs(args.runs, experiment=args.experiment, wandb_timeout=args.wandb_timeout)
-        _warn(messages)
+        frame = _load(args)
         table = make_table(frame, args.experiment, ignore_others=args.ignore_other_experiments)
     except AnalysisError as exc:
         logger.error("%s", exc)
@@ -75,9 +77,7 @@ def figures_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging()
     try:
-        check_experiment(args.experiment)
-        frame, messages = load_runs(args.runs, experiment=args.experiment, wandb_timeout=args.wandb_timeout)
-        _warn(messages)
+        frame = _load(args)
         runs, selection_messages = select_experiment(frame, args.experiment,
                                                      ignore_others=args.ignore_other_experiments)
         _warn(selection_messages)
@@ -96,6 +96,14 @@ def figures_main(argv: Sequence[str] | None = None) -> int:
         for path in save_figure(figure, args.out, f"{args.experiment}_{name}", args.format):
             logger.info("wrote %s", path)
     return 0
+
+
+def _load(args: argparse.Namespace) -> pd.DataFrame:
+    """The runs named by ``--runs`` for ``--experiment`` (AnalysisError if unusable; what is missing is warned)."""
+    check_experiment(args.experiment)
+    frame, messages = load_runs(args.runs, experiment=args.experiment, wandb_timeout=args.wandb_timeout)
+    _warn(messages)
+    return frame
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
