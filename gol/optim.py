@@ -12,13 +12,50 @@ from torch import nn
 from gol.config.schedule import ScheduleConf
 
 
-def resolve_length(schedule: ScheduleConf, *, iters_per_epoch: int) -> tuple[int, list[int]]:
-    """(max_iter, steps in iterations) from an epoch-based (1x, 2x) or iteration-based schedule."""
+def check_schedule(schedule: ScheduleConf) -> None:
+    """The schedule's numbers: each out-of-range value is named with the range it must lie in."""
+    check_length(schedule)
+    at_least = {"ims_per_batch": 1, "base_batch": 1, "checkpoint_period": 1, "log_period": 1, "warmup_iters": 0,
+                "max_nonfinite": 0}  # fmt: skip
+    for key, low in at_least.items():
+        if getattr(schedule, key) < low:
+            raise ValueError(f"schedule.{key} must be at least {low}, got {getattr(schedule, key)}")
+    positive = {"lr": schedule.lr, "gamma": schedule.gamma, "warmup_ratio": schedule.warmup_ratio}
+    if schedule.grad_clip is not None:
+        positive["grad_clip"] = schedule.grad_clip
+    for key, value in positive.items():
+        if not value > 0:
+            raise ValueError(f"schedule.{key} must be positive, got {value}")
+    if schedule.warmup_ratio > 1:
+        raise ValueError(
+            f"schedule.warmup_ratio is the warm-up's starting lr factor, in (0, 1]; got {schedule.warmup_ratio}"
+        )
+    if not 0 <= schedule.momentum < 1 or schedule.weight_decay < 0:
+        raise ValueError(
+            f"schedule.momentum must be in [0, 1) and schedule.weight_decay >= 0; got {schedule.momentum} and "
+            f"{schedule.weight_decay}"
+        )
+
+
+def check_length(schedule: ScheduleConf) -> None:
+    """Exactly one of ``epochs`` / ``max_iter``, at least 1, and ``steps`` increasing inside it."""
     if (schedule.epochs is None) == (schedule.max_iter is None):
         raise ValueError("schedule: set exactly one of `epochs` (1x, 2x) or `max_iter` (iteration-based schedules)")
+    length_key = "epochs" if schedule.epochs is not None else "max_iter"
+    length = getattr(schedule, length_key)
+    if length < 1:
+        raise ValueError(f"schedule.{length_key} must be at least 1, got {length}")
     steps = list(schedule.steps)
-    if sorted(steps) != steps:
-        raise ValueError(f"schedule.steps must be increasing, got {steps}")
+    if any(b <= a for a, b in zip(steps, steps[1:])) or any(not 0 < s < length for s in steps):
+        raise ValueError(
+            f"schedule.steps must be increasing and within the schedule (0 < step < {length_key}={length}), got {steps}"
+        )
+
+
+def resolve_length(schedule: ScheduleConf, *, iters_per_epoch: int) -> tuple[int, list[int]]:
+    """(max_iter, steps in iterations) from an epoch-based (1x, 2x) or iteration-based schedule."""
+    check_length(schedule)
+    steps = list(schedule.steps)
     if schedule.epochs is not None:
         return schedule.epochs * iters_per_epoch, [s * iters_per_epoch for s in steps]
     assert schedule.max_iter is not None
