@@ -7,7 +7,6 @@ STAMP := $(VENV)/.installed
 # A torch / torchvision pair whose torchvision ops load on a CPU-only machine; GPU machines may point this
 # at an empty file (CONSTRAINTS=/dev/null) and keep the package's own version ranges.
 CONSTRAINTS ?= constraints-cpu.txt
-DEMO_DIR ?= outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-fast install clean-venv
@@ -19,9 +18,11 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[test]'
 	touch $@
 
+# Exactly what a user types: the sweep lands in outputs/sweeps/demo; a second `make demo` finds its cells finished
+# and prints the table again (remove that folder to train anew).
 demo: $(STAMP)
-	$(BIN)/gol-train experiment=demo hydra.sweep.dir=$(DEMO_DIR)
-	$(BIN)/gol-tables --runs $(DEMO_DIR) --experiment demo --format md
+	$(BIN)/gol-train experiment=demo
+	$(BIN)/gol-tables --runs outputs/sweeps/demo --experiment demo --format md
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gol.config import register_configs
+from gol.config.choices import check_overrides
 from gol.config.resolvers import register_resolvers
 from gol.engine import NonFiniteLossError, RunContext, RunFolderError
 from gol.engine import train as train_cell
@@ -63,15 +65,30 @@ def context_from_hydra() -> RunContext:
 USER_ERRORS = (ValueError, FileNotFoundError, RunFolderError, NonFiniteLossError)
 
 
+class CellError(CompactHydraException):
+    """A sweep cell refused its input: Hydra reports it in one line (its message), without a traceback."""
+
+
+# Cells of a sweep run in this very process (Hydra's basic launcher) that refused their input; None in a process
+# that did not start the sweep (a submitit job), where a refused cell is a failed job for the launcher to report.
+_failed_here: list[str] | None = None
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     try:
         metrics = train_cell(cfg, context_from_hydra())
     except USER_ERRORS as error:
-        if HydraConfig.get().mode != RunMode.RUN:
-            raise  # a sweep goes on with its other cells; Hydra reports the failures at the end
-        log.error("%s: %s", type(error).__name__, error)
-        raise SystemExit(2) from None
+        message = f"{type(error).__name__}: {error}"
+        if HydraConfig.get().mode == RunMode.RUN:
+            log.error("%s", message)
+            raise SystemExit(2) from None
+        cell = f"cell {HydraConfig.get().runtime.output_dir} failed: {message}"
+        if _failed_here is None:
+            raise CellError(cell) from None
+        log.error("%s", cell)  # the sweep goes on with its other cells; main() exits 2 at the end
+        _failed_here.append(cell)
+        return None
     return (metrics.get("segm") or metrics.get("bbox") or {}).get("AP")
 
 
@@ -81,10 +98,20 @@ def _accept_plus_experiment(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
+    sys.argv = _accept_plus_experiment(sys.argv)
+    error = check_overrides(sys.argv[1:], Path(CONF_DIR))
+    if error is not None:
+        sys.stderr.write(f"gol-train: error: {error}\n")
+        raise SystemExit(2)
     register_configs()
     register_resolvers()
-    sys.argv = _accept_plus_experiment(sys.argv)
+    global _failed_here
+    _failed_here = []
     _hydra_main()
+    if _failed_here:
+        log.error("%d cell(s) of the sweep failed (each above; `gol-sweep status` lists them), the first: %s",
+                  len(_failed_here), _failed_here[0])  # fmt: skip
+        raise SystemExit(2)
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ def _run(args: list[str]) -> str:
         done = subprocess.run(args, capture_output=True, text=True, timeout=QUERY_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired as e:
         raise SlurmUnavailableError(
-            f"'{' '.join(args)}' did not answer in {QUERY_TIMEOUT_S:.0f} s; is slurmctld up?"
+            f"'{' '.join(args)}' did not answer in {QUERY_TIMEOUT_S:.0f} s; is SLURM's slurmctld up (SLURM_CONF)?"
         ) from e
     if done.returncode != 0:
         first = (done.stderr.strip().splitlines() or ["no error message"])[0]

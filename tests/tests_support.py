@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ from omegaconf import DictConfig, open_dict
 from gol.config import register_configs
 from gol.config.resolvers import register_resolvers
 from gol.train import CONF_DIR
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def compose_train(overrides: list[str], tmp_path: Path) -> DictConfig:
@@ -28,10 +31,31 @@ def compose_train(overrides: list[str], tmp_path: Path) -> DictConfig:
     return cfg
 
 
+def user_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a user without a W&B login (HOME=``home``) and without GOL_* / WANDB_* settings;
+    ``extra`` adds documented variables (``GOL_DATA=...``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOL_", "WANDB_"))}
+    return {**env, "HOME": str(home), "PYTHONUNBUFFERED": "1", **extra}
+
+
 def run_train(args: list[str], *, cwd: Path, env: dict[str, str] | None = None,
               timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """``python -m gol.train ARGS`` in a subprocess (the way users run it), W&B offline with no login."""
-    full_env = {**os.environ, "HOME": str(cwd), "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env.pop("WANDB_API_KEY", None)
-    return subprocess.run([sys.executable, "-m", "gol.train", *args], cwd=cwd, env=full_env, capture_output=True,
+    """``gol-train ARGS`` typed in ``cwd`` (the console script, in a subprocess) by a user without a W&B login,
+    so W&B logs offline; ``env`` adds variables."""
+    gol_train = Path(sys.executable).with_name("gol-train")
+    return subprocess.run([str(gol_train), *args], cwd=cwd, env=user_env(cwd, **(env or {})), capture_output=True,
                           text=True, timeout=timeout)  # fmt: skip
+
+
+def checkout_copy(folder: Path) -> Path:
+    """``folder`` made a copy of this checkout as a fresh clone has it (tracked and untracked-not-ignored files,
+    their times kept so that make finds its targets up to date), with the checkout's ``.venv`` linked in."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, folder / name, follow_symlinks=False)
+    if (REPO / ".venv").is_dir():
+        (folder / ".venv").symlink_to(REPO / ".venv")
+    return folder

@@ -9,7 +9,7 @@ GROUP = "paths"
 
 @dataclass
 class PathsConf:
-    root: str = "${oc.env:GOL_ROOT,${hydra:runtime.cwd}}"
+    root: str = "${oc.env:GOL_ROOT,${gol.launch_dir:}}"  # GOL_ROOT, else the folder the command was typed in
     data_root: str = "${oc.env:GOL_DATA,${.root}/data}"  # generated data and caches
     lvis_root: str = "${oc.env:LVIS_ROOT,${.data_root}/lvis}"  # lvis_v1_train.json, lvis_v1_val.json, ...
     coco_root: str = "${oc.env:COCO_ROOT,${.data_root}/coco}"  # holds train2017/ and val2017/

@@ -8,6 +8,7 @@ import re
 import secrets
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9=,._+-]")
@@ -33,6 +34,15 @@ def sweep_dir(experiment: str | None, scale: str | None) -> str:
     return f"multirun/{dt.datetime.now():%Y-%m-%d_%H-%M-%S-%f}_{unique_token()}"
 
 
+def launch_dir() -> str:
+    """The folder the command was typed in: Hydra's ``runtime.cwd`` inside a job (on a SLURM node too, that is the
+    launching shell's folder), else this process's own. A sweep resolves its folder before Hydra sets its runtime
+    config, where ``${hydra:runtime.cwd}`` would fail; both are the same folder then."""
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.cwd)
+    return os.getcwd()
+
+
 def by_key(key: str, table: dict[str, Any]) -> Any:
     """``table[key]`` (or ``table["default"]``): a setting that depends on another choice, e.g. the official
     test NMS per activation. A key missing from the table, with no default, is an error naming both."""
@@ -47,6 +57,7 @@ def register_resolvers() -> None:
     """Register the ``gol.*`` resolvers (idempotent); ``gol.uid`` and ``gol.sweep_dir`` are cached per process."""
     for name, fn, cached in (
         ("gol.uid", unique_token, True),
+        ("gol.launch_dir", launch_dir, False),
         ("gol.cell_dir", cell_dir, False),
         ("gol.sweep_dir", sweep_dir, True),
         ("gol.by", by_key, False),

@@ -44,7 +44,10 @@ Version = Literal["v1", "v0.5"]
 VERSIONS: tuple[str, ...] = ("v1", "v0.5")
 COCO_2014_PREFIX = "COCO_"
 COCO_2017_NAME_LENGTH = 16  # "000000xxxxxx.jpg"
-IMAGE_ROOT_HINT = "set paths.coco_root to the folder holding train2017/ and val2017/"
+IMAGE_ROOT_HINT = (
+    "put the COCO 2017 images (train2017/ and val2017/, https://cocodataset.org/#download) in one folder and set "
+    "COCO_ROOT (or paths.coco_root) to it"
+)
 NUM_IMAGES_CHECKED = 3  # image files checked up front, so a wrong image root fails before training starts
 
 

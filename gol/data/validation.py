@@ -15,7 +15,10 @@ class DataFormatError(ValueError):
 REQUIRED_KEYS = ("images", "annotations", "categories")
 REQUIRED_CATEGORY_FIELDS = ("id", "name", "frequency", "image_count")
 FEDERATED_IMAGE_FIELDS = ("neg_category_ids", "not_exhaustive_category_ids")
-ANNOTATION_HINT = "check paths.lvis_root or the dataset's *_ann setting"
+ANNOTATION_HINT = (
+    "LVIS annotations are not downloaded automatically: put lvis_v1_train.json / lvis_v1_val.json (or the v0.5 "
+    "files) from https://www.lvisdataset.org/dataset in one folder and set LVIS_ROOT (or paths.lvis_root) to it"
+)
 
 
 def require_file(path: Path, *, what: str, hint: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gol-eval``; returns the exit status (2 for bad input, with a one-line reason)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("lvis").setLevel(logging.ERROR)  # lvis-api warns on every in-memory result list
     if args.run is not None:
         if args.ann is not None or args.results is not None or args.per_category is not None:
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (EvaluationInputError, FileNotFoundError) as e:
         log.error("gol-eval: error: %s", e)
         return 2
-    log.info("%s", result.table())
+    sys.stdout.write(result.table() + "\n")  # the results on stdout; logs (lvis-api's too) on stderr
     log.info("wrote %s", write_metrics(result, args.out))
     if args.per_category is not None:
         log.info("wrote %s", write_per_category(result, args.per_category))
@@ -82,7 +83,7 @@ def _evaluate_run(run_dir: Path, checkpoint: Path | None, out: Path | None) -> i
         return 2
     for iou_type, values in metrics.items():
         cells = ", ".join(f"{k} {'-' if v is None else f'{100 * v:.2f}'}" for k, v in values.items())
-        log.info("%s: %s", iou_type, cells)
+        sys.stdout.write(f"{iou_type}: {cells}\n")
     return 0
 
 

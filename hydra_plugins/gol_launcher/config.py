@@ -1,6 +1,7 @@
 """Schemas of the gol launchers: the submitit plugin's own, plus the keys that fill-in and the dry run read.
 
-Stored in Hydra's ConfigStore under ``hydra/launcher`` as ``gol_slurm_schema`` and ``gol_local_schema``
+Stored at the root of Hydra's ConfigStore as ``gol_slurm_schema`` and ``gol_local_schema`` (not options of
+``hydra/launcher``)
 (Hydra imports every module of ``hydra_plugins`` when it scans for plugins, before it composes a config);
 the presets in ``conf/hydra/launcher/`` extend them, so a misspelt launcher key fails at compose time.
 """
@@ -45,4 +46,4 @@ class GolLocalConf(LocalQueueConf, GolLaunchConf):
 SCHEMAS = {"gol_slurm_schema": GolSlurmConf, "gol_local_schema": GolLocalConf}
 
 for _name, _schema in SCHEMAS.items():
-    ConfigStore.instance().store(group="hydra/launcher", name=_name, node=_schema, provider="gol_launcher")
+    ConfigStore.instance().store(name=_name, node=_schema, provider="gol_launcher")

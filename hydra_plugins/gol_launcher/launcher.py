@@ -3,12 +3,14 @@
 Before anything is queued, :meth:`GolLauncher.launch` composes every job of the sweep, computes its run folder
 as Hydra will (``hydra.sweep.dir`` / ``hydra.sweep.subdir``, from the job's overrides) and
 
-1. refuses a sweep folder holding runs of another experiment (``launch.plan.check_experiment``);
-2. checks the request against the SLURM cluster (``launch.preflight.check_launcher``) and that each cell's
+1. checks the request against the SLURM cluster (``launch.preflight.check_launcher``) and that each cell's
    global batch splits over the processes of a job (``launch.plan.check_batch_split``);
-3. skips cells whose record says finished, or running (``launch.plan.plan_cells``), one log line each;
-4. refuses cells to submit that fail the training app's own config checks (``gol.config.validate``);
-5. with ``hydra.launcher.dry_run=true``, prints the cells, jobs and GPU-hours and stops there.
+2. skips cells whose record says finished, or running (``launch.plan.plan_cells``), one log line each;
+3. refuses cells to submit that fail the training app's own config checks (``gol.config.validate``);
+4. with ``hydra.launcher.dry_run=true``, prints the cells, jobs and GPU-hours and stops there.
+
+A sweep folder holding runs of another experiment is refused earlier, for every launcher, by
+``launch.callbacks.LaunchChecks``.
 
 A refused launch leaves the sweep folder's ``multirun.yaml`` as it was (Hydra rewrites it before launching)
 and exits with status 2 after one log line. Skipped cells still get a :class:`JobReturn`: the recorded AP for
@@ -48,10 +50,8 @@ from launch.plan import (
     EstimateError,
     JobCell,
     PlannedCell,
-    SweepFolderError,
     cell_iterations,
     check_batch_split,
-    check_experiment,
     dry_run_report,
     num_train_images,
     plan_cells,
@@ -64,7 +64,7 @@ from launch.slurm import SlurmUnavailableError
 log = logging.getLogger(__name__)
 
 # Refusals before queueing: one log line, exit status 2, nothing submitted.
-_REFUSALS = (SweepFolderError, PreflightError, SlurmUnavailableError, EstimateError, BatchSplitError, CellConfigError)
+_REFUSALS = (PreflightError, SlurmUnavailableError, EstimateError, BatchSplitError, CellConfigError)
 
 
 class _MultirunFile:
@@ -136,7 +136,6 @@ class GolLauncher(TaskRunner):
         configs = [self._job_config(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
         try:
             cells = [self._cell(cfg, sweep_dir) for cfg in configs]
-            check_experiment(sweep_dir, {c.experiment for c in cells})
             request = self._preflight()
             self._check_batch_split(cells, configs, sweep_dir)
             planned = plan_cells(cells, sweep_dir, query_slurm=self._is_slurm, stale_after=self.stale_after)

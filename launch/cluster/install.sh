@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages of a single-node SLURM cluster (slurmctld, slurmd, client tools, munge).
-# Idempotent: does nothing when every tool is already on PATH. Needs root and apt-get.
+# Idempotent: does nothing when every tool is already on PATH. Needs apt-get, and root (or sudo, used when present).
 set -euo pipefail
 
 missing=()
@@ -12,6 +12,9 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    exec sudo "$0" "$@"
+  fi
   echo "install.sh: missing ${missing[*]}; run as root (apt-get needs it)" >&2
   exit 2
 fi

@@ -71,7 +71,7 @@ def _compose(tmp_path: Path, overrides: list[str]):
     store = ConfigStore.instance()
     for module in (dataset_conf, sampler_conf, paths_conf):
         for name, node in module.SCHEMAS.items():
-            store.store(group=module.GROUP, name=name, node=node)
+            store.store(name=name, node=node)
     primary = tmp_path / "primary"
     primary.mkdir(exist_ok=True)
     (primary / "p.yaml").write_text(

@@ -1,4 +1,5 @@
-"""Every paper-table experiment runs end to end at smoke scale (embedded dataset, tiny detector)."""
+"""Every paper-table experiment runs end to end at smoke scale (embedded dataset, tiny detector), typed as a user
+types it in a fresh folder: `gol-train experiment=NAME scale=smoke`."""
 
 import json
 from pathlib import Path
@@ -7,7 +8,7 @@ import pytest
 from tests_support import run_train
 
 from gol.train import CONF_DIR
-from launch.sweep import expected_cells_from_experiment
+from launch.sweep import expected_cells_from_experiment, sweep_status
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml") if p.stem != "demo")
 
@@ -15,11 +16,10 @@ EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yam
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("name", EXPERIMENTS)
-def test_experiment_runs_at_smoke_scale(name, tmp_path, data_root):
-    sweep = tmp_path / "sweep"
-    done = run_train([f"experiment={name}", "scale=smoke", "logger=none", f"hydra.sweep.dir={sweep}",
-                      f"paths.root={tmp_path}", f"paths.data_root={data_root}"], cwd=tmp_path, timeout=850)
+def test_experiment_runs_at_smoke_scale(name, tmp_path):
+    done = run_train([f"experiment={name}", "scale=smoke", "logger=none"], cwd=tmp_path, timeout=850)
     assert done.returncode == 0, done.stderr[-4000:]
+    sweep = tmp_path / "outputs" / "sweeps" / f"{name}-smoke"  # the folder the README documents
     records = [json.loads(p.read_text()) for p in sweep.glob("*/record.json")]
     full_cells = expected_cells_from_experiment(Path(CONF_DIR) / "experiment" / f"{name}.yaml")
     # Detector axes collapse to the tiny detector at smoke scale; every other axis keeps its cells.
@@ -27,3 +27,4 @@ def test_experiment_runs_at_smoke_scale(name, tmp_path, data_root):
     assert len(records) == len(distinct)
     assert all(r["state"] == "finished" and r["experiment"] == name for r in records)
     assert all(r["choices"]["detector"] == "tiny" and r["choices"]["dataset"] == "embedded" for r in records)
+    assert {s.state for s in sweep_status(sweep, query_slurm=False)} == {"finished"}  # as `gol-sweep status` sees it

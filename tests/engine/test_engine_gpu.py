@@ -17,11 +17,10 @@ pytestmark = [
 
 
 def test_smoke_cell_trains_with_amp_on_cuda(tmp_path, data_root):
-    run_dir = tmp_path / "run"
-    args = [f"paths.root={tmp_path}", f"paths.data_root={data_root}", f"hydra.run.dir={run_dir}", "scale=smoke",
-            "logger=none", "device=cuda", "schedule.amp=true", "activation=gumbel", "loss=droploss"]  # fmt: skip
-    done = run_train(args, cwd=tmp_path)
+    args = ["scale=smoke", "logger=none", "device=cuda", "schedule.amp=true", "activation=gumbel", "loss=droploss"]
+    done = run_train(args, cwd=tmp_path, env={"GOL_DATA": str(data_root)})
     assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()
     rec = json.loads((run_dir / "record.json").read_text())
     assert rec["state"] == "finished" and rec["skipped_steps"] == 0
     assert set(json.loads((run_dir / "metrics.json").read_text())) == {"bbox", "segm"}

@@ -1,15 +1,15 @@
-"""One cell end to end through `python -m gol.train`: the run record, W&B offline files, refusal, resume."""
+"""One cell end to end through `gol-train` typed in a fresh folder: the run record, W&B offline files, refusal, resume."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
-from tests_support import run_train
+from tests_support import run_train, user_env
 
 from gol import checkpoint
 from gol.tracking import run_id_for
@@ -17,16 +17,27 @@ from gol.tracking import run_id_for
 METRIC_KEYS = {"AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf"}
 
 
-def smoke(tmp_path, data_root, run_dir, *extra):
+def smoke(*extra):
     # scale=smoke fixes the dataset to the embedded one; a cell that picks another dataset takes the smoke schedule.
-    scale = "schedule=smoke" if any(e.startswith("dataset=") for e in extra) else "scale=smoke"
-    return [scale, f"paths.root={tmp_path}", f"paths.data_root={data_root}", f"hydra.run.dir={run_dir}", *extra]
+    return ["schedule=smoke" if any(e.startswith("dataset=") for e in extra) else "scale=smoke", *extra]
+
+
+def train_in(folder, data_root, *args):
+    """``gol-train ARGS`` typed in ``folder`` (made if missing); the generated data shared through GOL_DATA."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return run_train(list(args), cwd=folder, env={"GOL_DATA": str(data_root)})
+
+
+def the_run(folder):
+    """The one run folder a single ``gol-train`` typed in ``folder`` made (outputs/runs/<date>_<time>_<id>)."""
+    (run_dir,) = (folder / "outputs" / "runs").iterdir()
+    return run_dir
 
 
 def test_smoke_run_writes_the_local_record_and_offline_wandb(tmp_path, data_root):
-    run_dir = tmp_path / "run"
-    done = run_train(smoke(tmp_path, data_root, run_dir, "activation=gumbel"), cwd=tmp_path)
+    done = train_in(tmp_path, data_root, *smoke("activation=gumbel"))
     assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = the_run(tmp_path)
     rec = json.loads((run_dir / "record.json").read_text())
     assert rec["state"] == "finished" and rec["error"] is None
     assert rec["choices"]["activation"] == "gumbel" and rec["choices"]["detector"] == "tiny"
@@ -50,10 +61,10 @@ def test_smoke_run_writes_the_local_record_and_offline_wandb(tmp_path, data_root
 
 
 def test_a_finished_folder_is_refused_and_left_untouched(tmp_path, data_root):
-    run_dir = tmp_path / "run"
-    assert run_train(smoke(tmp_path, data_root, run_dir, "logger=none"), cwd=tmp_path).returncode == 0
+    assert train_in(tmp_path, data_root, *smoke("logger=none")).returncode == 0
+    run_dir = the_run(tmp_path)
     before = {p.name: p.read_bytes() for p in run_dir.glob("*.json")}
-    again = run_train(smoke(tmp_path, data_root, run_dir, "logger=none"), cwd=tmp_path)
+    again = train_in(tmp_path, data_root, *smoke("logger=none", f"hydra.run.dir={run_dir}"))
     assert again.returncode != 0
     assert "already holds a finished run" in again.stderr
     assert {p.name: p.read_bytes() for p in run_dir.glob("*.json")} == before
@@ -68,17 +79,31 @@ def test_a_finished_folder_is_refused_and_left_untouched(tmp_path, data_root):
         (["schedule.max_itr=3"], "max_itr"),
         (["schedule.lr=-1"], "schedule.lr must be positive, got -1.0"),
         (["device=cuda:7"], "device='cuda:7' but "),
-        (["loss=focal"], "Available options"),
+        (["loss=focal"], "unknown loss option 'focal'; choose one of: ce, droploss, eql, federated, gol, seesaw"),
+        (["activaton=gumbel"], "unknown key 'activaton' (did you mean 'activation'?)"),
+        (["experiment=losess"], "unknown experiment option 'losess' (did you mean 'losses'?)"),
     ],
 )
 def test_bad_input_gets_a_clear_error_and_no_finished_record(tmp_path, data_root, args, message):
-    run_dir = tmp_path / "run"
-    done = run_train(smoke(tmp_path, data_root, run_dir, "logger=none", *args), cwd=tmp_path)
+    done = train_in(tmp_path, data_root, *smoke("logger=none", *args))
     assert done.returncode != 0
     assert message in done.stderr
     assert "Traceback" not in done.stderr
-    record = run_dir / "record.json"
-    assert not record.exists() or json.loads(record.read_text())["state"] == "failed"
+    records = list(tmp_path.glob("outputs/runs/*/record.json"))
+    assert all(json.loads(r.read_text())["state"] == "failed" for r in records)
+
+
+def test_a_file_where_the_outputs_go_is_refused_before_anything_runs(tmp_path, data_root):
+    (tmp_path / "outputs").write_text("not a folder")
+    for args in (smoke("logger=none"), ["-m", *smoke("activation=sigmoid,gumbel", "logger=none")]):
+        done = train_in(tmp_path, data_root, *args)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        errors = [line for line in done.stderr.splitlines() if "cannot be made" in line]
+        assert len(errors) == 1 and errors[0].endswith(
+            f"output folder {tmp_path / 'outputs'} cannot be made: {tmp_path / 'outputs'} is a file; move it away "
+            "or set GOL_OUTPUT (or paths.output_root) to another folder; nothing run"
+        ), done.stderr[-2000:]
+    assert (tmp_path / "outputs").read_text() == "not a folder"
 
 
 def _weights(run_dir):
@@ -87,23 +112,27 @@ def _weights(run_dir):
 
 def test_a_killed_run_resumes_to_the_same_weights(tmp_path, data_root):
     """CPU, fixed seed: kill a run after a checkpoint, restart it in its folder, compare with an uninterrupted run."""
-    args = ["logger=none", "schedule.max_iter=8", "schedule.steps=[6]", "schedule.checkpoint_period=2", "num_workers=0"]
-    straight = tmp_path / "straight"
-    assert run_train(smoke(tmp_path, data_root, straight, *args), cwd=tmp_path).returncode == 0
+    args = smoke("logger=none", "schedule.max_iter=8", "schedule.steps=[6]", "schedule.checkpoint_period=2",
+                 "num_workers=0")
+    assert train_in(tmp_path / "a", data_root, *args).returncode == 0
+    straight = the_run(tmp_path / "a")
 
-    interrupted = tmp_path / "interrupted"
-    env = {**os.environ, "HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "gol.train", *smoke(tmp_path, data_root, interrupted, *args)],
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    folder = tmp_path / "b"
+    folder.mkdir()
+    gol_train = Path(sys.executable).with_name("gol-train")
+    proc = subprocess.Popen([str(gol_train), *args], cwd=folder, env=user_env(folder, GOL_DATA=str(data_root)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 300
-    while checkpoint.latest(interrupted / "checkpoints") is None and time.monotonic() < deadline:
+    while not list(folder.glob("outputs/runs/*/checkpoints/*.pt")) and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    interrupted = the_run(folder)
     state = json.loads((interrupted / "record.json").read_text())
     assert state["state"] == "running" and state["iteration"] < 8, "the run ended before it could be interrupted"
 
-    resumed = run_train(smoke(tmp_path, data_root, interrupted, *args), cwd=tmp_path)
+    # The user resumes by naming the run's folder.
+    resumed = train_in(folder, data_root, *args, f"hydra.run.dir={interrupted}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from" in (interrupted / "train.log").read_text()
     a, b = _weights(straight), _weights(interrupted)
@@ -113,10 +142,11 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, data_root):
 
 
 def test_gol_eval_on_a_run_reproduces_its_metrics(tmp_path, data_root):
-    run_dir = tmp_path / "run"
-    assert run_train(smoke(tmp_path, data_root, run_dir, "logger=none"), cwd=tmp_path).returncode == 0
+    assert train_in(tmp_path, data_root, *smoke("logger=none")).returncode == 0
+    run_dir = the_run(tmp_path)
     out = tmp_path / "again.json"
-    done = subprocess.run([sys.executable, "-m", "gol.evaluation.cli", "--run", str(run_dir), "--out", str(out)],
+    gol_eval = Path(sys.executable).with_name("gol-eval")  # the console script, as typed
+    done = subprocess.run([str(gol_eval), "--run", str(run_dir.relative_to(tmp_path)), "--out", "again.json"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(out.read_text()) == json.loads((run_dir / "metrics.json").read_text())

@@ -64,13 +64,11 @@ def _cell_folder(sweep: Path, activation: str) -> Path | None:
     return found[0] if found else None
 
 
-@pytest.fixture(scope="module")
-def smoke_data(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The session's data root with the smoke scale's embedded dataset in it, generated here once (the jobs of a
-    sweep would otherwise each generate it)."""
-    cfg = compose_train(["scale=smoke", f"paths.data_root={data_root}"], tmp_path_factory.mktemp("compose"))
+def _smoke_data(folder: Path) -> None:
+    """The smoke scale's embedded dataset in ``folder/data``, where a `gol-train` typed in ``folder`` looks for it,
+    generated once here (the jobs of a sweep would otherwise each generate it)."""
+    cfg = compose_train(["scale=smoke", f"paths.data_root={folder / 'data'}"], folder)
     instantiate(cfg.dataset)
-    return data_root
 
 
 @dataclass
@@ -90,15 +88,14 @@ class SmokeSweep:
 
 
 @pytest.fixture(scope="module")
-def smoke_sweep(
-    slurm_cluster, smoke_data: Path, gol_train: GolTrain, tmp_path_factory: pytest.TempPathFactory
-) -> SmokeSweep:
-    """activation=sigmoid,softmax,gumbel on the local cluster; the gumbel cell gets USR2 after its checkpoint at
-    iteration 10 (SLURM's preemption signal), is requeued by the launcher's hook and resumes."""
+def smoke_sweep(slurm_cluster, gol_train: GolTrain, tmp_path_factory: pytest.TempPathFactory) -> SmokeSweep:
+    """The demo experiment (activation=sigmoid,softmax,gumbel) at smoke scale on the local cluster, typed in a
+    fresh folder; the gumbel cell gets USR2 after its checkpoint at iteration 10 (SLURM's preemption signal), is
+    requeued by the launcher's hook and resumes. Launching the same command again fills the sweep in."""
     root = tmp_path_factory.mktemp("smoke")
-    sweep = root / "sweep"
-    command = ("-m", "activation=sigmoid,softmax,gumbel", *SCHEDULE, "hydra/launcher=local_cluster",
-               f"hydra.sweep.dir={sweep}", f"paths.root={root}", f"paths.data_root={smoke_data}")  # fmt: skip
+    _smoke_data(root)
+    sweep = root / "outputs" / "sweeps" / "demo-smoke"
+    command = ("experiment=demo", *SCHEDULE, "hydra/launcher=local_cluster")
 
     def checkpointed() -> bool:
         gumbel = _cell_folder(sweep, "gumbel") if sweep.is_dir() else None
@@ -213,10 +210,8 @@ def test_dry_run_shows_what_a_relaunch_would_do(smoke_sweep: SmokeSweep, gol_tra
 
 
 def test_preflight_refuses_an_unknown_partition(slurm_cluster, gol_train: GolTrain, tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
     code, output = _finish(gol_train("-m", "activation=sigmoid,gumbel", "scale=smoke", "hydra/launcher=slurm",
-                                     "hydra.launcher.partition=nope", f"hydra.sweep.dir={sweep}",
-                                     f"paths.root={tmp_path}", cwd=tmp_path))  # fmt: skip
+                                     "hydra.launcher.partition=nope", cwd=tmp_path))  # fmt: skip
     assert code == 2, output[-3000:]
     refusal = [line for line in output.splitlines() if "'nope'" in line]
     assert len(refusal) == 1 and "Traceback" not in output
@@ -224,18 +219,18 @@ def test_preflight_refuses_an_unknown_partition(slurm_cluster, gol_train: GolTra
         "SLURM partition 'nope' does not exist; existing partitions: debug; "
         "set hydra.launcher.partition (or GOL_SLURM_PARTITION) to one of them; nothing queued"
     )
-    assert _squeue() == [] and not sweep.exists()
+    assert _squeue() == [] and not (tmp_path / "outputs").exists()
 
 
-def test_two_task_job_trains_with_gloo(slurm_cluster, smoke_data: Path, gol_train: GolTrain, tmp_path: Path) -> None:
+def test_two_task_job_trains_with_gloo(slurm_cluster, gol_train: GolTrain, tmp_path: Path) -> None:
     """One cell as a 2-task SLURM job (the slurm preset's layout, one CPU per task): both tasks run the cell,
     join one gloo process group and split the global batch; rank 0 alone writes the record."""
-    sweep = tmp_path / "sweep"
+    _smoke_data(tmp_path)
     code, output = _finish(gol_train("-m", "activation=gumbel", "scale=smoke", "schedule.max_iter=6",
                                      "hydra/launcher=local_cluster", "hydra.launcher.tasks_per_node=2",
-                                     f"hydra.sweep.dir={sweep}", f"paths.root={tmp_path}",
-                                     f"paths.data_root={smoke_data}", cwd=tmp_path))  # fmt: skip
+                                     cwd=tmp_path))  # fmt: skip
     assert code == 0, output[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "multirun").iterdir()
     (status,) = sweep_status(sweep)
     assert status.state == "finished" and status.run is not None and status.run.record is not None
     assert (status.run.record["world_size"], status.run.record["iteration"]) == (2, 6)

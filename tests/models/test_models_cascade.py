@@ -387,7 +387,7 @@ def test_build_cascade_r101_fpn_forward_and_weights_file(batch, tmp_path: Path) 
 
 def _compose_detector(option: str):
     for name, node in detector_config.SCHEMAS.items():
-        ConfigStore.instance().store(group=detector_config.GROUP, name=name, node=node)
+        ConfigStore.instance().store(name=name, node=node)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(overrides=[f"+detector={option}", "detector.box_nms_thresh=0.3"]).detector
 

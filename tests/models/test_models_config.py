@@ -26,7 +26,7 @@ K = 4
 @pytest.fixture(autouse=True, scope="module")
 def _schemas() -> None:
     for name, node in detector_config.SCHEMAS.items():
-        ConfigStore.instance().store(group=detector_config.GROUP, name=name, node=node)
+        ConfigStore.instance().store(name=name, node=node)
 
 
 def _compose(option: str, *overrides: str):
