@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS ?= constraints-cpu.txt
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast install clean-venv
+LINTED := gol launch analysis hydra_plugins tests
+
+.PHONY: demo test test-fast lint install clean-venv
 
 install: $(STAMP)
 
@@ -24,7 +26,13 @@ demo: $(STAMP)
 	$(BIN)/gol-train experiment=demo
 	$(BIN)/gol-tables --runs outputs/sweeps/demo --experiment demo --format md
 
-test: $(STAMP)
+# The house checks (configured in pyproject.toml): lint, format and types; `ruff format $(LINTED)` fixes the format.
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

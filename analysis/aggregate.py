@@ -67,8 +67,9 @@ class Aggregation:
     frame: pd.DataFrame
 
 
-def select_experiment(frame: pd.DataFrame, experiment: str, *,
-                      ignore_others: bool = False) -> tuple[pd.DataFrame, list[str]]:
+def select_experiment(
+    frame: pd.DataFrame, experiment: str, *, ignore_others: bool = False
+) -> tuple[pd.DataFrame, list[str]]:
     """The runs of `experiment` (``"none"``: ad-hoc runs with a null experiment).
 
     Runs of other experiments raise MixedRunsError unless `ignore_others`, which leaves them out with a message.
@@ -132,9 +133,11 @@ def aggregate(frame: pd.DataFrame, spec: TableSpec) -> Aggregation:
         labels = (text or "(unmatched)",) + ("",) * (len(spec.label_headers) - 1)
         row = RowSpec(labels=labels, match={s: _level(spec, s, v) for s, v in zip(split, key, strict=True)})
         results.append(_row_result(row, frame.loc[indices], spec, auto=True, messages=messages))
-        messages.append(f"no row of the {spec.name!r} spec matches {_plural(len(indices), 'run')} with {text}; "
-                        "shown as an extra row (add the option name to a Level in analysis/experiments.py if it "
-                        "is a known one)")
+        messages.append(
+            f"no row of the {spec.name!r} spec matches {_plural(len(indices), 'run')} with {text}; "
+            "shown as an extra row (add the option name to a Level in analysis/experiments.py if it "
+            "is a known one)"
+        )
     messages.extend(_metric_messages(results, frame, spec))
     return Aggregation(spec=spec, rows=tuple(results), messages=tuple(messages), frame=frame)
 
@@ -148,8 +151,7 @@ def _level(spec: TableSpec, setting: str, value: Any) -> Level:
     return Level(str(value), (value,))
 
 
-def _row_result(row: RowSpec, runs: pd.DataFrame, spec: TableSpec, *, auto: bool,
-                messages: list[str]) -> RowResult:
+def _row_result(row: RowSpec, runs: pd.DataFrame, spec: TableSpec, *, auto: bool, messages: list[str]) -> RowResult:
     name = " / ".join(label for label in row.labels if label)
     for setting in SETTING_FIELDS:
         if _distinct(runs[setting]) > 1:
@@ -168,7 +170,8 @@ def _row_result(row: RowSpec, runs: pd.DataFrame, spec: TableSpec, *, auto: bool
     finished_seeds = Counter(seed_keys[finished.index])
     unfinished = runs[runs["state"] != "finished"]
     pending = Counter(
-        state for state, seed in zip(unfinished["state"], seed_keys[unfinished.index], strict=True)
+        state
+        for state, seed in zip(unfinished["state"], seed_keys[unfinished.index], strict=True)
         if seed not in finished_seeds
     )
     messages.extend(_run_messages(name, unfinished, finished, seed_keys, finished_seeds))
@@ -182,8 +185,13 @@ def _row_result(row: RowSpec, runs: pd.DataFrame, spec: TableSpec, *, auto: bool
     return RowResult(row, "ok", auto, tuple(finished["run_id"]), seeds, stats, dict(pending), settings)
 
 
-def _run_messages(name: str, unfinished: pd.DataFrame, finished: pd.DataFrame, seed_keys: pd.Series,
-                  finished_seeds: Counter[int | None]) -> list[str]:
+def _run_messages(
+    name: str,
+    unfinished: pd.DataFrame,
+    finished: pd.DataFrame,
+    seed_keys: pd.Series,
+    finished_seeds: Counter[int | None],
+) -> list[str]:
     """One line each: superseded runs, failed runs that count, duplicated seeds."""
     messages = []
     superseded = [run for run in unfinished.itertuples(index=False) if _seed(run.seed) in finished_seeds]
@@ -200,8 +208,10 @@ def _run_messages(name: str, unfinished: pd.DataFrame, finished: pd.DataFrame, s
         for seed in duplicated:
             same = finished[seed_keys[finished.index] == seed]
             groups.append(f"seed {seed}: {', '.join(_run_name(run) for run in same.itertuples())}")
-        messages.append(f"row {name!r} is duplicated (several finished runs of one seed, not averaged; keep one): "
-                        f"{'; '.join(groups)}")
+        messages.append(
+            f"row {name!r} is duplicated (several finished runs of one seed, not averaged; keep one): "
+            f"{'; '.join(groups)}"
+        )
     return messages
 
 
@@ -224,12 +234,16 @@ def _metric_messages(results: Sequence[RowResult], frame: pd.DataFrame, spec: Ta
     for metric in spec.metrics:
         lacking = runs.loc[runs[metric.column].isna(), "run_id"].tolist()
         if len(lacking) == len(runs):
-            messages.append(f"{metric.column} ({metric.name}) has no value in any of the {len(runs)} finished runs "
-                            "(null in metrics.json, or no metrics.json); shown as -")
+            messages.append(
+                f"{metric.column} ({metric.name}) has no value in any of the {len(runs)} finished runs "
+                "(null in metrics.json, or no metrics.json); shown as -"
+            )
         elif lacking:
             shown = ", ".join(lacking[:5]) + (", ..." if len(lacking) > 5 else "")
-            messages.append(f"{metric.column} ({metric.name}) is missing in {len(lacking)} of {len(runs)} finished "
-                            f"runs ({shown}); those cells average the runs that have it (n shown)")
+            messages.append(
+                f"{metric.column} ({metric.name}) is missing in {len(lacking)} of {len(runs)} finished "
+                f"runs ({shown}); those cells average the runs that have it (n shown)"
+            )
     return messages
 
 

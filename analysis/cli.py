@@ -37,8 +37,11 @@ def tables_main(argv: Sequence[str] | None = None) -> int:
     parser = _parser("gol-tables", "Regenerate a paper table from runs, beside the published numbers.")
     parser.add_argument("--format", nargs="+", choices=FORMATS, default=["md"], help="output format(s)")
     parser.add_argument("--out", type=Path, help="write <out>/<experiment>.<format> instead of stdout")
-    parser.add_argument("--wandb-log", action="store_true",
-                        help="also log the table to a W&B summary run (offline unless WANDB_MODE is set)")
+    parser.add_argument(
+        "--wandb-log",
+        action="store_true",
+        help="also log the table to a W&B summary run (offline unless WANDB_MODE is set)",
+    )
     parser.add_argument("--wandb-project", default="gol", help="project of the --wandb-log run")
     parser.add_argument("--wandb-dir", type=Path, help="where the --wandb-log run is written (default: --out or .)")
     args = parser.parse_args(argv)
@@ -78,8 +81,9 @@ def figures_main(argv: Sequence[str] | None = None) -> int:
     _setup_logging()
     try:
         frame = _load(args)
-        runs, selection_messages = select_experiment(frame, args.experiment,
-                                                     ignore_others=args.ignore_other_experiments)
+        runs, selection_messages = select_experiment(
+            frame, args.experiment, ignore_others=args.ignore_other_experiments
+        )
         _warn(selection_messages)
         aggregation = aggregate(runs, spec_for(runs, args.experiment))
         _warn(aggregation.messages)
@@ -108,12 +112,21 @@ def _load(args: argparse.Namespace) -> pd.DataFrame:
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--runs", nargs="+", required=True,
-                        help="sweep/run folders (walked for record.json) and/or wandb:entity/project")
-    parser.add_argument("--experiment", required=True, metavar="NAME",
-                        help=f"one of: {', '.join(known_experiments())} (none = ad-hoc runs)")
-    parser.add_argument("--ignore-other-experiments", action="store_true",
-                        help="leave out runs of other experiments instead of failing")
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        required=True,
+        help="sweep/run folders (walked for record.json) and/or wandb:entity/project",
+    )
+    parser.add_argument(
+        "--experiment",
+        required=True,
+        metavar="NAME",
+        help=f"one of: {', '.join(known_experiments())} (none = ad-hoc runs)",
+    )
+    parser.add_argument(
+        "--ignore-other-experiments", action="store_true", help="leave out runs of other experiments instead of failing"
+    )
     parser.add_argument("--wandb-timeout", type=float, default=30.0, help="seconds to wait for the W&B API")
     return parser
 

@@ -53,6 +53,7 @@ PAPER_TABLE_METRICS: tuple[Metric, ...] = (
     Metric("APb", "bbox/AP", "AP$^b$"),
 )
 
+
 @dataclass(frozen=True)
 class RowSpec:
     """One table row.
@@ -136,8 +137,9 @@ def _detector(label: str, stem: str) -> Level:
 R50 = _detector("R50", "r50")
 R101 = _detector("R101", "r101")
 X101 = Level("X101", (*_detector("X101", "x101").options, "x101_64x4d", "maskrcnn_x101_64x4d_fpn"))
-CASCADE_R101 = Level("C-R101", ("cascade_r101", "cascade_r101_fpn", "cascade_maskrcnn_r101_fpn",
-                                "cascade_mask_rcnn_r101_fpn"))
+CASCADE_R101 = Level(
+    "C-R101", ("cascade_r101", "cascade_r101_fpn", "cascade_maskrcnn_r101_fpn", "cascade_mask_rcnn_r101_fpn")
+)
 HTC_R101 = Level("H-R101", ("htc_r101", "htc_r101_fpn", "htc_without_semantic_r101_fpn"))
 
 LVIS_V1 = Level("LVIS v1", ("lvis_v1", "lvis", "lvis1", "lvisv1"))
@@ -154,8 +156,9 @@ PLAIN_MASK = Level("FCN mask", (False,))
 NORMED_MASK = Level("normalised mask", (True,))
 
 
-def grid(axes: Sequence[tuple[str, Sequence[Level]]],
-         published: Callable[[Mapping[str, str]], str | None] = lambda _: None) -> tuple[RowSpec, ...]:
+def grid(
+    axes: Sequence[tuple[str, Sequence[Level]]], published: Callable[[Mapping[str, str]], str | None] = lambda _: None
+) -> tuple[RowSpec, ...]:
     """Rows for every combination of the axes' levels (the first axis varies slowest).
 
     `published` maps a row's ``{setting: label}`` to its published key (or None).
@@ -188,73 +191,102 @@ def _schedule_sampler_published(labels: Mapping[str, str]) -> str | None:
 
 _GOL = {"loss": DROPLOSS, "activation": GUMBEL, "normed_mask": NORMED_MASK, "sampler": RFS}
 
-SPECS: Mapping[str, TableSpec] = MappingProxyType({spec.name: spec for spec in (
-    TableSpec(
-        name="activations",
-        title="Activation x detector, Mask R-CNN family, LVIS v1, 1x, no RFS",
-        label_headers=("Detector", "Activation"),
-        rows=grid([("detector", (R50, R101, X101, CASCADE_R101, HTC_R101)),
-                   ("activation", (SIGMOID, SOFTMAX, GUMBEL))], _activations_published),
-        figure_x=("detector",),
-    ),
-    TableSpec(
-        name="schedule_sampler",
-        title="Activation x schedule x sampler, Mask R-CNN R50, LVIS v1",
-        label_headers=("Schedule", "Sampler", "Activation"),
-        rows=grid([("schedule", (SCHEDULE_1X, SCHEDULE_2X)), ("sampler", (RANDOM, RFS)),
-                   ("activation", (SIGMOID, SOFTMAX, GUMBEL))], _schedule_sampler_published),
-        figure_x=("schedule", "sampler"),
-    ),
-    TableSpec(
-        name="lvis_v05",
-        title="Softmax vs Gumbel on LVIS v0.5, Mask R-CNN R50",
-        label_headers=("Schedule", "Activation"),
-        rows=grid([("schedule", (SCHEDULE_1X, SCHEDULE_2X)), ("activation", (SOFTMAX, GUMBEL))]),
-        figure_x=("schedule",),
-    ),
-    TableSpec(
-        name="losses",
-        title="Gumbel inside existing losses vs their sigmoid versions, Mask R-CNN R50, LVIS v1",
-        label_headers=("Loss", "Activation"),
-        rows=grid([("loss", (EQL, FEDERATED, DROPLOSS)), ("activation", (SIGMOID, GUMBEL))]),
-        figure_x=("loss",),
-    ),
-    TableSpec(
-        name="gol_ablation",
-        title="GOL ablation: DropLoss with Gumbel, + normalised mask head, + RFS, Mask R-CNN R50, LVIS v1",
-        label_headers=("Method",),
-        rows=(
-            RowSpec(("DropLoss (Gumbel)",), {**_GOL, "normed_mask": PLAIN_MASK, "sampler": RANDOM}),
-            RowSpec(("+ normalised mask",), {**_GOL, "sampler": RANDOM}),
-            RowSpec(("+ RFS (GOL)",), _GOL, published="readme-1.2/gol-r50-v1"),
-        ),
-    ),
-    TableSpec(
-        name="sota",
-        title="Comparison with the state of the art, Mask R-CNN",
-        label_headers=("Method", "Backbone", "Dataset"),
-        rows=(
-            RowSpec(("RFS", "R50", "LVIS v1"),
-                    {"loss": CE, "activation": SOFTMAX, "sampler": RFS, "detector": R50, "dataset": LVIS_V1},
-                    published="sota/rfs"),
-            RowSpec(("Seesaw", "R50", "LVIS v1"),
-                    {"loss": SEESAW, "sampler": RFS, "detector": R50, "dataset": LVIS_V1}, published="sota/seesaw"),
-            RowSpec(("LOCE", "R50", "LVIS v1"), {}, published="sota/loce", expected=False),
-            RowSpec(("GOL", "R50", "LVIS v1"), {**_GOL, "detector": R50, "dataset": LVIS_V1}, published="sota/gol"),
-            RowSpec(("GOL", "R101", "LVIS v1"), {**_GOL, "detector": R101, "dataset": LVIS_V1},
-                    published="readme-1.2/gol-r101-v1"),
-            RowSpec(("GOL", "R50", "LVIS v0.5"), {**_GOL, "detector": R50, "dataset": LVIS_V05},
-                    published="readme-1.2/gol-r50-v0.5"),
-        ),
-    ),
-    TableSpec(
-        name="demo",
-        title="Demo: activation sweep on the embedded dataset",
-        label_headers=("Activation",),
-        rows=grid([("activation", (SIGMOID, SOFTMAX, GUMBEL))]),
-        figure_x=("detector",),
-    ),
-)})
+SPECS: Mapping[str, TableSpec] = MappingProxyType(
+    {
+        spec.name: spec
+        for spec in (
+            TableSpec(
+                name="activations",
+                title="Activation x detector, Mask R-CNN family, LVIS v1, 1x, no RFS",
+                label_headers=("Detector", "Activation"),
+                rows=grid(
+                    [
+                        ("detector", (R50, R101, X101, CASCADE_R101, HTC_R101)),
+                        ("activation", (SIGMOID, SOFTMAX, GUMBEL)),
+                    ],
+                    _activations_published,
+                ),
+                figure_x=("detector",),
+            ),
+            TableSpec(
+                name="schedule_sampler",
+                title="Activation x schedule x sampler, Mask R-CNN R50, LVIS v1",
+                label_headers=("Schedule", "Sampler", "Activation"),
+                rows=grid(
+                    [
+                        ("schedule", (SCHEDULE_1X, SCHEDULE_2X)),
+                        ("sampler", (RANDOM, RFS)),
+                        ("activation", (SIGMOID, SOFTMAX, GUMBEL)),
+                    ],
+                    _schedule_sampler_published,
+                ),
+                figure_x=("schedule", "sampler"),
+            ),
+            TableSpec(
+                name="lvis_v05",
+                title="Softmax vs Gumbel on LVIS v0.5, Mask R-CNN R50",
+                label_headers=("Schedule", "Activation"),
+                rows=grid([("schedule", (SCHEDULE_1X, SCHEDULE_2X)), ("activation", (SOFTMAX, GUMBEL))]),
+                figure_x=("schedule",),
+            ),
+            TableSpec(
+                name="losses",
+                title="Gumbel inside existing losses vs their sigmoid versions, Mask R-CNN R50, LVIS v1",
+                label_headers=("Loss", "Activation"),
+                rows=grid([("loss", (EQL, FEDERATED, DROPLOSS)), ("activation", (SIGMOID, GUMBEL))]),
+                figure_x=("loss",),
+            ),
+            TableSpec(
+                name="gol_ablation",
+                title="GOL ablation: DropLoss with Gumbel, + normalised mask head, + RFS, Mask R-CNN R50, LVIS v1",
+                label_headers=("Method",),
+                rows=(
+                    RowSpec(("DropLoss (Gumbel)",), {**_GOL, "normed_mask": PLAIN_MASK, "sampler": RANDOM}),
+                    RowSpec(("+ normalised mask",), {**_GOL, "sampler": RANDOM}),
+                    RowSpec(("+ RFS (GOL)",), _GOL, published="readme-1.2/gol-r50-v1"),
+                ),
+            ),
+            TableSpec(
+                name="sota",
+                title="Comparison with the state of the art, Mask R-CNN",
+                label_headers=("Method", "Backbone", "Dataset"),
+                rows=(
+                    RowSpec(
+                        ("RFS", "R50", "LVIS v1"),
+                        {"loss": CE, "activation": SOFTMAX, "sampler": RFS, "detector": R50, "dataset": LVIS_V1},
+                        published="sota/rfs",
+                    ),
+                    RowSpec(
+                        ("Seesaw", "R50", "LVIS v1"),
+                        {"loss": SEESAW, "sampler": RFS, "detector": R50, "dataset": LVIS_V1},
+                        published="sota/seesaw",
+                    ),
+                    RowSpec(("LOCE", "R50", "LVIS v1"), {}, published="sota/loce", expected=False),
+                    RowSpec(
+                        ("GOL", "R50", "LVIS v1"), {**_GOL, "detector": R50, "dataset": LVIS_V1}, published="sota/gol"
+                    ),
+                    RowSpec(
+                        ("GOL", "R101", "LVIS v1"),
+                        {**_GOL, "detector": R101, "dataset": LVIS_V1},
+                        published="readme-1.2/gol-r101-v1",
+                    ),
+                    RowSpec(
+                        ("GOL", "R50", "LVIS v0.5"),
+                        {**_GOL, "detector": R50, "dataset": LVIS_V05},
+                        published="readme-1.2/gol-r50-v0.5",
+                    ),
+                ),
+            ),
+            TableSpec(
+                name="demo",
+                title="Demo: activation sweep on the embedded dataset",
+                label_headers=("Activation",),
+                rows=grid([("activation", (SIGMOID, SOFTMAX, GUMBEL))]),
+                figure_x=("detector",),
+            ),
+        )
+    }
+)
 
 ADHOC = "none"
 # Ad-hoc runs (record.json experiment null) are grouped by these settings, plus any other setting that varies.
@@ -287,8 +319,10 @@ def get_spec(name: str) -> TableSpec:
 def adhoc_spec(settings: Sequence[str], combos: Sequence[Mapping[str, Any]]) -> TableSpec:
     """A spec for ad-hoc runs: one row per observed combination of `settings` (raw option names as labels)."""
     rows = tuple(
-        RowSpec(labels=tuple(_text(combo[s]) for s in settings),
-                match={s: Level(_text(combo[s]), (combo[s],)) for s in settings})
+        RowSpec(
+            labels=tuple(_text(combo[s]) for s in settings),
+            match={s: Level(_text(combo[s]), (combo[s],)) for s in settings},
+        )
         for combo in combos
     )
     headers = tuple(s.replace("_", " ").capitalize() for s in settings)

@@ -26,8 +26,12 @@ from analysis.published import PUBLISHED
 
 SERIES = "activation"
 # Paper's Figure 1: Softmax solid, Gumbel dashed.
-_STYLE = {"Sigmoid": ("tab:blue", ":"), "Softmax": ("tab:orange", "-"), "Gumbel": ("tab:green", "--"),
-          "Probit": ("tab:red", "-.")}
+_STYLE = {
+    "Sigmoid": ("tab:blue", ":"),
+    "Softmax": ("tab:orange", "-"),
+    "Gumbel": ("tab:green", "--"),
+    "Probit": ("tab:red", "-."),
+}
 _FALLBACK_COLOURS = ("tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
 _GROUPS = (("APr", "rare"), ("APc", "common"), ("APf", "frequent"))
 
@@ -48,12 +52,20 @@ def plot_ap_apr(aggregation: Aggregation) -> Figure:
             stds = np.array([s.std if s.std is not None else 0.0 for _, s in points], dtype=float)
             if stds.any():
                 ax.fill_between(xs, means - stds, means + stds, color=colour, alpha=0.15, linewidth=0)
-            published = [(positions.index(_x_label(aggregation, r)), PUBLISHED[r.row.published].values.get(title))
-                         for r in series_rows if r.row.published]
-            published = [(x, v) for x, v in published if v is not None]
-            if published:
-                ax.scatter([x for x, _ in published], [v for _, v in published], marker="x", color=colour,
-                           label=f"{name} (paper)")
+            published = [
+                (positions.index(_x_label(aggregation, r)), PUBLISHED[r.row.published].values.get(title))
+                for r in series_rows
+                if r.row.published
+            ]
+            marks = [(x, v) for x, v in published if v is not None]
+            if marks:
+                ax.scatter(
+                    [x for x, _ in marks],
+                    [v for _, v in marks],
+                    marker="x",
+                    color=colour,
+                    label=f"{name} (paper)",
+                )
         ax.set_xticks(range(len(positions)), positions)
         ax.set_xlim(-0.5, len(positions) - 0.5)
         ax.set_xlabel(_x_title(aggregation))
@@ -132,8 +144,9 @@ def _finished_rows(aggregation: Aggregation) -> list[RowResult]:
     rows = [row for row in aggregation.rows if row.status == "ok"]
     if not rows:
         statuses = ", ".join(sorted({row.status for row in aggregation.rows}))
-        raise NoRunsError(f"nothing to plot for {aggregation.spec.name!r}: no row has finished runs "
-                          f"(row statuses: {statuses})")
+        raise NoRunsError(
+            f"nothing to plot for {aggregation.spec.name!r}: no row has finished runs (row statuses: {statuses})"
+        )
     return rows
 
 

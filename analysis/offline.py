@@ -32,8 +32,10 @@ def find_wandb_run_dirs(run_id: str, *places: Path) -> list[Path]:
                 roots.add(ancestor.parent)
     found = {
         candidate.resolve()
-        for root in roots if root.is_dir()
-        for candidate in root.glob(f"*-{run_id}") if candidate.is_dir() and _is_run_folder(candidate, run_id)
+        for root in roots
+        if root.is_dir()
+        for candidate in root.glob(f"*-{run_id}")
+        if candidate.is_dir() and _is_run_folder(candidate, run_id)
     }
     # The folder name starts with the launch timestamp, so name order is time order.
     return sorted(found, key=_timestamp)
@@ -47,7 +49,7 @@ def _timestamp(folder: Path) -> str:
     name = folder.name
     for prefix in _PREFIXES:
         if name.startswith(prefix):
-            return name[len(prefix):]
+            return name[len(prefix) :]
     return name
 
 
@@ -57,7 +59,7 @@ def pair_offline_runs(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     Returns the frame and at most one message listing the runs whose W&B folder is missing.
     """
     frame = frame.copy()
-    unpaired: list[str] = []
+    unpaired: list[tuple[str, str]] = []
     for index, run in frame.iterrows():
         if run["source"] != "local" or run["wandb_id"] is None:
             continue

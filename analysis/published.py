@@ -47,17 +47,18 @@ class Published:
         object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
 
 
-_README_11 = ("paper-notes 1.1: official README activation table, Mask R-CNN R50-FPN, LVIS v1, 1x, no RFS "
-              "[VERIFIED-README]")
+_README_11 = (
+    "paper-notes 1.1: official README activation table, Mask R-CNN R50-FPN, LVIS v1, 1x, no RFS [VERIFIED-README]"
+)
 _README_12 = "paper-notes 1.2: official README released GOL models, 2x, RFS, normalised mask [VERIFIED-README]"
 _FIG_1 = "paper-notes 1.3: paper Figure 1 read off the plot, +-0.2, LVIS v1, 1x [VERIFIED-README figure; approximate]"
 _SOTA = "seed/gol-paper-summary.md: state-of-the-art table, LVIS v1, Mask R-CNN R50"
 
 
-def _row(key: str, method: str, values: Mapping[str, float], source: str, citation: str,
-         approximate: bool = False) -> Published:
-    return Published(key=key, method=method, values=values, source=source, citation=citation,
-                     approximate=approximate)
+def _row(
+    key: str, method: str, values: Mapping[str, float], source: str, citation: str, approximate: bool = False
+) -> Published:
+    return Published(key=key, method=method, values=values, source=source, citation=citation, approximate=approximate)
 
 
 def _five(ap: float, apr: float, apc: float, apf: float, apb: float) -> dict[str, float]:

@@ -137,21 +137,23 @@ def load_per_category(frame: pd.DataFrame) -> pd.DataFrame:
     """
     records: list[dict[str, Any]] = []
     for run in frame.itertuples(index=False):
-        path = getattr(run, "per_category_path")
+        path = run.per_category_path
         if path is None:
             continue
         data = _read_json(Path(path))
         for category in data.get("categories", []):
-            records.append({
-                "run_id": run.run_id,
-                "run_dir": run.run_dir,
-                "category_id": int(category["id"]),
-                "name": category.get("name"),
-                "frequency": category.get("frequency"),
-                "image_count": int(category.get("image_count") or 0),
-                "segm_AP": metric_value(category.get("segm_AP")),
-                "bbox_AP": metric_value(category.get("bbox_AP")),
-            })
+            records.append(
+                {
+                    "run_id": run.run_id,
+                    "run_dir": run.run_dir,
+                    "category_id": int(category["id"]),
+                    "name": category.get("name"),
+                    "frequency": category.get("frequency"),
+                    "image_count": int(category.get("image_count") or 0),
+                    "segm_AP": metric_value(category.get("segm_AP")),
+                    "bbox_AP": metric_value(category.get("bbox_AP")),
+                }
+            )
     columns = ["run_id", "run_dir", "category_id", "name", "frequency", "image_count", "segm_AP", "bbox_AP"]
     return pd.DataFrame.from_records(records, columns=columns)
 
@@ -174,4 +176,3 @@ def _read_json(path: Path) -> Any:
 
 def _optional_str(value: Any) -> str | None:
     return None if value is None else str(value)
-

@@ -30,8 +30,7 @@ def render(table: Table, fmt: str) -> str:
 def to_markdown(table: Table) -> str:
     headers = [*table.label_headers, "Source", *(m.name for m in table.metrics)]
     align = ["---"] * (len(table.label_headers) + 1) + ["---:"] * len(table.metrics)
-    out = [f"### {table.experiment}: {table.title}", "", f"{LEGEND}.", "",
-           _md_row(headers), _md_row(align)]
+    out = [f"### {table.experiment}: {table.title}", "", f"{LEGEND}.", "", _md_row(headers), _md_row(align)]
     for line in table.lines:
         labels = line.labels if line.first_in_group else ("",) * len(line.labels)
         source = "Δ" if line.kind == "delta" else line.source
@@ -45,11 +44,20 @@ def to_markdown(table: Table) -> str:
 def to_latex(table: Table) -> str:
     columns = "l" * (len(table.label_headers) + 1) + "r" * len(table.metrics)
     headers = [*(_tex_escape(h) for h in table.label_headers), "Source", *(m.tex for m in table.metrics)]
-    caption = (f"{_tex_escape(table.title)}. AP = mask AP, AP$^b$ = box AP ($\\times 100$); ours = mean $\\pm$ "
-               "std over seeds; $\\sim$ = read off a plot; $\\Delta$ = ours $-$ published.")
-    out = ["\\begin{table}[t]", "  \\centering", f"  \\caption{{{caption}}}",
-           f"  \\label{{tab:{table.experiment}}}", f"  \\begin{{tabular}}{{{columns}}}", "    \\toprule",
-           f"    {' & '.join(headers)} \\\\", "    \\midrule"]
+    caption = (
+        f"{_tex_escape(table.title)}. AP = mask AP, AP$^b$ = box AP ($\\times 100$); ours = mean $\\pm$ "
+        "std over seeds; $\\sim$ = read off a plot; $\\Delta$ = ours $-$ published."
+    )
+    out = [
+        "\\begin{table}[t]",
+        "  \\centering",
+        f"  \\caption{{{caption}}}",
+        f"  \\label{{tab:{table.experiment}}}",
+        f"  \\begin{{tabular}}{{{columns}}}",
+        "    \\toprule",
+        f"    {' & '.join(headers)} \\\\",
+        "    \\midrule",
+    ]
     previous: Line | None = None
     group_size = 0
     for line in table.lines:
@@ -82,8 +90,17 @@ def to_csv(table: Table) -> str:
             n = str(value.n) if value is not None and line.kind == "ours" else ""
             numbers.extend([mean, std, n])
         approximate = any(v is not None and v.approximate for v in line.values)
-        writer.writerow([*line.labels, line.source, line.kind, line.status, " ".join(map(str, line.seeds)),
-                         "true" if approximate else "false", *numbers])
+        writer.writerow(
+            [
+                *line.labels,
+                line.source,
+                line.kind,
+                line.status,
+                " ".join(map(str, line.seeds)),
+                "true" if approximate else "false",
+                *numbers,
+            ]
+        )
     return buffer.getvalue()
 
 
@@ -105,7 +122,7 @@ def _text(line: Line, value: Value, tex: bool) -> str:
     pm = " $\\pm$ " if tex else " ± "
     if line.kind == "delta":
         text = _signed(value.mean)
-        text = ("$-$" + text[1:] if tex and text.startswith("-") else text)
+        text = "$-$" + text[1:] if tex and text.startswith("-") else text
     else:
         text = _number(value.mean, DISPLAY_DECIMALS)
     if value.std is not None:
@@ -131,8 +148,18 @@ def _md_row(cells: list[str]) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
-_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_TEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def _tex_escape(text: str) -> str:

@@ -55,15 +55,34 @@ METRIC_COLUMNS: tuple[str, ...] = tuple(f"{iou}/{name}" for iou in IOU_TYPES for
 STATES: tuple[str, ...] = ("finished", "running", "failed")
 
 _STRING_COLUMNS: tuple[str, ...] = (
-    "source", "run_id", "run_dir", "run_path", "experiment", "state", "error", *CHOICE_FIELDS,
+    "source",
+    "run_id",
+    "run_dir",
+    "run_path",
+    "experiment",
+    "state",
+    "error",
+    *CHOICE_FIELDS,
 )
 _INT_COLUMNS: tuple[str, ...] = ("seed", "iteration", "max_iter")
 _TAIL_COLUMNS: tuple[str, ...] = (
-    "git_commit", "started_at", "finished_at", "overrides",
-    "wandb_id", "wandb_project", "wandb_mode", "wandb_dir", "wandb_run_dir", "per_category_path",
+    "git_commit",
+    "started_at",
+    "finished_at",
+    "overrides",
+    "wandb_id",
+    "wandb_project",
+    "wandb_mode",
+    "wandb_dir",
+    "wandb_run_dir",
+    "per_category_path",
 )
 COLUMNS: tuple[str, ...] = (
-    *_STRING_COLUMNS, "normed_mask", *_INT_COLUMNS, *_TAIL_COLUMNS, *METRIC_COLUMNS,
+    *_STRING_COLUMNS,
+    "normed_mask",
+    *_INT_COLUMNS,
+    *_TAIL_COLUMNS,
+    *METRIC_COLUMNS,
 )
 
 
@@ -92,9 +111,7 @@ def make_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     for column in (*_STRING_COLUMNS, *_TAIL_COLUMNS, "normed_mask"):
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     for column in _INT_COLUMNS:
-        frame[column] = pd.array(
-            [None if _is_missing(v) else int(v) for v in frame[column]], dtype="Int64"
-        )
+        frame[column] = pd.array([None if _is_missing(v) else int(v) for v in frame[column]], dtype="Int64")
     for column in METRIC_COLUMNS:
         frame[column] = frame[column].map(metric_value).astype(np.float64)
     frame["overrides"] = frame["overrides"].map(lambda v: "" if v is None else v)

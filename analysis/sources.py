@@ -19,8 +19,9 @@ from analysis.wandb_api import ADHOC_GROUP, fetch_wandb_runs
 WANDB_PREFIX = "wandb:"
 
 
-def load_runs(sources: Sequence[str | Path], *, experiment: str | None = None,
-              wandb_timeout: float = 30.0) -> tuple[pd.DataFrame, list[str]]:
+def load_runs(
+    sources: Sequence[str | Path], *, experiment: str | None = None, wandb_timeout: float = 30.0
+) -> tuple[pd.DataFrame, list[str]]:
     """Runs of every source as one frame, plus one-line messages about what was missing or unreachable.
 
     `experiment` narrows the W&B query (local folders are read whole; the table selects its runs).
@@ -28,7 +29,7 @@ def load_runs(sources: Sequence[str | Path], *, experiment: str | None = None,
     if not sources:
         raise NoRunsError("no run sources given; pass sweep folders or wandb:entity/project")
     local = [Path(s) for s in sources if not str(s).startswith(WANDB_PREFIX)]
-    remote = [str(s)[len(WANDB_PREFIX):] for s in sources if str(s).startswith(WANDB_PREFIX)]
+    remote = [str(s)[len(WANDB_PREFIX) :] for s in sources if str(s).startswith(WANDB_PREFIX)]
     frames: list[pd.DataFrame] = []
     messages: list[str] = []
     failures: list[str] = []

@@ -96,11 +96,18 @@ def build_table(aggregation: Aggregation) -> Table:
     lines = _bold_best(lines, "published", len(spec.metrics))
     notes = list(aggregation.messages)
     notes.extend(f"{tag}: {reference.citation}" for tag, reference in sources.items())
-    return Table(experiment=spec.name, title=spec.title, label_headers=spec.label_headers, metrics=spec.metrics,
-                 lines=tuple(lines), notes=tuple(notes))
+    return Table(
+        experiment=spec.name,
+        title=spec.title,
+        label_headers=spec.label_headers,
+        metrics=spec.metrics,
+        lines=tuple(lines),
+        notes=tuple(notes),
+    )
 
 
 def _ours_line(result: RowResult, metrics: Sequence[Metric]) -> Line:
+    values: tuple[Value | None, ...]
     if result.status == "ok":
         values = tuple(
             Value(mean=stat.mean, std=stat.std, n=stat.n, of=stat.of)
@@ -112,36 +119,56 @@ def _ours_line(result: RowResult, metrics: Sequence[Metric]) -> Line:
     else:
         values = tuple(None for _ in metrics)
         source = "ours"
-    return Line(labels=result.row.labels, kind="ours", source=source, status=result.status, values=values,
-                seeds=result.seeds, first_in_group=True)
+    return Line(
+        labels=result.row.labels,
+        kind="ours",
+        source=source,
+        status=result.status,
+        values=values,
+        seeds=result.seeds,
+        first_in_group=True,
+    )
 
 
 def _published_line(result: RowResult, reference: Published, metrics: Sequence[Metric]) -> Line:
     values = tuple(
-        Value(mean=reference.values[m.name], approximate=reference.approximate) if m.name in reference.values
-        else None
+        Value(mean=reference.values[m.name], approximate=reference.approximate) if m.name in reference.values else None
         for m in metrics
     )
-    return Line(labels=result.row.labels, kind="published", source=reference.source, status="published",
-                values=values, seeds=(), first_in_group=False)
+    return Line(
+        labels=result.row.labels,
+        kind="published",
+        source=reference.source,
+        status="published",
+        values=values,
+        seeds=(),
+        first_in_group=False,
+    )
 
 
 def _delta_line(ours: Line, published: Line) -> Line:
-    values = []
+    values: list[Value | None] = []
     for mine, theirs in zip(ours.values, published.values, strict=True):
         if mine is None or theirs is None or mine.shown is None or theirs.shown is None:
             values.append(None)
         else:
             values.append(Value(mean=mine.shown - theirs.shown, approximate=theirs.approximate))
-    return Line(labels=ours.labels, kind="delta", source="delta", status="delta", values=tuple(values), seeds=(),
-                first_in_group=False)
+    return Line(
+        labels=ours.labels,
+        kind="delta",
+        source="delta",
+        status="delta",
+        values=tuple(values),
+        seeds=(),
+        first_in_group=False,
+    )
 
 
 def _bold_best(lines: list[Line], kind: str, width: int) -> list[Line]:
     best: list[float | None] = []
     for column in range(width):
-        shown = [line.values[column].shown for line in lines
-                 if line.kind == kind and line.values[column] is not None and line.values[column].shown is not None]
+        cells = [line.values[column] for line in lines if line.kind == kind]
+        shown = [cell.shown for cell in cells if cell is not None and cell.shown is not None]
         # All equal (or a single value): no row is best, nothing is bold.
         best.append(max(shown) if len(set(shown)) > 1 else None)
     marked = []

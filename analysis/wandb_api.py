@@ -30,8 +30,16 @@ from analysis.schema import CHOICE_FIELDS, METRIC_COLUMNS, make_frame
 
 # gol's tracker groups runs by experiment; ad-hoc runs go to this group.
 ADHOC_GROUP = "adhoc"
-_STATES = {"finished": "finished", "running": "running", "pending": "running", "preempting": "running",
-           "preempted": "failed", "crashed": "failed", "failed": "failed", "killed": "failed"}
+_STATES = {
+    "finished": "finished",
+    "running": "running",
+    "pending": "running",
+    "preempting": "running",
+    "preempted": "failed",
+    "crashed": "failed",
+    "failed": "failed",
+    "killed": "failed",
+}
 
 
 def has_wandb_login() -> bool:
@@ -60,8 +68,9 @@ def fetch_wandb_runs(project: str, *, group: str | None, timeout: float = 30.0) 
     if project.count("/") != 1 or not all(project.split("/")):
         raise WandbUnavailableError(f"W&B source {project!r} is not 'entity/project'; pass --runs wandb:entity/project")
     if not has_wandb_login():
-        raise WandbUnavailableError(f"no W&B login (WANDB_API_KEY or netrc) to read {project}; run `wandb login` "
-                                    "or pass local run folders")
+        raise WandbUnavailableError(
+            f"no W&B login (WANDB_API_KEY or netrc) to read {project}; run `wandb login` or pass local run folders"
+        )
     filters: dict[str, Any] = {} if group is None else {"$or": [{"group": group}, {"config.experiment": group}]}
     outcome: dict[str, Any] = {}
 
@@ -75,8 +84,15 @@ def fetch_wandb_runs(project: str, *, group: str | None, timeout: float = 30.0) 
             except TypeError:  # SDKs before `lazy` existed load everything anyway
                 runs = api.runs(project, filters=filters, per_page=100)
             outcome["rows"] = [
-                row_from_wandb(path="/".join(run.path), run_id=run.id, name=run.name, state=run.state,
-                               group=run.group, config=dict(run.config), summary=dict(run.summary_metrics))
+                row_from_wandb(
+                    path="/".join(run.path),
+                    run_id=run.id,
+                    name=run.name,
+                    state=run.state,
+                    group=run.group,
+                    config=dict(run.config),
+                    summary=dict(run.summary_metrics),
+                )
                 for run in runs
             ]
         except Exception as exc:  # any failure of the remote API is reported as one line by the caller
@@ -86,17 +102,27 @@ def fetch_wandb_runs(project: str, *, group: str | None, timeout: float = 30.0) 
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        raise WandbUnavailableError(f"W&B project {project} did not answer within {timeout:g} s; check the network "
-                                    "or use the local run folders")
+        raise WandbUnavailableError(
+            f"W&B project {project} did not answer within {timeout:g} s; check the network or use the local run folders"
+        )
     if "error" in outcome:
         first_line = str(outcome["error"]).strip().splitlines()[0] if str(outcome["error"]).strip() else ""
-        raise WandbUnavailableError(f"W&B project {project} cannot be read: {type(outcome['error']).__name__}: "
-                                    f"{first_line}")
+        raise WandbUnavailableError(
+            f"W&B project {project} cannot be read: {type(outcome['error']).__name__}: {first_line}"
+        )
     return make_frame(outcome["rows"])
 
 
-def row_from_wandb(*, path: str, run_id: str, name: str | None, state: str, group: str | None,
-                   config: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str, Any]:
+def row_from_wandb(
+    *,
+    path: str,
+    run_id: str,
+    name: str | None,
+    state: str,
+    group: str | None,
+    config: Mapping[str, Any],
+    summary: Mapping[str, Any],
+) -> dict[str, Any]:
     """One schema row from the fields of a public-API run (plain data, so it is testable offline)."""
     config = _unwrap(config)
     choices = config.get("choices")
@@ -143,8 +169,10 @@ def _choices_from_name(name: str) -> dict[str, str]:
 
 def _unwrap(config: Mapping[str, Any]) -> dict[str, Any]:
     # Older APIs return {"key": {"value": v, "desc": ...}}.
-    return {k: v["value"] if isinstance(v, Mapping) and "value" in v and set(v) <= {"value", "desc"} else v
-            for k, v in config.items()}
+    return {
+        k: v["value"] if isinstance(v, Mapping) and "value" in v and set(v) <= {"value", "desc"} else v
+        for k, v in config.items()
+    }
 
 
 def _get(mapping: Mapping[str, Any], *keys: str) -> Any:

@@ -11,6 +11,7 @@ import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal, cast
 
 import pandas as pd
 
@@ -18,8 +19,9 @@ from analysis.render import to_csv, to_markdown
 from analysis.tables import Table
 
 
-def log_tables(tables: Sequence[Table], *, project: str, directory: Path, mode: str | None = None,
-               name: str | None = None) -> Path:
+def log_tables(
+    tables: Sequence[Table], *, project: str, directory: Path, mode: str | None = None, name: str | None = None
+) -> Path:
     """Log `tables` to a new W&B run of `project` written under `directory`; returns the run's folder.
 
     `mode` defaults to ``WANDB_MODE`` or ``"offline"`` (the project's default).
@@ -32,7 +34,7 @@ def log_tables(tables: Sequence[Table], *, project: str, directory: Path, mode: 
     run = wandb.init(
         project=project,
         dir=str(directory),
-        mode=mode or os.environ.get("WANDB_MODE", "offline"),
+        mode=cast(Literal["online", "offline", "disabled"], mode or os.environ.get("WANDB_MODE", "offline")),
         job_type="tables",
         group="analysis",
         name=name or f"tables-{'-'.join(experiments)}",

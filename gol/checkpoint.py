@@ -90,5 +90,7 @@ def latest(folder: Path) -> Path | None:
 def load(path: Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by :func:`save` (it holds optimizer and RNG states, hence weights_only=False)."""
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; pass the path of a .pt file in a run's checkpoints/")
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist; pass the path of a .pt file in a run's checkpoints/"
+        )
     return torch.load(path, map_location=map_location, weights_only=False)

@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -22,11 +22,11 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from gol import checkpoint as ckpt_io
 from gol import distributed, record
 from gol.build import build_components, build_data, build_sampler
-from gol.config.validate import validate
 from gol.inference import evaluate_model
 from gol.loader import StreamPosition, batches
 from gol.optim import build_optimizer, resolve_length
 from gol.tracking import Tracker, run_id_for
+from gol.validate import validate
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,9 @@ def set_threads(cfg: DictConfig) -> None:
     if threads is None:
         return
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive number of CPU threads, or null for torch's default; got {threads!r}")
+        raise ValueError(
+            f"threads must be a positive number of CPU threads, or null for torch's default; got {threads!r}"
+        )
     torch.set_num_threads(threads)
 
 
@@ -194,7 +196,7 @@ def _train(cfg: DictConfig, ctx: RunContext, world: distributed.World, rec: reco
             cfg.logger, run_dir=ctx.run_dir, run_id=rec.fields["run_id"], group=ctx.experiment or "adhoc",
             name=",".join(ctx.overrides) or "default",
             # The cell's identity beside the resolved config, so tables can be rebuilt from W&B alone.
-            config={**OmegaConf.to_container(cfg, resolve=True), "choices": ctx.choices,
+            config={**cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)), "choices": ctx.choices,
                     "experiment": ctx.experiment, "overrides": ctx.overrides},
         )  # fmt: skip
         rec.update(wandb=tracker.info)
@@ -315,8 +317,15 @@ class Loop:
         self.scheduler.step()
         return losses, total
 
-    def log(self, losses: dict[str, torch.Tensor], total: torch.Tensor, progress: Progress, seconds: float, *,
-            data_seconds: float) -> None:
+    def log(
+        self,
+        losses: dict[str, torch.Tensor],
+        total: torch.Tensor,
+        progress: Progress,
+        seconds: float,
+        *,
+        data_seconds: float,
+    ) -> None:
         """Stream the losses, lr, skipped steps, seconds per iteration (since the start of this attempt) and
         seconds per iteration spent waiting for data (since the last log)."""
         values = {f"train/{k}": float(distributed.mean_over_ranks(v, self.world)) for k, v in losses.items()}
@@ -358,6 +367,8 @@ def evaluate_run(run_dir: Path, *, checkpoint: Path | None = None, out: Path | N
     if not config_file.is_file():
         raise FileNotFoundError(f"{run_dir} holds no config.yaml; pass the folder of a run started by gol-train")
     cfg = OmegaConf.load(config_file)
+    if not isinstance(cfg, DictConfig):
+        raise ValueError(f"{config_file} does not hold a config mapping")
     set_threads(cfg)
     path = checkpoint or ckpt_io.latest(run_dir / "checkpoints")
     if path is None:

@@ -28,8 +28,9 @@ def predict(
     num_workers: int = 0,
 ) -> Detections:
     """Run the detector over ``dataset``; detections come back in the dataset's image and category ids."""
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate, num_workers=num_workers,
-                        pin_memory=device.type == "cuda")  # pinned: the non_blocking copies overlap on CUDA
+    loader = DataLoader(
+        dataset, batch_size=batch_size, collate_fn=collate, num_workers=num_workers, pin_memory=device.type == "cuda"
+    )  # pinned: the non_blocking copies overlap on CUDA
     parts = []
     was_training = model.training
     model.eval()

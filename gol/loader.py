@@ -7,7 +7,7 @@ batches and flips an uninterrupted run would have seen, whatever the number of l
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +61,7 @@ def batches(
     rank: int = 0,
     world_size: int = 1,
     pin_memory: bool = False,
-) -> Iterator[tuple[StreamPosition, tuple[list[Any], list[Any]]]]:
+) -> Generator[tuple[StreamPosition, tuple[list[Any], list[Any]]], None, None]:
     """Endless (position after the batch, batch) pairs; incomplete trailing batches of an epoch are dropped.
 
     ``batch_size`` is the global batch: with several processes, rank r loads the r-th equal slice of every
@@ -85,7 +85,10 @@ def batches(
                 "lower schedule.ims_per_batch or use a larger dataset"
             )
         plan = [
-            [(order[p], sample_seed(seed, epoch, p)) for p in range(first + rank * per_rank, first + (rank + 1) * per_rank)]
+            [
+                (order[p], sample_seed(seed, epoch, p))
+                for p in range(first + rank * per_rank, first + (rank + 1) * per_rank)
+            ]
             for first in range(position, usable, batch_size)
         ]
         loader = DataLoader(

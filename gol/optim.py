@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Sequence
 from functools import partial
 
@@ -46,7 +47,7 @@ def check_length(schedule: ScheduleConf) -> None:
     if length < 1:
         raise ValueError(f"schedule.{length_key} must be at least 1, got {length}")
     steps = list(schedule.steps)
-    if any(b <= a for a, b in zip(steps, steps[1:])) or any(not 0 < s < length for s in steps):
+    if any(b <= a for a, b in itertools.pairwise(steps)) or any(not 0 < s < length for s in steps):
         raise ValueError(
             f"schedule.steps must be increasing and within the schedule (0 < step < {length_key}={length}), got {steps}"
         )

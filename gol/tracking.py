@@ -13,13 +13,14 @@ import logging
 import netrc
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 from urllib.parse import urlparse
 
 from gol.config.logger import LoggerConf
 
 log = logging.getLogger(__name__)
 
+WandbMode = Literal["online", "offline", "disabled"]
 _MODES = ("online", "offline", "disabled")
 
 
@@ -39,7 +40,7 @@ def has_login() -> bool:
         return False
 
 
-def resolve_mode(requested: str | None) -> str:
+def resolve_mode(requested: str | None) -> WandbMode:
     """The W&B mode to use: config, else ``WANDB_MODE``, else online with a login and offline without."""
     mode = requested or os.environ.get("WANDB_MODE") or ("online" if has_login() else "offline")
     if mode == "dryrun":
@@ -47,9 +48,11 @@ def resolve_mode(requested: str | None) -> str:
     if mode not in _MODES:
         raise ValueError(f"logger.mode={mode!r} is not a W&B mode; use one of {', '.join(_MODES)}")
     if mode == "online" and not has_login():
-        log.warning("W&B online mode asked for but no login found: logging offline (run `wandb login`, then `wandb sync`)")
+        log.warning(
+            "W&B online mode asked for but no login found: logging offline (run `wandb login`, then `wandb sync`)"
+        )
         mode = "offline"
-    return mode
+    return cast(WandbMode, mode)
 
 
 class Tracker:
@@ -58,7 +61,7 @@ class Tracker:
     def __init__(self, conf: LoggerConf, *, run_dir: Path, run_id: str, group: str, name: str, config: dict[str, Any]):
         self.conf = conf
         self.run: Any = None
-        self.mode = "disabled"
+        self.mode: WandbMode = "disabled"
         if not conf.enabled:
             return
         import wandb  # imported here: a run with logger=none never pays its import time
@@ -124,5 +127,5 @@ class Tracker:
             if outcome == "preempted":
                 run.mark_preempting()
             run.finish(exit_code=0 if outcome == "finished" else 1)
-        except Exception as error:  # noqa: BLE001 - reporting only
+        except Exception as error:
             log.warning("W&B run %s could not be closed (%s): %s", run.id, outcome, error)

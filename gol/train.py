@@ -1,11 +1,11 @@
 """Hydra entry point of one ablation cell: ``gol-train`` (also ``python -m gol.train``).
 
-    gol-train                                   # the embedded dataset, tiny detector, on whatever device exists
-    gol-train activation=gumbel loss=droploss   # one cell
-    gol-train -m activation=sigmoid,softmax,gumbel
-    gol-train experiment=activations            # a paper table (experiments/), swept as a multirun
-    gol-train experiment=activations scale=smoke  # the same table at laptop scale
-    gol-train --cfg job                         # print the composed config
+gol-train                                   # the embedded dataset, tiny detector, on whatever device exists
+gol-train activation=gumbel loss=droploss   # one cell
+gol-train -m activation=sigmoid,softmax,gumbel
+gol-train experiment=activations            # a paper table (experiments/), swept as a multirun
+gol-train experiment=activations scale=smoke  # the same table at laptop scale
+gol-train --cfg job                         # print the composed config
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from gol.config import register_configs
+from gol.config import CONF_DIR, register_configs
 from gol.config.choices import check_overrides
 from gol.config.resolvers import register_resolvers
 from gol.engine import NonFiniteLossError, RunContext, RunFolderError
@@ -29,7 +29,6 @@ from gol.engine import train as train_cell
 
 log = logging.getLogger(__name__)
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 RECORDED_GROUPS = ("activation", "loss", "detector", "dataset", "sampler", "schedule")
 
 
@@ -115,4 +114,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -44,7 +44,7 @@ class BatchSplitError(ValueError):
 
 
 class CellConfigError(ValueError):
-    """A cell's config fails the training app's own checks (``gol.config.validate``)."""
+    """A cell's config fails the training app's own checks (``gol.validate``)."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def num_train_images(dataset: Mapping[str, Any], dataset_name: str | None, estim
     """Training images of a cell's dataset: its own ``num_train`` (generated data) or the launcher's estimate."""
     if dataset.get("num_train") is not None:
         return int(dataset["num_train"])
-    if dataset_name in estimates:
+    if dataset_name is not None and dataset_name in estimates:
         return int(estimates[dataset_name])
     raise EstimateError(
         f"no training image count for dataset '{dataset_name}'; add +hydra.launcher.num_train_images.{dataset_name}=N"
@@ -157,7 +157,7 @@ def cell_iterations(schedule: Any, *, images: int) -> int:
 
 
 def seconds_per_iteration(detector: str | None, table: Mapping[str, float]) -> float:
-    if detector in table:
+    if detector is not None and detector in table:
         return float(table[detector])
     raise EstimateError(
         f"no seconds per iteration for detector '{detector}'; add +hydra.launcher.seconds_per_iter.{detector}=S "

@@ -12,9 +12,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from gol.config import register_configs
+from gol.config import CONF_DIR, register_configs
 from gol.config.resolvers import register_resolvers
-from gol.train import CONF_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,8 +37,9 @@ def user_env(home: Path, **extra: str) -> dict[str, str]:
     return {**env, "HOME": str(home), "PYTHONUNBUFFERED": "1", **extra}
 
 
-def run_train(args: list[str], *, cwd: Path, env: dict[str, str] | None = None,
-              timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_train(
+    args: list[str], *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """``gol-train ARGS`` typed in ``cwd`` (the console script, in a subprocess) by a user without a W&B login,
     so W&B logs offline; ``env`` adds variables."""
     gol_train = Path(sys.executable).with_name("gol-train")

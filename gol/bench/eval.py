@@ -26,18 +26,19 @@ import numpy as np
 
 from gol.bench._report import add_json_option, write_json
 from gol.evaluation import Detections, GroundTruth, evaluate
-from gol.evaluation._lvis_compat import LVIS, LVISEval, LVISResults
 from gol.evaluation.fast_engine import FastEvaluator
 from gol.evaluation.lvis_engine import lvis_results
 from gol.evaluation.summary import IOU_TYPES, METRIC_KEYS, metrics_from_lvis
 from gol.evaluation.synthetic import SyntheticSpec, make_lvis_set
+from gol.lvis_compat import LVIS, LVISEval, LVISResults
 
 log = logging.getLogger(__name__)
 
 SIZES = {
     "smoke": SyntheticSpec(num_images=30, num_categories=60, dets_per_image=(290, 330), image_size=(48, 160), seed=0),
-    "full": SyntheticSpec(num_images=2000, num_categories=1203, dets_per_image=(290, 330), image_size=(240, 480),
-                          seed=0),
+    "full": SyntheticSpec(
+        num_images=2000, num_categories=1203, dets_per_image=(290, 330), image_size=(240, 480), seed=0
+    ),
 }
 
 
@@ -50,9 +51,10 @@ def _lvis_api(ann_file: Path, results: list[dict[str, Any]], iou_type: str) -> t
 
 
 def _max_difference(a: dict[str, float | None], b: dict[str, float | None]) -> float:
-    diffs = [0.0 if a[k] is None and b[k] is None else
-             float("inf") if a[k] is None or b[k] is None else abs(a[k] - b[k])  # type: ignore[operator]
-             for k in METRIC_KEYS]
+    diffs = [
+        0.0 if a[k] is None and b[k] is None else float("inf") if a[k] is None or b[k] is None else abs(a[k] - b[k])  # type: ignore[operator]
+        for k in METRIC_KEYS
+    ]
     return max(diffs)
 
 
@@ -66,9 +68,14 @@ def run(size: str) -> dict[str, Any]:
         gt = GroundTruth.load(ann_file)
         dets = Detections.from_results(results)
         report: dict[str, Any] = {
-            "size": size, "images": spec.num_images, "categories": spec.num_categories,
-            "detections": len(results), "annotations": len(gt_dict["annotations"]),
-            "seconds": {"lvis": {}, "fast": {}}, "ratio": {}, "max_metric_difference": {},
+            "size": size,
+            "images": spec.num_images,
+            "categories": spec.num_categories,
+            "detections": len(results),
+            "annotations": len(gt_dict["annotations"]),
+            "seconds": {"lvis": {}, "fast": {}},
+            "ratio": {},
+            "max_metric_difference": {},
             "precision_identical": {},
         }
         del gt_dict
@@ -81,11 +88,13 @@ def run(size: str) -> dict[str, Any]:
             report["seconds"]["lvis"][iou_type] = lvis_s
             report["seconds"]["fast"][iou_type] = fast_s
             report["ratio"][iou_type] = lvis_s / fast_s
-            report["max_metric_difference"][iou_type] = _max_difference(metrics_from_lvis(lvis_eval.results),
-                                                                        fast.metrics)
+            report["max_metric_difference"][iou_type] = _max_difference(
+                metrics_from_lvis(lvis_eval.results), fast.metrics
+            )
             report["precision_identical"][iou_type] = bool(
                 np.array_equal(lvis_eval.eval["precision"], fast.precision)
-                and np.array_equal(lvis_eval.eval["recall"], fast.recall))
+                and np.array_equal(lvis_eval.eval["recall"], fast.recall)
+            )
             del lvis_eval
         image_index, category_index = dets.check(gt, IOU_TYPES)
         evaluator = FastEvaluator(gt, dets, image_index, category_index, max_dets=300)
@@ -105,18 +114,21 @@ def run(size: str) -> dict[str, Any]:
 def format_report(report: dict[str, Any]) -> str:
     s, r = report["seconds"], report["ratio"]
     lines = [
-        (f"set ({report['size']}): {report['images']} images, {report['categories']} categories, "
-         f"{report['annotations']} annotations, {report['detections']} detections "
-         f"({report['detections_after_cap']} after the cap of 300 per image)"),
+        (
+            f"set ({report['size']}): {report['images']} images, {report['categories']} categories, "
+            f"{report['annotations']} annotations, {report['detections']} detections "
+            f"({report['detections_after_cap']} after the cap of 300 per image)"
+        ),
         f"{'':<10}{'bbox (s)':>10}{'segm (s)':>10}",
         f"{'lvis-api':<10}{s['lvis']['bbox']:>10.2f}{s['lvis']['segm']:>10.2f}",
         f"{'fast':<10}{s['fast']['bbox']:>10.2f}{s['fast']['segm']:>10.2f}",
         f"{'ratio':<10}{r['bbox']:>9.1f}x{r['segm']:>9.1f}x",
         "max |metric difference|: " + ", ".join(f"{t} {report['max_metric_difference'][t]:.3g}" for t in IOU_TYPES),
-        "precision and recall arrays identical: " + ", ".join(
-            f"{t} {'yes' if report['precision_identical'][t] else 'NO'}" for t in IOU_TYPES),
+        "precision and recall arrays identical: "
+        + ", ".join(f"{t} {'yes' if report['precision_identical'][t] else 'NO'}" for t in IOU_TYPES),
         "fast, preloaded, bbox then segm: {serial:.2f} s; in two threads: {two_threads:.2f} s".format(
-            **report["fast_preloaded_both_seconds"]),
+            **report["fast_preloaded_both_seconds"]
+        ),
     ]
     return "\n".join(lines)
 

@@ -113,10 +113,18 @@ def run(*, size: str = "full", repeats: int = 5, device: str = "cpu") -> dict[st
                 for impl in order:
                     times[impl].append(_timed(impls[impl], dev))
             median_ms = {impl: 1e3 * statistics.median(ts) for impl, ts in times.items()}
-            steps[step] = {"median_ms": median_ms, "speedup": median_ms["torchvision"] / median_ms["gol"],
-                           "max_abs_difference": difference}
-        cases[name] = {"detections": case.detections, "image": [case.height, case.width], "classes": case.classes,
-                       "mask_channels": case.mask_channels, "steps": steps}
+            steps[step] = {
+                "median_ms": median_ms,
+                "speedup": median_ms["torchvision"] / median_ms["gol"],
+                "max_abs_difference": difference,
+            }
+        cases[name] = {
+            "detections": case.detections,
+            "image": [case.height, case.width],
+            "classes": case.classes,
+            "mask_channels": case.mask_channels,
+            "steps": steps,
+        }
     return {
         "size": size, "repeats": repeats, "device": str(dev), "threads": torch.get_num_threads(),
         "torch": torch.__version__, "torchvision": torchvision.__version__, "cases": cases,
@@ -124,11 +132,15 @@ def run(*, size: str = "full", repeats: int = 5, device: str = "cpu") -> dict[st
 
 
 def format_report(report: dict[str, Any]) -> str:
-    lines = [f"test-time mask steps per image, {report['device']}, {report['threads']} thread(s), "
-             f"median of {report['repeats']}:"]
+    lines = [
+        f"test-time mask steps per image, {report['device']}, {report['threads']} thread(s), "
+        f"median of {report['repeats']}:"
+    ]
     for name, case in report["cases"].items():
-        lines.append(f"  {name}: {case['detections']} detections on {case['image'][0]}x{case['image'][1]}, "
-                     f"{case['classes']} classes")
+        lines.append(
+            f"  {name}: {case['detections']} detections on {case['image'][0]}x{case['image'][1]}, "
+            f"{case['classes']} classes"
+        )
         for step, result in case["steps"].items():
             ms = result["median_ms"]
             lines.append(

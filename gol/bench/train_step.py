@@ -50,14 +50,13 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from gol.bench._report import add_json_option, write_json
 from gol.build import build_components, build_data
-from gol.config import register_configs
+from gol.config import CONF_DIR, register_configs
 from gol.config.resolvers import register_resolvers
 from gol.config.schedule import ScheduleConf
 from gol.data import DataSource, collate
 from gol.distributed import World
 from gol.engine import Loop, Progress
 from gol.optim import build_optimizer
-from gol.train import CONF_DIR
 
 TARGET_RATIO = 1.05  # the project's budget for gol's step over a bare torchvision step
 
@@ -256,8 +255,10 @@ def run(*, size: str = "full", model_name: str = "tiny", batch: int | None = Non
     bare_losses: list[Tensor] = []
     with tempfile.TemporaryDirectory() as tmp:
         gol_step, progress = gol_stepper(gol_model, device=dev, amp=amp, ckpt_dir=Path(tmp), lr=LR[model_name])
-        steps = {"gol": gol_step, "bare": bare_stepper(bare_model, device=dev, amp=amp, lr=LR[model_name],
-                                                       losses=bare_losses)}
+        steps = {
+            "gol": gol_step,
+            "bare": bare_stepper(bare_model, device=dev, amp=amp, lr=LR[model_name], losses=bare_losses),
+        }
         times: dict[str, list[float]] = {name: [] for name in steps}
 
         def timed(name: str, images: list[Tensor], targets: list[dict[str, Any]], seed: int) -> float:
@@ -314,8 +315,10 @@ def format_report(report: dict[str, Any]) -> str:
             device_ms = f", device {ms['device_ms']:.1f} ms" if "device_ms" in ms else ""
             lines.append(f"    {phase:<10} {ms['cpu_ms']:9.1f} ms{device_ms}")
         lines.append("    operators by self time:")
-        lines += [f"    {op['share']:6.1%} {op['self_ms']:9.1f} ms {op['calls']:6d} calls  {op['op']}"
-                  for op in profiled["top_ops"]]
+        lines += [
+            f"    {op['share']:6.1%} {op['self_ms']:9.1f} ms {op['calls']:6d} calls  {op['op']}"
+            for op in profiled["top_ops"]
+        ]
     return "\n".join(lines)
 
 
@@ -328,15 +331,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: less noise)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     parser.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on CUDA")
-    parser.add_argument("--root", type=Path, default=None,
-                        help="paths.root: the embedded dataset is generated under it (default: a temp folder)")
-    parser.add_argument("--profile", type=int, default=0, metavar="N",
-                        help="profile one more gol step: time per phase and the N costliest operators")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="paths.root: the embedded dataset is generated under it (default: a temp folder)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="profile one more gol step: time per phase and the N costliest operators",
+    )
     add_json_option(parser)
     args = parser.parse_args(argv)
     if args.profile < 0:
         parser.error("--profile must be >= 0")
-    if args.threads < 1 or (args.batch is not None and args.batch < 1) or (args.repeats is not None and args.repeats < 1):
+    if (
+        args.threads < 1
+        or (args.batch is not None and args.batch < 1)
+        or (args.repeats is not None and args.repeats < 1)
+    ):
         parser.error("--threads, --batch and --repeats must be >= 1")
     if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: CUDA is not available here")

@@ -10,8 +10,12 @@ The schemas are stored at the root of Hydra's ConfigStore, not in their group: a
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
+
+# The config groups (conf/ beside the package in a checkout or an editable install).
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 _GROUP_MODULES = ("activation", "loss", "detector", "dataset", "sampler", "schedule", "logger", "paths", "train")
 

@@ -41,6 +41,7 @@ def group_options(conf_dir: Path) -> dict[str, list[str]]:
 
 def _hydra_options(group: str) -> list[str]:
     import hydra._internal.core_plugins.basic_launcher  # noqa: F401  (stores hydra/launcher/basic)
+
     import hydra_plugins.hydra_submitit_launcher.config  # noqa: F401  (stores submitit_local, submitit_slurm)
 
     return [Path(name).stem for name in ConfigStore.instance().list(group)]
@@ -71,7 +72,12 @@ def check_overrides(argv: Sequence[str], conf_dir: Path) -> str | None:
         except HydraException:
             return None
         key = override.key_or_group
-        if override.is_delete() or override.is_add() or key in _NOT_CHECKED or (key.startswith("hydra/") and key not in groups):
+        if (
+            override.is_delete()
+            or override.is_add()
+            or key in _NOT_CHECKED
+            or (key.startswith("hydra/") and key not in groups)
+        ):
             continue
         if key in groups:
             if isinstance(override.value(), Glob):

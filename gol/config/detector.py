@@ -89,12 +89,12 @@ class TinyDetectorConf(_DetectorCommonConf):
     roi_canonical_scale: int = 56
     box_head_width: int = 256
     mask_head_channels: list[int] = field(default_factory=lambda: [32, 32])
-    box_batch_size_per_image: int = 128
+    box_batch_size_per_image: int = 64  # RoIAlign's backward over the sampled RoIs is the largest part of a CPU step
     rpn_pre_nms_top_n_train: int = 600
     rpn_pre_nms_top_n_test: int = 300
     rpn_post_nms_top_n_train: int = 300
     rpn_post_nms_top_n_test: int = 200
-    box_detections_per_img: int = 100  # a handful of objects per image; fewer masks to paste at test
+    box_detections_per_img: int = 50  # images hold at most 4 objects; every kept detection costs a mask at test
 
 
 SCHEMAS: dict[str, type] = {

@@ -1,7 +1,7 @@
 """Schemas of the ``loss`` group: partials the engine completes as
 ``factory(activation=..., num_classes=K, stats=stats)`` (see ``gol.losses``).
 
-``numerics`` is "stable" (default) or "official" (``gol.losses.Numerics``); ``seed`` seeds the random stream
+``numerics`` is "stable" (default) or "official" (``gol.numerics.Numerics``); ``seed`` seeds the random stream
 of the stochastic losses and defaults to the run's ``seed`` in the YAML options.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gol.losses.base import Numerics
+from gol.numerics import Numerics
 
 GROUP = "loss"
 

@@ -87,7 +87,11 @@ def compare_with_json_counts(stats: CategoryStats, categories: Sequence[dict[str
         log.warning(
             "%s: %d of %d categories have JSON image_count/instance_count different from their annotations "
             "(e.g. id %d: JSON %d images, counted %d); using the counted values (expected for a subset file)",
-            source, n_bad, stats.num_classes, stats.category_ids[first], json_images[first],
+            source,
+            n_bad,
+            stats.num_classes,
+            stats.category_ids[first],
+            json_images[first],
             int(stats.image_count[first]),
         )
     return n_bad

@@ -129,11 +129,10 @@ def generate(params: EmbeddedParams, out_dir: Path) -> None:
     train_counts = train_image_counts(params, rng)
     val_counts = val_image_counts(train_counts, params)
     # One generator drives both splits in a fixed order: the output is a pure function of params.
-    train = layout_split(
-        train_counts, num_images=params.num_train, params=params, rng=rng, split="train", first_image_id=1
-    )
+    sizes = {"image_size": params.image_size, "max_objects": params.max_objects}
+    train = layout_split(train_counts, num_images=params.num_train, **sizes, rng=rng, split="train", first_image_id=1)
     val = layout_split(
-        val_counts, num_images=params.num_val, params=params, rng=rng, split="val", first_image_id=params.num_train + 1
+        val_counts, num_images=params.num_val, **sizes, rng=rng, split="val", first_image_id=params.num_train + 1
     )
     (out_dir / "train2017").mkdir()
     (out_dir / "val2017").mkdir()

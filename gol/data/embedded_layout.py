@@ -12,16 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pycocotools.mask as mask_utils
 from PIL import Image
 
 from gol.data.embedded_render import CategoryLook, background, object_polygon, paint, polygon_mask
-
-if TYPE_CHECKING:
-    from gol.data.embedded import EmbeddedParams
 
 URL_BASE = "https://gol.invalid/embedded"  # reserved TLD: the URL only names the split folder and the file
 DUPLICATE_PROB = 0.1  # an image gets a second, annotated instance of one of its categories
@@ -141,29 +138,30 @@ def layout_split(
     counts: np.ndarray,
     *,
     num_images: int,
-    params: EmbeddedParams,
+    image_size: int,
+    max_objects: int,
     rng: np.random.Generator,
     split: str,
     first_image_id: int,
 ) -> SplitLayout:
     """Plan every image of a split (categories, extra instances, geometry, neg / not-exhaustive ids)."""
     k = counts.shape[0]
-    members = assign_categories(counts, num_images=num_images, max_objects=params.max_objects, rng=rng)
-    scale = params.image_size / 128.0
+    members = assign_categories(counts, num_images=num_images, max_objects=max_objects, rng=rng)
+    scale = image_size / 128.0
     lo_side, hi_side = max(8, int(MIN_OBJECT * scale)), int(MAX_OBJECT * scale)
     steps = np.arange(-SIZE_JITTER, SIZE_JITTER + 1, 8)
     images = []
     for i, cats in enumerate(members):
         objects = [(c, True) for c in cats]
         not_exhaustive: list[int] = []
-        if len(objects) < params.max_objects and rng.random() < DUPLICATE_PROB:
+        if len(objects) < max_objects and rng.random() < DUPLICATE_PROB:
             objects.append((int(rng.choice(cats)), True))
-        if split == "val" and len(objects) < params.max_objects and rng.random() < NOT_EXHAUSTIVE_PROB:
+        if split == "val" and len(objects) < max_objects and rng.random() < NOT_EXHAUSTIVE_PROB:
             c = int(rng.choice(cats))
             objects.append((c, False))
             not_exhaustive.append(c + 1)
-        height = params.image_size + int(rng.choice(steps))
-        width = params.image_size + int(rng.choice(steps))
+        height = image_size + int(rng.choice(steps))
+        width = image_size + int(rng.choice(steps))
         most = min(hi_side, int(0.85 * np.sqrt(height * width / len(objects))))
         sizes = [int(rng.integers(lo_side, max(lo_side, most) + 1)) for _ in objects]
         squares = _place(sizes, height=height, width=width, rng=rng)
@@ -200,25 +198,29 @@ def draw_split(layout: SplitLayout, *, looks: list[CategoryLook], root: Path) ->
             paint(pixels, mask, looks[obj.category], x0=obj.x, y0=obj.y)
             if obj.annotated:
                 rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-                annotations.append({
-                    "id": img.image_id * 10 + j,
-                    "image_id": img.image_id,
-                    "category_id": obj.category + 1,
-                    "segmentation": [polygon],
-                    "bbox": [float(v) for v in mask_utils.toBbox(rle)],
-                    "area": float(mask_utils.area(rle)),
-                })
+                annotations.append(
+                    {
+                        "id": img.image_id * 10 + j,
+                        "image_id": img.image_id,
+                        "category_id": obj.category + 1,
+                        "segmentation": [polygon],
+                        "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+                        "area": float(mask_utils.area(rle)),
+                    }
+                )
         file_name = f"{img.image_id:012d}.png"
         Image.fromarray(pixels).save(root / img.folder / file_name, format="PNG", compress_level=1)
-        images.append({
-            "id": img.image_id,
-            "height": img.height,
-            "width": img.width,
-            "coco_url": f"{URL_BASE}/{img.folder}/{file_name}",
-            "license": 1,
-            "neg_category_ids": img.neg_category_ids,
-            "not_exhaustive_category_ids": img.not_exhaustive_category_ids,
-        })
+        images.append(
+            {
+                "id": img.image_id,
+                "height": img.height,
+                "width": img.width,
+                "coco_url": f"{URL_BASE}/{img.folder}/{file_name}",
+                "license": 1,
+                "neg_category_ids": img.neg_category_ids,
+                "not_exhaustive_category_ids": img.not_exhaustive_category_ids,
+            }
+        )
     return {
         "info": {"description": "gol embedded dataset (generated shapes, LVIS v1 format)"},
         "licenses": [{"id": 1, "name": "generated", "url": ""}],

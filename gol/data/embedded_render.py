@@ -50,8 +50,11 @@ class CategoryLook:
 
 def category_looks(num_shapes: int, num_colours: int, num_textures: int) -> list[CategoryLook]:
     """All shape x colour x texture combinations, in a fixed order (category id = position + 1)."""
-    limits = {"num_shapes": (num_shapes, len(SHAPES)), "num_colours": (num_colours, len(COLOURS)),
-              "num_textures": (num_textures, len(TEXTURES))}
+    limits = {
+        "num_shapes": (num_shapes, len(SHAPES)),
+        "num_colours": (num_colours, len(COLOURS)),
+        "num_textures": (num_textures, len(TEXTURES)),
+    }
     for name, (value, most) in limits.items():
         if not 1 <= value <= most:
             raise ValueError(f"{name} must lie in 1..{most}, got {value}")
@@ -79,8 +82,23 @@ def _unit_polygon(shape: str) -> np.ndarray:
         return np.stack([0.5 + radius * np.cos(a), 0.55 + radius * np.sin(a)], axis=1)
     if shape == "cross":
         lo, hi = 1.0 / 3.0, 2.0 / 3.0
-        return np.array([[lo, 0], [hi, 0], [hi, lo], [1, lo], [1, hi], [hi, hi], [hi, 1], [lo, 1], [lo, hi],
-                         [0, hi], [0, lo], [lo, lo]], dtype=np.float64)
+        return np.array(
+            [
+                [lo, 0],
+                [hi, 0],
+                [hi, lo],
+                [1, lo],
+                [1, hi],
+                [hi, hi],
+                [hi, 1],
+                [lo, 1],
+                [lo, hi],
+                [0, hi],
+                [0, lo],
+                [lo, lo],
+            ],
+            dtype=np.float64,
+        )
     if shape == "diamond":
         return np.array([[0.5, 0.0], [1.0, 0.5], [0.5, 1.0], [0.0, 0.5]])
     raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}")

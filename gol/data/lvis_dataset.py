@@ -36,7 +36,7 @@ from gol.data.validation import (
     require_file,
     validate_lvis_dict,
 )
-from gol.evaluation._lvis_compat import LVIS  # the project's one lvis import point (keeps root logging intact)
+from gol.lvis_compat import LVIS  # the project's one lvis import point (keeps root logging intact)
 
 log = logging.getLogger(__name__)
 

@@ -131,7 +131,10 @@ class RepeatFactorSampler(Sampler[int]):
         if threshold > 0 and bool((self.repeat_factors == 1.0).all()):
             log.warning(
                 "RFS threshold %g repeats no image (every category is in more than a fraction %g of the %d images); "
-                "raise sampler.threshold for a dataset this small", threshold, threshold, len(dataset),
+                "raise sampler.threshold for a dataset this small",
+                threshold,
+                threshold,
+                len(dataset),
             )
         self.seed = int(seed)
         self.epoch = 0

@@ -89,9 +89,7 @@ def validate_lvis_dict(data: dict[str, Any], *, source: Path, federated: bool) -
     image_ids = {i["id"] for i in data["images"]}
     orphans = {a["image_id"] for a in data["annotations"]} - image_ids
     if orphans:
-        raise DataFormatError(
-            f"{source}: annotations refer to {len(orphans)} unknown image ids (e.g. {min(orphans)})"
-        )
+        raise DataFormatError(f"{source}: annotations refer to {len(orphans)} unknown image ids (e.g. {min(orphans)})")
     for img in data["images"]:
         if "coco_url" not in img and "file_name" not in img:
             raise DataFormatError(

@@ -1,6 +1,6 @@
 """LVIS evaluation with lvis-api's semantics: bbox and segm AP, APr/APc/APf, per-category AP.
 
-Two engines give the same numbers: "lvis" runs the official lvis-api (through ``_lvis_compat``), "fast" is a
+Two engines give the same numbers: "lvis" runs the official lvis-api (through ``gol.lvis_compat``), "fast" is a
 vectorised re-implementation checked against it. Typical use during training::
 
     gt = GroundTruth.load(data.val_annotation_file)            # once
@@ -35,7 +35,21 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "DEFAULT_ENGINE", "ENGINES", "IOU_TYPES", "MAX_DETS", "METRIC_KEYS", "Category", "Detections",
-    "EvaluationInputError", "EvaluationResult", "GroundTruth", "IouTypeResult", "detections_from_output",
-    "encode_masks", "evaluate", "outputs_to_results", "write_metrics", "write_per_category",
+    "DEFAULT_ENGINE",
+    "ENGINES",
+    "IOU_TYPES",
+    "MAX_DETS",
+    "METRIC_KEYS",
+    "Category",
+    "Detections",
+    "EvaluationInputError",
+    "EvaluationResult",
+    "GroundTruth",
+    "IouTypeResult",
+    "detections_from_output",
+    "encode_masks",
+    "evaluate",
+    "outputs_to_results",
+    "write_metrics",
+    "write_per_category",
 ]

@@ -73,8 +73,10 @@ def evaluate(
     image_index, category_index = dets.check(gt, types)
     gt.require(types)
     if not len(dets):
-        log.warning("no detections to evaluate: AP is 0 for every category with ground truth (as lvis-api "
-                    "computes it when no detection survives)")
+        log.warning(
+            "no detections to evaluate: AP is 0 for every category with ground truth (as lvis-api "
+            "computes it when no detection survives)"
+        )
     if engine == "lvis":
         from gol.evaluation.lvis_engine import evaluate_lvis
 
@@ -84,8 +86,14 @@ def evaluate(
     return EvaluationResult(engine=engine, categories=gt.categories, by_type=by_type)
 
 
-def _evaluate_fast(gt: GroundTruth, dets: Detections, image_index: np.ndarray, category_index: np.ndarray,
-                   types: tuple[str, ...], max_dets: int) -> dict[str, IouTypeResult]:
+def _evaluate_fast(
+    gt: GroundTruth,
+    dets: Detections,
+    image_index: np.ndarray,
+    category_index: np.ndarray,
+    types: tuple[str, ...],
+    max_dets: int,
+) -> dict[str, IouTypeResult]:
     from gol.evaluation.fast_engine import FastEvaluator
 
     evaluator = FastEvaluator(gt, dets, image_index, category_index, max_dets=max_dets)

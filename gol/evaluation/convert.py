@@ -20,9 +20,7 @@ from gol.evaluation.errors import EvaluationInputError
 MASK_THRESHOLD = 0.5  # binarisation of mask probabilities, as torchvision's and detectron2's evaluators do
 
 
-def detections_from_output(
-    output: Mapping[str, Tensor], *, image_id: int, category_ids: Sequence[int]
-) -> Detections:
+def detections_from_output(output: Mapping[str, Tensor], *, image_id: int, category_ids: Sequence[int]) -> Detections:
     """One image's torchvision output -> :class:`Detections`.
 
     Args:

@@ -67,14 +67,18 @@ class Detections:
             image_ids=np.concatenate([p.image_ids for p in parts]),
             category_ids=np.concatenate([p.category_ids for p in parts]),
             scores=np.concatenate([p.scores for p in parts]),
-            boxes=np.concatenate([p.boxes for p in parts]) if has_boxes else None,  # type: ignore[misc]
-            segmentations=(tuple(s for p in parts for s in p.segmentations)  # type: ignore[union-attr]
-                           if has_masks else None),
+            boxes=np.concatenate([p.boxes for p in parts]) if has_boxes else None,
+            segmentations=(
+                tuple(s for p in parts for s in p.segmentations)  # type: ignore[union-attr]
+                if has_masks
+                else None
+            ),
         )
 
     @classmethod
-    def from_results(cls, results: Any, *, source: str = "results",
-                     iou_types: Sequence[str] = ("bbox", "segm")) -> Detections:
+    def from_results(
+        cls, results: Any, *, source: str = "results", iou_types: Sequence[str] = ("bbox", "segm")
+    ) -> Detections:
         """Read a list of LVIS result dicts (``image_id``, ``category_id``, ``score``, ``bbox`` and/or
         ``segmentation``), checking their structure.
 
@@ -101,8 +105,9 @@ class Detections:
         except (TypeError, ValueError, OverflowError):
             raise EvaluationInputError(f"{source}: image_id and category_id must be integers, score a number") from None
         box_column = _optional_column(results, "bbox", source) if "bbox" in iou_types else None
-        mask_column = (_optional_column(results, "segmentation", source)
-                       if "segm" in iou_types or box_column is None else None)
+        mask_column = (
+            _optional_column(results, "segmentation", source) if "segm" in iou_types or box_column is None else None
+        )
         if "segm" in iou_types and mask_column is None:
             raise EvaluationInputError(NO_MASKS)
         boxes = None
@@ -144,8 +149,10 @@ class Detections:
         if keep_masks:
             for r, m in zip(out, self.segmentations):  # type: ignore[arg-type]
                 counts = m["counts"]
-                r["segmentation"] = {"size": list(m["size"]),
-                                     "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+                r["segmentation"] = {
+                    "size": list(m["size"]),
+                    "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
+                }
         return out
 
     def check(self, gt: GroundTruth, iou_types: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -64,7 +64,7 @@ def mask_areas(rles: list[dict[str, Any]]) -> np.ndarray:
     pycocotools' ``area`` sizes a scratch array as uint8 from the count, which NumPy 2 refuses for more than
     255 masks, so it is called on chunks of 255.
     """
-    chunks = [mask_utils.area(rles[i:i + 255]) for i in range(0, len(rles), 255)]
+    chunks = [mask_utils.area(rles[i : i + 255]) for i in range(0, len(rles), 255)]
     return np.concatenate(chunks).astype(np.float64) if chunks else np.zeros(0)
 
 
@@ -85,8 +85,9 @@ class FastEvaluator:
     ``run`` may be called from several threads at once.
     """
 
-    def __init__(self, gt: GroundTruth, dets: Detections, image_index: np.ndarray, category_index: np.ndarray,
-                 *, max_dets: int) -> None:
+    def __init__(
+        self, gt: GroundTruth, dets: Detections, image_index: np.ndarray, category_index: np.ndarray, *, max_dets: int
+    ) -> None:
         self.gt, self.dets = gt, dets
         self.kept = cap_per_image(image_index, dets.scores, max_dets)  # (M,)
         k = gt.num_categories
@@ -146,8 +147,9 @@ class FastEvaluator:
             return area, (mask_utils.toBbox(rles) if rles else np.zeros((0, 4)))
         return area, rles
 
-    def _match(self, iou_type: str, key: np.ndarray,
-               geometry: Any) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def _match(
+        self, iou_type: str, key: np.ndarray, geometry: Any
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per bucket of groups: detection rows (n_b,) (in group order) and their (A, T, n_b) ``true_match`` and
         ``matched_ignored`` flags (see :func:`match_bucket`). Detections without annotations match nothing."""
         det_keys, det_start, det_count = np.unique(key, return_index=True, return_counts=True)
@@ -181,8 +183,7 @@ class FastEvaluator:
             flags = match_bucket(iou[pick], np.cumsum(sizes) - sizes, sizes, gt_ignore, gt_id_nonzero[padded])
             yield (rows[pick], *flags)
 
-    def _iou(self, iou_type: str, geometry: Any, rows: np.ndarray, gt_pos: np.ndarray,
-             sizes: np.ndarray) -> np.ndarray:
+    def _iou(self, iou_type: str, geometry: Any, rows: np.ndarray, gt_pos: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         """(n_b, W) IoU of each detection row with its group's annotation slots, -1 in padding."""
         if iou_type == "bbox":
             gt_boxes = self.gt.boxes()[self.gt_order]
@@ -195,7 +196,7 @@ class FastEvaluator:
         dt_rles = _take(geometry, rows)
         d0 = g0 = 0
         for size, g in zip(sizes.tolist(), counts):
-            iou[d0:d0 + size, :g] = mask_utils.iou(dt_rles[d0:d0 + size], gt_rles[g0:g0 + g], [0] * g)
+            iou[d0 : d0 + size, :g] = mask_utils.iou(dt_rles[d0 : d0 + size], gt_rles[g0 : g0 + g], [0] * g)
             d0, g0 = d0 + size, g0 + g
         return iou
 

@@ -18,8 +18,9 @@ import numpy as np
 from gol.evaluation.summary import IOU_THRESHOLDS
 
 
-def match_bucket(iou: np.ndarray, group_start: np.ndarray, group_size: np.ndarray, gt_ignore: np.ndarray,
-                 gt_id_nonzero: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def match_bucket(
+    iou: np.ndarray, group_start: np.ndarray, group_size: np.ndarray, gt_ignore: np.ndarray, gt_id_nonzero: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Match one bucket of groups.
 
     Args:

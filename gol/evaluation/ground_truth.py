@@ -85,8 +85,9 @@ class GroundTruth:
             raise EvaluationInputError(
                 f"{where} is not LVIS format: expected an object with 'images', 'annotations' and 'categories'"
             )
-        images = _records(data["images"], ("id", "height", "width", "neg_category_ids",
-                                           "not_exhaustive_category_ids"), where, "image")
+        images = _records(
+            data["images"], ("id", "height", "width", "neg_category_ids", "not_exhaustive_category_ids"), where, "image"
+        )
         cats = _records(data["categories"], ("id", "frequency"), where, "category")
         anns = _records(data["annotations"], ("id", "image_id", "category_id", "area"), where, "annotation")
         if not images or not cats:
@@ -103,8 +104,12 @@ class GroundTruth:
         if bad:
             raise EvaluationInputError(f"{where} has category frequencies {bad}; LVIS uses only 'r', 'c', 'f'")
         categories = tuple(
-            Category(int(c["id"]), str(c.get("name", c["id"])), str(c["frequency"]),
-                     None if c.get("image_count") is None else int(c["image_count"]))
+            Category(
+                int(c["id"]),
+                str(c.get("name", c["id"])),
+                str(c["frequency"]),
+                None if c.get("image_count") is None else int(c["image_count"]),
+            )
             for c in cats
         )
         num_cats = len(categories)
@@ -127,8 +132,9 @@ class GroundTruth:
             raise EvaluationInputError(f"{where} is not LVIS format: annotation areas must be numbers") from None
         hint = "every annotation must refer to an entry of 'images' and of 'categories'"
         ann_image = _index_of(image_ids, ann_image_ids, f"{where} has annotations on image ids", "'images'", hint)
-        ann_category = _index_of(category_ids, ann_cat_ids, f"{where} has annotations of category ids",
-                                 "'categories'", hint)
+        ann_category = _index_of(
+            category_ids, ann_cat_ids, f"{where} has annotations of category ids", "'categories'", hint
+        )
         # lvis-api's get_ann_ids keeps only 0 < area < inf (LVIS.get_ann_ids with cat_ids), so do we.
         kept = np.flatnonzero((area > 0) & (area < np.inf))
         return cls(
@@ -159,13 +165,23 @@ class GroundTruth:
 
     def image_index(self, image_ids: np.ndarray) -> np.ndarray:
         """(N,) indices of detections' ``image_ids``; EvaluationInputError naming any id not in the annotations."""
-        return _index_of(self.image_ids, image_ids, "results hold image ids", f"the annotations ({self.path})",
-                         "evaluate against the annotation file of the images the detections were made on")
+        return _index_of(
+            self.image_ids,
+            image_ids,
+            "results hold image ids",
+            f"the annotations ({self.path})",
+            "evaluate against the annotation file of the images the detections were made on",
+        )
 
     def category_index(self, category_ids: np.ndarray) -> np.ndarray:
         """(N,) indices of detections' ``category_ids``; EvaluationInputError naming any id not in the dataset."""
-        return _index_of(self.category_ids, category_ids, "results use category ids", "the dataset",
-                         "the results must use the dataset's category ids (not contiguous model labels)")
+        return _index_of(
+            self.category_ids,
+            category_ids,
+            "results use category ids",
+            "the dataset",
+            "the results must use the dataset's category ids (not contiguous model labels)",
+        )
 
     def require(self, iou_types: tuple[str, ...]) -> None:
         """Check that every evaluated annotation has what ``iou_types`` need (a box; a polygon or RLE mask)."""

@@ -7,11 +7,11 @@ from typing import Any
 
 import pycocotools.mask as mask_utils
 
-from gol.evaluation._lvis_compat import LVIS, LVISEval, LVISResults
 from gol.evaluation.detections import Detections
 from gol.evaluation.ground_truth import GroundTruth
 from gol.evaluation.result import IouTypeResult
 from gol.evaluation.summary import metrics_from_lvis
+from gol.lvis_compat import LVIS, LVISEval, LVISResults
 
 log = logging.getLogger(__name__)
 

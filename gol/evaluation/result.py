@@ -49,8 +49,12 @@ class EvaluationResult:
         aps = {t: self.by_type[t].category_ap() if t in self.by_type else None for t in IOU_TYPES}
         rows = []
         for k, cat in enumerate(self.categories):
-            row: dict[str, Any] = {"id": cat.id, "name": cat.name, "frequency": cat.frequency,
-                                   "image_count": cat.image_count}
+            row: dict[str, Any] = {
+                "id": cat.id,
+                "name": cat.name,
+                "frequency": cat.frequency,
+                "image_count": cat.image_count,
+            }
             for t in IOU_TYPES:
                 ap = aps[t]
                 row[f"{t}_AP"] = None if ap is None or math.isnan(ap[k]) else float(ap[k])

@@ -59,11 +59,16 @@ def make_lvis_set(spec: SyntheticSpec) -> tuple[dict[str, Any], list[dict[str, A
         not_exhaustive = np.concatenate([pos[rng.random(pos.size) < 0.3], neg[rng.random(neg.size) < 0.1]])
         image_anns = _annotations(rng, spec, image_id, h, w, pos, cat_ids, first_id=len(annotations) + 1)
         annotations += image_anns
-        images.append({
-            "id": image_id, "height": h, "width": w, "file_name": f"{image_id:012d}.jpg",
-            "neg_category_ids": cat_ids[neg].tolist(),
-            "not_exhaustive_category_ids": cat_ids[not_exhaustive].tolist(),
-        })
+        images.append(
+            {
+                "id": image_id,
+                "height": h,
+                "width": w,
+                "file_name": f"{image_id:012d}.jpg",
+                "neg_category_ids": cat_ids[neg].tolist(),
+                "not_exhaustive_category_ids": cat_ids[not_exhaustive].tolist(),
+            }
+        )
         results += _detections(rng, spec, image_id, h, w, image_anns, pos, neg, not_exhaustive, cat_ids)
     order = rng.permutation(len(annotations))  # file order need not follow ids or images
     annotations = [annotations[i] for i in order]
@@ -74,12 +79,23 @@ def make_lvis_set(spec: SyntheticSpec) -> tuple[dict[str, Any], list[dict[str, A
         per_cat[a["category_id"]].add(a["image_id"])
         instances[a["category_id"]] += 1
     categories = [
-        {"id": int(c), "name": f"category_{int(c)}", "synset": f"category_{int(c)}.n.01", "frequency": str(f),
-         "image_count": len(per_cat[int(c)]), "instance_count": instances[int(c)]}
+        {
+            "id": int(c),
+            "name": f"category_{int(c)}",
+            "synset": f"category_{int(c)}.n.01",
+            "frequency": str(f),
+            "image_count": len(per_cat[int(c)]),
+            "instance_count": instances[int(c)],
+        }
         for c, f in zip(cat_ids, freq)
     ]
-    gt = {"info": {"description": "generated LVIS-format set"}, "licenses": [], "images": images,
-          "annotations": annotations, "categories": categories[::-1]}
+    gt = {
+        "info": {"description": "generated LVIS-format set"},
+        "licenses": [],
+        "images": images,
+        "annotations": annotations,
+        "categories": categories[::-1],
+    }
     return gt, results
 
 
@@ -100,8 +116,16 @@ def _random_boxes(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarra
     return np.round(np.stack([x, y, bw, bh], axis=1), 2)  # (n, 4)
 
 
-def _annotations(rng: np.random.Generator, spec: SyntheticSpec, image_id: int, h: int, w: int,
-                 pos: np.ndarray, cat_ids: np.ndarray, first_id: int) -> list[dict[str, Any]]:
+def _annotations(
+    rng: np.random.Generator,
+    spec: SyntheticSpec,
+    image_id: int,
+    h: int,
+    w: int,
+    pos: np.ndarray,
+    cat_ids: np.ndarray,
+    first_id: int,
+) -> list[dict[str, Any]]:
     cats = np.repeat(pos, rng.integers(1, spec.max_instances + 1, size=pos.size))  # (g,)
     boxes = _random_boxes(rng, cats.size, h, w)  # (g, 4)
     dup = rng.random(cats.size) < 0.1  # duplicated instances: identical IoU with every detection
@@ -122,8 +146,14 @@ def _annotations(rng: np.random.Generator, spec: SyntheticSpec, image_id: int, h
         area = float(mask_utils.area(rle))
         if rng.random() < 0.02:
             area = 0.0  # lvis-api drops annotations with area 0
-        ann = {"id": first_id + i, "image_id": image_id, "category_id": int(cat_ids[cat]),
-               "bbox": mask_utils.toBbox(rle).tolist(), "area": area, "segmentation": segm}
+        ann = {
+            "id": first_id + i,
+            "image_id": image_id,
+            "category_id": int(cat_ids[cat]),
+            "bbox": mask_utils.toBbox(rle).tolist(),
+            "area": area,
+            "segmentation": segm,
+        }
         if spec.ignore_flags and rng.random() < 0.1:
             ann["ignore"] = 1
         anns.append(ann)
@@ -142,12 +172,21 @@ def _uncompressed_counts(mask: np.ndarray) -> list[int]:
     change = np.flatnonzero(np.diff(flat)) + 1
     bounds = np.concatenate([[0], change, [flat.size]])
     counts = np.diff(bounds).tolist()
-    return ([0] + counts) if flat[0] == 1 else counts
+    return ([0, *counts]) if flat[0] == 1 else counts
 
 
-def _detections(rng: np.random.Generator, spec: SyntheticSpec, image_id: int, h: int, w: int,
-                anns: list[dict[str, Any]], pos: np.ndarray, neg: np.ndarray, not_exhaustive: np.ndarray,
-                cat_ids: np.ndarray) -> list[dict[str, Any]]:
+def _detections(
+    rng: np.random.Generator,
+    spec: SyntheticSpec,
+    image_id: int,
+    h: int,
+    w: int,
+    anns: list[dict[str, Any]],
+    pos: np.ndarray,
+    neg: np.ndarray,
+    not_exhaustive: np.ndarray,
+    cat_ids: np.ndarray,
+) -> list[dict[str, Any]]:
     n = int(rng.integers(spec.dets_per_image[0], spec.dets_per_image[1] + 1))
     kind = rng.choice(5, size=n, p=[0.4, 0.05, 0.15, 0.1, 0.3])  # near GT, exact GT, neg, not-exhaustive, any
     k = cat_ids.size
@@ -176,7 +215,12 @@ def _detections(rng: np.random.Generator, spec: SyntheticSpec, image_id: int, h:
     if spec.score_decimals is not None:
         scores = np.round(scores, spec.score_decimals)
     return [
-        {"image_id": image_id, "category_id": int(cat_ids[c]), "bbox": b, "score": s,
-         "segmentation": {"size": [h, w], "counts": r["counts"].decode("ascii")}}
+        {
+            "image_id": image_id,
+            "category_id": int(cat_ids[c]),
+            "bbox": b,
+            "score": s,
+            "segmentation": {"size": [h, w], "counts": r["counts"].decode("ascii")},
+        }
         for c, b, s, r in zip(cats.tolist(), np.round(boxes, 2).tolist(), scores.tolist(), rles)
     ]

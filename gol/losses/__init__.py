@@ -29,7 +29,8 @@ Valid (loss, activation) pairs: ``VALID_PAIRS`` / ``check_pair``. Binary losses 
 probability-space BCE, for bit-faithful reproduction); see ``Numerics``.
 """
 
-from gol.losses.base import ClassificationLoss, InvalidPairError, Numerics
+from gol.activations import Numerics
+from gol.losses.base import ClassificationLoss, InvalidPairError
 from gol.losses.binary import binary_cross_entropy, positive_columns
 from gol.losses.cross_entropy import CrossEntropyLoss, binary_ce_loss, softmax_ce_loss
 from gol.losses.droploss import DropLoss, drop_loss, drop_ratio, droploss_drop

@@ -12,47 +12,15 @@ and returns 0 with a (zero) gradient when R = 0.
 
 from __future__ import annotations
 
-import enum
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from gol.activations import Activation
+from gol.activations import ACTIVATIONS, Activation, Numerics
 from gol.data.stats import CategoryStats
 
 __all__ = ["ClassificationLoss", "InvalidPairError", "Numerics"]
-
-
-class Numerics(str, enum.Enum):
-    """How a binary loss evaluates its activation (only Gumbel and probit differ between the modes).
-
-    official: the official code's formulas, clamps included: Gumbel logits clamped to [-4, 10], probit logits
-        to [-5, 5], binary cross-entropy on probabilities, and for the plain Gumbel CE head the reduced loss
-        clamped to [0, 20]. Gradients are zero wherever a clamp is active, and a positive Gumbel term gets
-        almost none below q = -3.32 either: there eta < 1e-12, where torch's BCE backward floors p (1 - p)
-        at 1e-12 (so the gradient is eta t / 1e-12 instead of t).
-    stable: log-space closed forms without clamps: the loss and its gradient (GOL paper eq. 3) are exact for
-        Gumbel logits >= -10 and probit/sigmoid logits everywhere; below -10 the positive Gumbel term
-        exp(-q) continues along its tangent so that it stays finite (gradient magnitude capped at e^10).
-
-    Sigmoid and softmax are computed the same way in both modes (the official code already uses the stable
-    ``binary_cross_entropy_with_logits`` / ``cross_entropy``).
-
-    ``stable`` is the default: it equals ``official`` wherever no official clamp is active (training starts at
-    the bias -2 and positives move up, so this is where training lives), it does not silence the gradient of
-    a badly wrong positive (q < -4) or of a confident false positive (q > 10), it never zeroes a whole batch
-    (the GumbelCE loss clamp), and its fused Gumbel kernel is several times faster. Use ``official`` to
-    reproduce the released runs operation for operation.
-    """
-
-    # Lower-case member names: OmegaConf validates Enum fields by member name, so YAML reads `numerics: stable`.
-    official = "official"
-    stable = "stable"
-
-    @classmethod
-    def _missing_(cls, value: object) -> Numerics:
-        raise ValueError(f"numerics must be 'stable' or 'official', got {value!r}")
 
 
 class InvalidPairError(ValueError):
@@ -70,7 +38,13 @@ class ClassificationLoss(nn.Module):
         num_logits: width of the classifier output the loss expects.
     """
 
-    valid_activations: ClassVar[tuple[str, ...]]
+    # The kinds of activation the loss takes ("binary", "softmax"); ``valid_activations`` names them.
+    activation_kinds: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    def valid_activations(cls) -> tuple[str, ...]:
+        """Names of the registered activations of an accepted kind (``gol.activations.ACTIVATIONS``)."""
+        return tuple(name for name, act in ACTIVATIONS.items() if act.kind in cls.activation_kinds)
 
     def __init__(self, *, activation: Activation, num_classes: int, num_logits: int) -> None:
         super().__init__()
@@ -78,10 +52,10 @@ class ClassificationLoss(nn.Module):
             raise TypeError(
                 f"{type(self).__name__}: activation must be a gol.activations.Activation, got {activation!r}"
             )
-        if activation.name not in self.valid_activations:
+        if activation.kind not in self.activation_kinds:
             raise InvalidPairError(
                 f"{type(self).__name__} cannot use the {activation.name} activation; "
-                f"valid activations: {', '.join(self.valid_activations)}"
+                f"valid activations: {', '.join(self.valid_activations())}"
             )
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"{type(self).__name__}: num_classes must be a positive int (K), got {num_classes!r}")

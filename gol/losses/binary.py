@@ -11,27 +11,12 @@ the column of each RoI's positive target and a boolean ``drop`` mask, and evalua
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from gol.activations import BinaryActivation, probit_log_prob, upcast_logits
-from gol.losses.base import Numerics
-from gol.losses.gumbel_fused import gumbel_binary_cross_entropy_sum
+from gol.activations import BinaryActivation, Numerics, one_hot_targets, upcast_logits
 
-__all__ = [
-    "OFFICIAL_GUMBEL_CLAMP",
-    "OFFICIAL_PROBIT_CLAMP",
-    "binary_cross_entropy",
-    "one_hot_targets",
-    "positive_columns",
-]
-
-OFFICIAL_GUMBEL_CLAMP = (-4.0, 10.0)  # every official Gumbel loss clamps its logits (paper-notes 3.3)
-OFFICIAL_PROBIT_CLAMP = (-5.0, 5.0)  # the official 'normal' branch of DropLoss/FedLoss
-_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+__all__ = ["binary_cross_entropy", "one_hot_targets", "positive_columns"]
 
 
 def positive_columns(labels: Tensor, *, background_column: bool) -> Tensor:
@@ -44,13 +29,6 @@ def positive_columns(labels: Tensor, *, background_column: bool) -> Tensor:
     return labels if background_column else labels - 1
 
 
-def one_hot_targets(positive_cols: Tensor, num_columns: int, dtype: torch.dtype) -> Tensor:
-    """(R,) positive columns (-1: none) -> (R, C) 0/1 targets."""
-    target = torch.zeros((positive_cols.shape[0], num_columns), dtype=dtype, device=positive_cols.device)
-    has = (positive_cols >= 0).to(dtype).unsqueeze(1)  # (R, 1)
-    return target.scatter_(1, positive_cols.clamp(min=0).unsqueeze(1), has)
-
-
 def binary_cross_entropy(
     logits: Tensor,
     positive_cols: Tensor,
@@ -59,42 +37,20 @@ def binary_cross_entropy(
     drop: Tensor | None = None,
     numerics: Numerics | str = Numerics.stable,
 ) -> Tensor:
-    """Binary cross-entropy, summed over classes and averaged over RoIs.
+    """Binary cross-entropy, summed over classes and averaged over RoIs (the activation owns the maths).
 
     Args:
         logits: (R, C) float logits (any float dtype; computed in at least float32, autocast disabled).
         positive_cols: (R,) int64 column whose target is 1, or -1 (see ``positive_columns``).
-        activation: a ``BinaryActivation`` (Sigmoid, Gumbel or Probit).
+        activation: a ``BinaryActivation`` (Sigmoid, Gumbel, Probit, ...).
         drop: optional bool mask broadcastable to (R, C) ((R, C) or (1, C)); True drops that negative term.
-        numerics: ``"stable"`` or ``"official"`` (see ``gol.losses.base.Numerics``).
+        numerics: ``"stable"`` or ``"official"`` (see ``gol.activations.Numerics``).
 
     Returns:
         Scalar tensor in float32 (float64 for float64 logits). R must be > 0.
     """
-    numerics = Numerics(numerics)
-    rows, cols = logits.shape
+    if not isinstance(activation, BinaryActivation):
+        raise ValueError(f"binary_cross_entropy needs a binary activation, got {activation!r}")
     q = upcast_logits(logits)
     with torch.autocast(device_type=q.device.type, enabled=False):
-        if activation.name == "gumbel" and numerics is Numerics.stable:
-            return gumbel_binary_cross_entropy_sum(q, positive_cols, drop=drop) / rows
-        target = one_hot_targets(positive_cols, cols, q.dtype)  # (R, C)
-        weight = None if drop is None else (~drop | target.bool()).to(q.dtype)  # (R, C)
-        if activation.name == "sigmoid":
-            # mmdet / detectron2 use binary_cross_entropy_with_logits in both modes
-            per_element = F.binary_cross_entropy_with_logits(q, target, reduction="none")
-        elif activation.name == "probit" and numerics is Numerics.stable:
-            # -log Phi(s q) with s = +1 for positives, -1 for negatives
-            per_element = -probit_log_prob(q * (2.0 * target - 1.0))
-        elif activation.name == "probit":
-            qc = q.clamp(*OFFICIAL_PROBIT_CLAMP)
-            p = 0.5 + torch.erf(qc * _INV_SQRT2) / 2.0
-            per_element = F.binary_cross_entropy(p, target, reduction="none")
-        elif activation.name == "gumbel":
-            qc = q.clamp(*OFFICIAL_GUMBEL_CLAMP)
-            p = 1.0 / torch.exp(torch.exp(-qc))  # the official code's exact expression
-            per_element = F.binary_cross_entropy(p, target, reduction="none")
-        else:
-            raise ValueError(f"binary_cross_entropy needs a binary activation, got {activation!r}")
-        if weight is not None:
-            per_element = per_element * weight
-        return per_element.sum() / rows
+        return activation.binary_cross_entropy_sum(q, positive_cols, drop=drop, numerics=numerics) / q.shape[0]

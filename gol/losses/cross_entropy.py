@@ -26,14 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gol.activations import Activation, BinaryActivation, upcast_logits
+from gol.activations import Activation, BinaryActivation, Numerics, upcast_logits
 from gol.data.stats import CategoryStats
-from gol.losses.base import ClassificationLoss, Numerics
+from gol.losses.base import ClassificationLoss
 from gol.losses.binary import binary_cross_entropy, positive_columns
 
-__all__ = ["OFFICIAL_GUMBEL_CE_LOSS_CLAMP", "CrossEntropyLoss", "binary_ce_loss", "softmax_ce_loss"]
-
-OFFICIAL_GUMBEL_CE_LOSS_CLAMP = (0.0, 20.0)  # GumbelCE clamps the reduced scalar loss (paper-notes 3.3)
+__all__ = ["CrossEntropyLoss", "binary_ce_loss", "softmax_ce_loss"]
 
 
 def softmax_ce_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -56,7 +54,7 @@ def binary_ce_loss(
     Args:
         logits: (R, K + 1) with ``background_column`` (background at column 0), else (R, K).
         labels: (R,) int64 in [0, K].
-        activation: Sigmoid, Gumbel or Probit.
+        activation: a binary activation (Sigmoid, Gumbel, Probit, ...).
         background_column: train the background column as one more binary output (official heads).
         numerics: "stable" or "official"; official Gumbel also clamps the reduced loss to [0, 20].
     """
@@ -67,8 +65,9 @@ def binary_ce_loss(
         activation=activation,
         numerics=numerics,
     )
-    if numerics is Numerics.official and activation.name == "gumbel":
-        loss = loss.clamp(*OFFICIAL_GUMBEL_CE_LOSS_CLAMP)
+    clamp = activation.official_ce_loss_clamp  # GumbelCE clamps the reduced scalar loss (paper-notes 3.3)
+    if numerics is Numerics.official and clamp is not None:
+        loss = loss.clamp(*clamp)
     return loss
 
 
@@ -84,7 +83,7 @@ class CrossEntropyLoss(ClassificationLoss):
         numerics: "stable" (default) or "official" (see ``gol.losses.base.Numerics``).
     """
 
-    valid_activations = ("softmax", "sigmoid", "gumbel", "probit")
+    activation_kinds = ("binary", "softmax")
 
     def __init__(
         self,

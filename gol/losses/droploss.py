@@ -27,9 +27,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gol.activations import Activation, BinaryActivation
+from gol.activations import Activation, BinaryActivation, Numerics
 from gol.data.stats import CategoryStats
-from gol.losses.base import Numerics
 from gol.losses.binary import binary_cross_entropy, positive_columns
 from gol.losses.eql import LAMBDA_LVIS_V1, tail_classes
 from gol.losses.rng import SeededLoss
@@ -90,7 +89,7 @@ class DropLoss(SeededLoss):
         tail: (K,) bool, classes with image frequency below ``lambda_``.
     """
 
-    valid_activations = ("sigmoid", "gumbel", "probit")
+    activation_kinds = ("binary",)
     tail: Tensor
 
     def __init__(

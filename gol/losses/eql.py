@@ -18,9 +18,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gol.activations import Activation, BinaryActivation
+from gol.activations import Activation, BinaryActivation, Numerics
 from gol.data.stats import CategoryStats
-from gol.losses.base import ClassificationLoss, Numerics
+from gol.losses.base import ClassificationLoss
 from gol.losses.binary import binary_cross_entropy, positive_columns
 
 __all__ = ["EQLLoss", "eql_drop", "eql_loss", "tail_classes"]
@@ -72,7 +72,7 @@ class EQLLoss(ClassificationLoss):
         tail: (K,) bool, classes with image frequency below ``lambda_``.
     """
 
-    valid_activations = ("sigmoid", "gumbel", "probit")
+    activation_kinds = ("binary",)
     tail: Tensor
 
     def __init__(

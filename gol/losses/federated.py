@@ -23,9 +23,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gol.activations import Activation, BinaryActivation
+from gol.activations import Activation, BinaryActivation, Numerics
 from gol.data.stats import CategoryStats
-from gol.losses.base import Numerics
 from gol.losses.binary import binary_cross_entropy, positive_columns
 from gol.losses.rng import SeededLoss
 
@@ -95,7 +94,7 @@ class FederatedLoss(SeededLoss):
         sample_weight: (K,) float32 image_count ** frequency_power.
     """
 
-    valid_activations = ("sigmoid", "gumbel", "probit")
+    activation_kinds = ("binary",)
     sample_weight: Tensor
 
     def __init__(

@@ -28,7 +28,7 @@ LOSSES: dict[str, type[ClassificationLoss]] = {
 }
 
 VALID_PAIRS: dict[str, tuple[str, ...]] = {
-    name: ("gumbel",) if name == "gol" else cls.valid_activations for name, cls in LOSSES.items()
+    name: ("gumbel",) if name == "gol" else cls.valid_activations() for name, cls in LOSSES.items()
 }
 
 
@@ -64,7 +64,7 @@ def check_pair(
             raise InvalidPairError(f"unknown loss {loss!r}; expected one of {sorted(VALID_PAIRS)}")
         label, allowed = loss, VALID_PAIRS[loss]
     elif isinstance(loss, ClassificationLoss) or (isinstance(loss, type) and issubclass(loss, ClassificationLoss)):
-        label, allowed = (loss if isinstance(loss, type) else type(loss)).__name__, loss.valid_activations
+        label, allowed = (loss if isinstance(loss, type) else type(loss)).__name__, loss.valid_activations()
     else:
         raise InvalidPairError(f"loss must be a ClassificationLoss or one of {sorted(VALID_PAIRS)}, got {loss!r}")
     if act not in allowed:

@@ -96,7 +96,7 @@ class SeesawLoss(ClassificationLoss):
             mode before each loss evaluation, as mmdet does; part of the checkpoint.
     """
 
-    valid_activations = ("softmax",)
+    activation_kinds = ("softmax",)
     cum_samples: Tensor
 
     def __init__(

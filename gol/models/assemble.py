@@ -63,8 +63,12 @@ class DetectorOptions:
                 f"classifier_temperature must be positive or null (plain linear), got {self.classifier_temperature}"
             )
         for name in (
-            "box_detections_per_img", "box_batch_size_per_image", "rpn_pre_nms_top_n_train",
-            "rpn_pre_nms_top_n_test", "rpn_post_nms_top_n_train", "rpn_post_nms_top_n_test",
+            "box_detections_per_img",
+            "box_batch_size_per_image",
+            "rpn_pre_nms_top_n_train",
+            "rpn_pre_nms_top_n_test",
+            "rpn_post_nms_top_n_train",
+            "rpn_post_nms_top_n_test",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
@@ -112,9 +116,7 @@ def assemble_maskrcnn(
     box_predictor = GolBoxPredictor(
         box_head_width, cls_loss=cls_loss, classifier_temperature=options.classifier_temperature
     )
-    mask_predictor = build_mask_predictor(
-        mask_head_width, mask_dim_reduced, num_classes, normed=options.normed_mask
-    )
+    mask_predictor = build_mask_predictor(mask_head_width, mask_dim_reduced, num_classes, normed=options.normed_mask)
     model = maskrcnn_shell(
         backbone=backbone, options=options, anchor_generator=anchor_generator, rpn_head=rpn_head,
         box_roi_pool=box_roi_pool, box_head=box_head, box_predictor=box_predictor, mask_roi_pool=mask_roi_pool,
@@ -180,4 +182,3 @@ def maskrcnn_shell(
         train_sizes=options.train_sizes, test_size=options.test_size, max_size=options.max_size
     )
     return model
-

@@ -79,13 +79,17 @@ build_maskrcnn_r50_fpn = _resnet_variant(
     R50, "build_maskrcnn_r50_fpn", "Mask R-CNN ResNet-50 FPN (the paper's R50; torchvision ``maskrcnn_resnet50_fpn``)."
 )
 build_maskrcnn_r50_fpn_v2 = _resnet_variant(
-    R50_V2, "build_maskrcnn_r50_fpn_v2",
+    R50_V2,
+    "build_maskrcnn_r50_fpn_v2",
     "Mask R-CNN ResNet-50 FPN v2 (torchvision ``maskrcnn_resnet50_fpn_v2``: BN heads, 4conv1fc box head).",
 )
 build_maskrcnn_r101_fpn = _resnet_variant(
-    R101, "build_maskrcnn_r101_fpn", "Mask R-CNN ResNet-101 FPN (the paper's R101; torchvision has no detector weights for it)."
+    R101,
+    "build_maskrcnn_r101_fpn",
+    "Mask R-CNN ResNet-101 FPN (the paper's R101; torchvision has no detector weights for it).",
 )
 build_maskrcnn_x101_fpn = _resnet_variant(
-    X101, "build_maskrcnn_x101_fpn",
+    X101,
+    "build_maskrcnn_x101_fpn",
     "Mask R-CNN ResNeXt-101 64x4d FPN (the paper's X101, mmdet ``open-mmlab://resnext101_64x4d``).",
 )

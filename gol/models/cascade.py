@@ -75,9 +75,7 @@ class CascadeOptions:
         if not all(0.0 < t < 1.0 for t in self.iou_thresholds):
             raise ValueError(f"detector.stage_iou_thresholds must lie in (0, 1), got {list(self.iou_thresholds)}")
         if min(self.loss_weights) < 0 or max(self.loss_weights) == 0:
-            raise ValueError(
-                f"detector.stage_loss_weights must be >= 0 and not all 0, got {list(self.loss_weights)}"
-            )
+            raise ValueError(f"detector.stage_loss_weights must be >= 0 and not all 0, got {list(self.loss_weights)}")
         if not all(len(w) == 4 and min(w) > 0 for w in self.box_weights):
             raise ValueError(
                 "detector.stage_box_weights needs four positive numbers (wx, wy, ww, wh) per stage, got "
@@ -144,8 +142,9 @@ def assemble_cascade(
     losses = stage_losses(cls_loss, cascade.num_stages)
     box_heads = [box_head_factory() for _ in range(cascade.num_stages)]
     box_predictors = [
-        GolBoxPredictor(box_head_width, cls_loss=loss, classifier_temperature=options.classifier_temperature,
-                        class_agnostic=True)
+        GolBoxPredictor(
+            box_head_width, cls_loss=loss, classifier_temperature=options.classifier_temperature, class_agnostic=True
+        )
         for loss in losses
     ]
     mask_predictor = build_mask_predictor(mask_head_width, mask_dim_reduced, num_classes, normed=options.normed_mask)
@@ -212,11 +211,18 @@ def build_cascade_r101_fpn(
         stage_box_weights: per-stage box-coder weights (wx, wy, ww, wh).
     """
     options = DetectorOptions(
-        train_sizes=train_sizes, test_size=test_size, max_size=max_size, box_score_thresh=box_score_thresh,
-        box_nms_thresh=box_nms_thresh, box_detections_per_img=box_detections_per_img,
-        box_batch_size_per_image=box_batch_size_per_image, rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
-        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test, rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
-        rpn_post_nms_top_n_test=rpn_post_nms_top_n_test, normed_mask=normed_mask,
+        train_sizes=train_sizes,
+        test_size=test_size,
+        max_size=max_size,
+        box_score_thresh=box_score_thresh,
+        box_nms_thresh=box_nms_thresh,
+        box_detections_per_img=box_detections_per_img,
+        box_batch_size_per_image=box_batch_size_per_image,
+        rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
+        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test,
+        rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
+        rpn_post_nms_top_n_test=rpn_post_nms_top_n_test,
+        normed_mask=normed_mask,
         classifier_temperature=classifier_temperature,
     )
     cascade = CascadeOptions(

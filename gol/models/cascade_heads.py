@@ -76,6 +76,11 @@ class StageSamples(NamedTuple):
     regression_targets: Tensor  # (R, 4)
 
 
+def _four(weights: Sequence[float]) -> tuple[float, float, float, float]:
+    wx, wy, ww, wh = (float(v) for v in weights)
+    return wx, wy, ww, wh
+
+
 class CascadeRoIHeads(nn.Module):
     """S box stages (each with its own head, predictor, box coder, matcher and ``cls_loss``) and one mask branch.
 
@@ -98,7 +103,7 @@ class CascadeRoIHeads(nn.Module):
         box_predictors: Sequence[GolBoxPredictor],
         cls_losses: Sequence[ClassificationLoss],
         iou_thresholds: Sequence[float],
-        box_coder_weights: Sequence[tuple[float, float, float, float]],
+        box_coder_weights: Sequence[Sequence[float]],
         loss_weights: Sequence[float],
         batch_size_per_image: int,
         positive_fraction: float,
@@ -110,8 +115,14 @@ class CascadeRoIHeads(nn.Module):
         mask_predictor: nn.Module,
     ) -> None:
         super().__init__()
-        lengths = {len(box_heads), len(box_predictors), len(cls_losses), len(iou_thresholds),
-                   len(box_coder_weights), len(loss_weights)}
+        lengths = {
+            len(box_heads),
+            len(box_predictors),
+            len(cls_losses),
+            len(iou_thresholds),
+            len(box_coder_weights),
+            len(loss_weights),
+        }
         if len(lengths) != 1 or 0 in lengths:
             raise ValueError(
                 "cascade stages disagree: give one box head, predictor, loss, IoU threshold, box-coder weight "
@@ -128,7 +139,7 @@ class CascadeRoIHeads(nn.Module):
         # Cascade R-CNN: each stage's positives and negatives split at its own IoU (no ignored band, no
         # low-quality matches), as mmdet's MaxIoUAssigner with pos_iou_thr = neg_iou_thr = min_pos_iou.
         self.proposal_matchers = [Matcher(t, t, allow_low_quality_matches=False) for t in self.iou_thresholds]
-        self.box_coders = [BoxCoder(tuple(float(v) for v in w)) for w in box_coder_weights]
+        self.box_coders = [BoxCoder(_four(w)) for w in box_coder_weights]
         self.fg_bg_sampler = BalancedPositiveNegativeSampler(batch_size_per_image, positive_fraction)
         self.score_thresh = score_thresh
         self.nms_thresh = nms_thresh
@@ -242,9 +253,9 @@ class CascadeRoIHeads(nn.Module):
             keep = torch.where(pos | neg)[0]
             for out, value in zip(fields, image_fields):
                 out.append(value[keep])
-        boxes, matched, labels, from_gt, gt_boxes = fields
-        regression_targets = coder.encode_single(torch.cat(gt_boxes), torch.cat(boxes))  # (R, 4)
-        return StageSamples(boxes, matched, labels, from_gt, regression_targets)
+        kept_boxes, kept_matched, kept_labels, kept_from_gt, kept_gt_boxes = fields
+        regression_targets = coder.encode_single(torch.cat(kept_gt_boxes), torch.cat(kept_boxes))  # (R, 4)
+        return StageSamples(kept_boxes, kept_matched, kept_labels, kept_from_gt, regression_targets)
 
     def _detect(
         self, features: dict[str, Tensor], proposals: list[Tensor], image_shapes: list[tuple[int, int]]
@@ -259,7 +270,8 @@ class CascadeRoIHeads(nn.Module):
         stage_scores = []
         for stage in range(self.num_stages):
             class_logits, deltas = self.box_predictor[stage](self.box_head[stage](head_input))  # (R, L), (R, 4)
-            stage_scores.append(self.cls_loss[stage].scores(class_logits))  # (R, K)
+            loss: ClassificationLoss = self.cls_loss[stage]  # type: ignore[assignment]  # ModuleList items are Modules
+            stage_scores.append(loss.scores(class_logits))  # (R, K)
         scores = torch.stack(stage_scores).mean(dim=0)  # (R, K)
         final = self._refine(self.num_stages - 1, deltas, boxes, image_shapes)  # the last stage's regression
 

@@ -101,6 +101,7 @@ def mask_probabilities(predictor: nn.Module, mask_features: Tensor, labels: list
         return maskrcnn_inference(predictor(mask_features), labels)
     logits_layer = layers["mask_fcn_logits"]
     hidden = layers["relu"](layers["conv5_mask"](mask_features))  # (M, D', 28, 28)
+    assert isinstance(logits_layer, nn.Conv2d)  # _is_pointwise: a 1x1 convolution
     weight = logits_layer.weight[:, :, 0, 0]  # (K + 1, D')
     if isinstance(logits_layer, NormedConv2d):
         weight = l2_normalise(weight, dim=1)

@@ -76,9 +76,7 @@ class ResNetSpec:
 
 
 R50 = ResNetSpec("Mask R-CNN ResNet-50 FPN", resnet50, ResNet50_Weights, MaskRCNN_ResNet50_FPN_Weights, False)
-R50_V2 = ResNetSpec(
-    "Mask R-CNN ResNet-50 FPN v2", resnet50, ResNet50_Weights, MaskRCNN_ResNet50_FPN_V2_Weights, True
-)
+R50_V2 = ResNetSpec("Mask R-CNN ResNet-50 FPN v2", resnet50, ResNet50_Weights, MaskRCNN_ResNet50_FPN_V2_Weights, True)
 R101 = ResNetSpec("Mask R-CNN ResNet-101 FPN", resnet101, ResNet101_Weights, None, False)
 X101 = ResNetSpec("Mask R-CNN ResNeXt-101 64x4d FPN", resnext101_64x4d, ResNeXt101_64X4D_Weights, None, False)
 
@@ -232,4 +230,3 @@ def _fpn_backbone(body: ResNet, trainable: int, *, v2: bool) -> BackboneWithFPN:
         extra_blocks=LastLevelMaxPool(),
         norm_layer=nn.BatchNorm2d if v2 else None,
     )
-

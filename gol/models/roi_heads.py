@@ -218,8 +218,17 @@ class GolRoIHeads(RoIHeads):
             "loss_classifier": self.cls_loss(class_logits, all_labels),
             "loss_box_reg": box_regression_loss(box_regression, all_labels, torch.cat(regression_targets)),
         }
+        assert targets is not None  # training: select_training_samples has used them
         losses["loss_mask"] = mask_loss(self, features, proposals, matched_idxs, labels, targets, image_shapes)
         return [], losses
+
+
+def _mask_branch(heads: nn.Module) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """``heads``' mask branch: (mask_roi_pool, mask_head, mask_predictor)."""
+    parts = tuple(getattr(heads, name) for name in ("mask_roi_pool", "mask_head", "mask_predictor"))
+    if not all(isinstance(part, nn.Module) for part in parts):
+        raise TypeError(f"{type(heads).__name__} has no mask branch (mask_roi_pool, mask_head, mask_predictor)")
+    return parts[0], parts[1], parts[2]
 
 
 def mask_loss(
@@ -237,9 +246,10 @@ def mask_loss(
     positives = [torch.where(image_labels > 0)[0] for image_labels in labels]
     mask_proposals = [p[pos] for p, pos in zip(proposals, positives)]
     pos_matched_idxs = [m[pos] for m, pos in zip(matched_idxs, positives)]
-    mask_features = heads.mask_head(heads.mask_roi_pool(features, mask_proposals, image_shapes))
+    roi_pool, head, predictor = _mask_branch(heads)
+    mask_features = head(roi_pool(features, mask_proposals, image_shapes))
     return maskrcnn_loss(
-        heads.mask_predictor(mask_features),
+        predictor(mask_features),
         mask_proposals,
         [t["masks"] for t in targets],
         [t["labels"] for t in targets],
@@ -255,7 +265,8 @@ def add_masks(
 ) -> None:
     """Test time: put ``masks`` (N, 1, 28, 28), the probabilities of each detection's class, into every result
     dict (which holds ``boxes`` and ``labels``), through ``heads``' mask branch."""
-    mask_features = heads.mask_head(heads.mask_roi_pool(features, [r["boxes"] for r in results], image_shapes))
+    roi_pool, head, predictor = _mask_branch(heads)
+    mask_features = head(roi_pool(features, [r["boxes"] for r in results], image_shapes))
     labels = [r["labels"] for r in results]
-    for mask_prob, r in zip(mask_probabilities(heads.mask_predictor, mask_features, labels), results):
+    for mask_prob, r in zip(mask_probabilities(predictor, mask_features, labels), results):
         r["masks"] = mask_prob

@@ -84,8 +84,8 @@ def build_tiny(
     mask_head_channels: Sequence[int] = (32, 32),
     box_score_thresh: float = 1e-4,
     box_nms_thresh: float = 0.5,
-    box_detections_per_img: int = 100,
-    box_batch_size_per_image: int = 128,
+    box_detections_per_img: int = 50,
+    box_batch_size_per_image: int = 64,
     rpn_pre_nms_top_n_train: int = 600,
     rpn_pre_nms_top_n_test: int = 300,
     rpn_post_nms_top_n_train: int = 300,
@@ -106,16 +106,24 @@ def build_tiny(
         box_head_width: width of the two fully connected box-head layers.
         mask_head_channels: widths of the 3x3 mask-head convolutions (RoIAlign 14 -> 28x28 masks); on CPU the
             mask head is the largest cost of a training step, hence the narrow default.
-        box_detections_per_img: 100 rather than LVIS's 300: images hold a handful of objects, and each kept
+        box_detections_per_img: 50 rather than LVIS's 300: images hold at most 4 objects, and each kept
             detection costs a mask at test time.
+        box_batch_size_per_image: 64 sampled RoIs: RoIAlign's backward over them is the largest part of a CPU step.
     """
     source = resolve_weights(weights, config_key="detector.weights", allow_download=False, enum_type=None)
     options = DetectorOptions(
-        train_sizes=train_sizes, test_size=test_size, max_size=max_size, box_score_thresh=box_score_thresh,
-        box_nms_thresh=box_nms_thresh, box_detections_per_img=box_detections_per_img,
-        box_batch_size_per_image=box_batch_size_per_image, rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
-        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test, rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
-        rpn_post_nms_top_n_test=rpn_post_nms_top_n_test, normed_mask=normed_mask,
+        train_sizes=train_sizes,
+        test_size=test_size,
+        max_size=max_size,
+        box_score_thresh=box_score_thresh,
+        box_nms_thresh=box_nms_thresh,
+        box_detections_per_img=box_detections_per_img,
+        box_batch_size_per_image=box_batch_size_per_image,
+        rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
+        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test,
+        rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
+        rpn_post_nms_top_n_test=rpn_post_nms_top_n_test,
+        normed_mask=normed_mask,
         classifier_temperature=classifier_temperature,
     )
     backbone = TinyBackbone(
@@ -123,9 +131,7 @@ def build_tiny(
     )
     levels = [str(i) for i in range(len(backbone.stages))]
     if len(anchor_sizes) != len(levels):
-        raise ValueError(
-            f"anchor_sizes needs one size per backbone stage ({len(levels)}), got {list(anchor_sizes)}"
-        )
+        raise ValueError(f"anchor_sizes needs one size per backbone stage ({len(levels)}), got {list(anchor_sizes)}")
     mask_widths = [int(c) for c in mask_head_channels]
     if not mask_widths:
         raise ValueError("mask_head_channels needs at least one conv width")
@@ -147,9 +153,11 @@ def build_tiny(
     )
     if source is not None:
         load_detector_weights(
-            model, read_state_dict(source, config_key="detector.weights"),
+            model,
+            read_state_dict(source, config_key="detector.weights"),
             architecture="the tiny detector with these options",
-            config_key="detector.weights", source=str(source),
+            config_key="detector.weights",
+            source=str(source),
         )
     return model
 

@@ -119,7 +119,10 @@ class GolTransform(GeneralizedRCNNTransform):
                 "raise max_size or lower train_sizes/test_size"
             )
         super().__init__(
-            min_size=sizes, max_size=max_size, image_mean=list(image_mean), image_std=list(image_std),
+            min_size=sizes,
+            max_size=max_size,
+            image_mean=list(image_mean),
+            image_std=list(image_std),
             size_divisible=SIZE_DIVISIBLE,
         )
         self.train_sizes = sizes

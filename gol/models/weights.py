@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeAlias
 
 import torch
 from torch import Tensor, nn
@@ -32,7 +33,7 @@ LOSS_PREFIX = "roi_heads.cls_loss."
 # BatchNorm's step counter: FrozenBatchNorm2d has none, so files from BN and frozen-BN models both fit.
 BN_COUNTER_SUFFIX = "num_batches_tracked"
 
-WeightsSource = Path | WeightsEnum
+WeightsSource: TypeAlias = Path | WeightsEnum
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -68,7 +69,7 @@ def resolve_weights(
             return enum
         raise WeightsNotFoundError(
             f"{config_key}={value!r} is neither a file nor a torchvision weights name"
-            + (f" (e.g. {enum_type.__name__}.{next(iter(enum_type)).name})" if enum_type is not None else "")
+            + (f" (e.g. {enum_type.__name__}.{next(iter(enum_type.__members__))})" if enum_type is not None else "")
         )
     raise WeightsNotFoundError(
         f"{config_key}: weights file not found: {path} (set {config_key} to a local state_dict file, e.g. under "
@@ -110,19 +111,28 @@ def load_detector_weights(
     own = model.state_dict()
     given = {k: v for k, v in state_dict.items() if not k.startswith(LOSS_PREFIX)}
     skipped = [
-        k for k, v in given.items()
-        if k in own and k.startswith(CLASS_DEPENDENT_PREFIXES) and own[k].shape != v.shape
+        k for k, v in given.items() if k in own and k.startswith(CLASS_DEPENDENT_PREFIXES) and own[k].shape != v.shape
     ]
     hint = ""
     if "fc.weight" in given and not any(k.startswith("backbone.") for k in given):
         hint = "; it is a backbone classifier: set detector.weights_backbone instead"
-    _check_fit(own, given, state_dict, tolerated=set(skipped), ignored_prefix=LOSS_PREFIX,
-               architecture=architecture, config_key=config_key, source=source, hint=hint)
+    _check_fit(
+        own,
+        given,
+        state_dict,
+        tolerated=set(skipped),
+        ignored_prefix=LOSS_PREFIX,
+        architecture=architecture,
+        config_key=config_key,
+        source=source,
+        hint=hint,
+    )
     model.load_state_dict({k: v for k, v in given.items() if k in own and k not in skipped}, strict=False)
     log.info("loaded %d tensors from %s", len(given) - len(skipped), source)
     if skipped:
-        log.info("kept the fresh class-dependent layers (the file has another number of classes): %s",
-                 ", ".join(skipped))
+        log.info(
+            "kept the fresh class-dependent layers (the file has another number of classes): %s", ", ".join(skipped)
+        )
 
 
 def load_backbone_weights(
@@ -139,8 +149,17 @@ def load_backbone_weights(
     hint = ""
     if any(k.startswith("backbone.body.") for k in given):
         hint = "; it is a whole detector: set detector.weights instead"
-    _check_fit(own, given, state_dict, tolerated=set(), ignored_prefix=None, architecture=architecture,
-               config_key=config_key, source=source, hint=hint)
+    _check_fit(
+        own,
+        given,
+        state_dict,
+        tolerated=set(),
+        ignored_prefix=None,
+        architecture=architecture,
+        config_key=config_key,
+        source=source,
+        hint=hint,
+    )
     backbone.load_state_dict(given, strict=False)
     log.info("loaded %d backbone tensors from %s", len(given), source)
 
@@ -182,9 +201,7 @@ def describe_state_dict(state_dict: Mapping[str, Tensor]) -> str:
     """A short human description of what a ``state_dict`` holds, e.g. 'a Mask R-CNN ResNet-50 FPN detector'."""
     if "backbone.stem.0.weight" in state_dict:
         return "a tiny detector (gol.models.build_tiny)"
-    prefix = next(
-        (k[: -len("layer1.0.conv1.weight")] for k in state_dict if k.endswith("layer1.0.conv1.weight")), None
-    )
+    prefix = next((k[: -len("layer1.0.conv1.weight")] for k in state_dict if k.endswith("layer1.0.conv1.weight")), None)
     if prefix is None:
         return f"an unknown network ({len(state_dict)} tensors, first {next(iter(state_dict), None)!r})"
     net = _describe_resnet(state_dict, prefix)
@@ -203,7 +220,7 @@ def _describe_resnet(state_dict: Mapping[str, Tensor], prefix: str) -> str:
     blocks = []
     for stage in range(1, 5):
         head = f"{prefix}layer{stage}."
-        blocks.append(len({k[len(head):].split(".")[0] for k in state_dict if k.startswith(head)}))
+        blocks.append(len({k[len(head) :].split(".")[0] for k in state_dict if k.startswith(head)}))
     bottleneck = f"{prefix}layer1.0.conv3.weight" in state_dict
     depth = sum(blocks) * (3 if bottleneck else 2) + 2
     conv2 = state_dict.get(f"{prefix}layer1.0.conv2.weight")

@@ -12,6 +12,7 @@ the presets in ``conf/hydra/launcher/`` extend them, so a misspelt launcher key 
 from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
+
 from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
 
 # Training images per dataset option, for dry-run schedule lengths of epoch-based schedules: the sizes of the

@@ -6,7 +6,7 @@ as Hydra will (``hydra.sweep.dir`` / ``hydra.sweep.subdir``, from the job's over
 1. checks the request against the SLURM cluster (``launch.preflight.check_launcher``) and that each cell's
    global batch splits over the processes of a job (``launch.plan.check_batch_split``);
 2. skips cells whose record says finished, or running (``launch.plan.plan_cells``), one log line each;
-3. refuses cells to submit that fail the training app's own config checks (``gol.config.validate``);
+3. refuses cells to submit that fail the training app's own config checks (``gol.validate``);
 4. with ``hydra.launcher.dry_run=true``, prints the cells, jobs and GPU-hours and stops there.
 
 A sweep folder holding runs of another experiment is refused earlier, for every launcher, by
@@ -37,12 +37,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
-from hydra_plugins.gol_launcher.task import TaskRunner
-from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
-from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher, SlurmLauncher
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from hydra_plugins.gol_launcher.task import TaskRunner
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher, SlurmLauncher
 from launch.cost import CellCost
 from launch.plan import (
     BatchSplitError,
@@ -178,7 +178,7 @@ class GolLauncher(TaskRunner):
         assert self.config is not None
         launcher = OmegaConf.to_container(self.config.hydra.launcher, resolve=True)
         assert isinstance(launcher, dict)
-        return launcher
+        return {str(key): value for key, value in launcher.items()}
 
     def _preflight(self) -> str:
         """The one-line request check on SLURM; a dry run goes on (with a warning) where SLURM cannot be asked.
@@ -212,7 +212,7 @@ class GolLauncher(TaskRunner):
 
     def _validate_cells(
         self, planned: Sequence[PlannedCell], configs: Sequence[DictConfig], sweep_dir: Path
-    ) -> tuple[Sequence[PlannedCell], dict[int, ValueError]]:
+    ) -> tuple[list[PlannedCell], dict[int, ValueError]]:
         """The training app's own config checks on every cell to submit (a declared but refused detector, a loss
         that does not take the activation, ...), so that no job is queued only to fail at its start.
 
@@ -220,7 +220,7 @@ class GolLauncher(TaskRunner):
         only when no cell is left to run.
         """
         from gol.config.train import TrainConfig
-        from gol.config.validate import validate
+        from gol.validate import validate
 
         refusals: dict[int, ValueError] = {}
         for index, (p, cfg) in enumerate(zip(planned, configs, strict=True)):
@@ -233,12 +233,12 @@ class GolLauncher(TaskRunner):
                     refusals[index] = error
         runnable = [i for i, p in enumerate(planned) if p.submit and i not in refusals]
         if refusals and not runnable:
-            index, error = next(iter(refusals.items()))
+            index, refusal = next(iter(refusals.items()))
             raise CellConfigError(
-                f"every cell to run is refused, e.g. {planned[index].cell.name(sweep_dir)}: {error}; fix the "
+                f"every cell to run is refused, e.g. {planned[index].cell.name(sweep_dir)}: {refusal}; fix the "
                 "overrides or leave those cells out of the sweep (hydra.sweeper.params)"
             )
-        return planned, refusals
+        return list(planned), refusals
 
     @staticmethod
     def _refused_return(cfg: DictConfig, planned: PlannedCell, error: ValueError) -> JobReturn:

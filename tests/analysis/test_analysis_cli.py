@@ -34,8 +34,18 @@ def test_analysis_cli_demo_table_to_stdout(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_analysis_cli_writes_every_format(tmp_path: Path) -> None:
-    argv = ["--runs", str(FIXTURES / "activations"), "--experiment", "activations",
-            "--format", "md", "tex", "csv", "--out", str(tmp_path)]
+    argv = [
+        "--runs",
+        str(FIXTURES / "activations"),
+        "--experiment",
+        "activations",
+        "--format",
+        "md",
+        "tex",
+        "csv",
+        "--out",
+        str(tmp_path),
+    ]
     assert tables_main(argv) == 0
     for fmt in ("md", "tex", "csv"):
         assert (tmp_path / f"activations.{fmt}").read_text() == (GOLDEN / f"activations.{fmt}").read_text()
@@ -61,19 +71,22 @@ def test_analysis_cli_bad_input_one_line(caplog: pytest.LogCaptureFixture, capsy
 def test_analysis_cli_figures(tmp_path: Path) -> None:
     assert figures_main(["--runs", str(FIXTURES / "demo"), "--experiment", "demo", "--out", str(tmp_path)]) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == [f"demo_{kind}.{ext}" for kind in ("ap_apr", "frequency_groups", "per_category")
-                     for ext in ("pdf", "png")]
+    assert names == [
+        f"demo_{kind}.{ext}" for kind in ("ap_apr", "frequency_groups", "per_category") for ext in ("pdf", "png")
+    ]
 
 
 def test_analysis_cli_unreachable_wandb_project_keeps_local_runs(
-        no_wandb_login: None, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    no_wandb_login: None, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
     start = time.monotonic()
     argv = ["--runs", str(FIXTURES / "demo"), "wandb:someone/gol", "--experiment", "demo", "--format", "csv"]
     assert tables_main(argv) == 0
     assert time.monotonic() - start < 60  # no prompt, no hang
     assert capsys.readouterr().out == (GOLDEN / "demo.csv").read_text()
-    assert any(r.getMessage().startswith("no W&B login (WANDB_API_KEY or netrc) to read someone/gol")
-               for r in caplog.records)
+    assert any(
+        r.getMessage().startswith("no W&B login (WANDB_API_KEY or netrc) to read someone/gol") for r in caplog.records
+    )
     assert tables_main(["--runs", "wandb:someone/gol", "--experiment", "demo"]) == 1
 
 
@@ -87,8 +100,7 @@ def test_analysis_wandb_server_that_does_not_answer(tmp_path: Path, monkeypatch:
         fetch_wandb_runs("gol", group=None)
 
 
-def test_analysis_wandb_login_detection(no_wandb_login: None, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_analysis_wandb_login_detection(no_wandb_login: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert not has_wandb_login()
     netrc = tmp_path / "netrc"
     netrc.write_text("machine api.wandb.ai\n  login user\n  password " + "k" * 40 + "\n")
@@ -97,12 +109,23 @@ def test_analysis_wandb_login_detection(no_wandb_login: None, tmp_path: Path,
 
 
 def test_analysis_wandb_api_run_maps_to_schema() -> None:
-    config = {"choices": {"activation": "gumbel", "loss": "droploss", "detector": "r50", "dataset": "lvis_v1",
-                          "sampler": "rfs", "schedule": "2x"},
-              "detector": {"normed_mask": True}, "seed": 3, "experiment": "sota"}
+    config = {
+        "choices": {
+            "activation": "gumbel",
+            "loss": "droploss",
+            "detector": "r50",
+            "dataset": "lvis_v1",
+            "sampler": "rfs",
+            "schedule": "2x",
+        },
+        "detector": {"normed_mask": True},
+        "seed": 3,
+        "experiment": "sota",
+    }
     summary = {"segm/AP": 0.277, "segm/APr": 0.214, "bbox/AP": 0.275, "segm/APc": None, "_step": 9}
-    row = row_from_wandb(path="me/gol/abc", run_id="abc", name="seed=3", state="crashed", group="sota",
-                         config=config, summary=summary)
+    row = row_from_wandb(
+        path="me/gol/abc", run_id="abc", name="seed=3", state="crashed", group="sota", config=config, summary=summary
+    )
     frame = make_frame([row])
     run = frame.iloc[0]
     assert (run["source"], run["run_path"], run["state"]) == ("wandb", "me/gol/abc", "failed")
@@ -111,18 +134,29 @@ def test_analysis_wandb_api_run_maps_to_schema() -> None:
     assert run["segm/AP"] == pytest.approx(0.277) and run["bbox/AP"] == pytest.approx(0.275)
     assert frame["segm/APc"].isna().all() and frame["segm/APf"].isna().all()
     # Hydra's own choices, nested summaries, the {"value": ...} config form and the group as experiment.
-    nested = row_from_wandb(path="me/gol/d", run_id="d", name=None, state="finished", group="demo",
-                            config={"hydra": {"value": {"runtime": {"choices": {"activation": "softmax"}}}},
-                                    "seed": {"value": 1}},
-                            summary={"segm": {"AP": 0.1, "APr": -1}, "bbox": {"AP": 0.2}})
+    nested = row_from_wandb(
+        path="me/gol/d",
+        run_id="d",
+        name=None,
+        state="finished",
+        group="demo",
+        config={"hydra": {"value": {"runtime": {"choices": {"activation": "softmax"}}}}, "seed": {"value": 1}},
+        summary={"segm": {"AP": 0.1, "APr": -1}, "bbox": {"AP": 0.2}},
+    )
     nested_run = make_frame([nested]).iloc[0]
     assert (nested_run["activation"], nested_run["seed"], nested_run["experiment"]) == ("softmax", 1, "demo")
     assert nested_run["segm/AP"] == pytest.approx(0.1) and nested_run["bbox/AP"] == pytest.approx(0.2)
     assert make_frame([nested])["segm/APr"].isna().all()  # lvis-api's -1 = undefined
     # As gol's tracker logs a run: the resolved config, the experiment as group, the overrides as name.
-    logged = row_from_wandb(path="me/gol/e", run_id="e", name="activation=gumbel,detector=maskrcnn_r50_fpn,seed=2",
-                            state="running", group="adhoc", config={"seed": 2, "detector": {"normed_mask": False}},
-                            summary={})
+    logged = row_from_wandb(
+        path="me/gol/e",
+        run_id="e",
+        name="activation=gumbel,detector=maskrcnn_r50_fpn,seed=2",
+        state="running",
+        group="adhoc",
+        config={"seed": 2, "detector": {"normed_mask": False}},
+        summary={},
+    )
     assert (logged["activation"], logged["detector"], logged["loss"]) == ("gumbel", "maskrcnn_r50_fpn", None)
     assert logged["experiment"] is None and logged["state"] == "running" and logged["normed_mask"] is False
 
@@ -130,8 +164,19 @@ def test_analysis_wandb_api_run_maps_to_schema() -> None:
 def test_analysis_wandb_log_writes_an_offline_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    argv = ["--runs", str(FIXTURES / "demo"), "--experiment", "demo", "--format", "md",
-            "--out", str(tmp_path / "tables"), "--wandb-log", "--wandb-dir", str(tmp_path / "tracking")]
+    argv = [
+        "--runs",
+        str(FIXTURES / "demo"),
+        "--experiment",
+        "demo",
+        "--format",
+        "md",
+        "--out",
+        str(tmp_path / "tables"),
+        "--wandb-log",
+        "--wandb-dir",
+        str(tmp_path / "tracking"),
+    ]
     assert tables_main(argv) == 0
     (run_dir,) = (tmp_path / "tracking" / "wandb").glob("offline-run-*")
     assert len(list(run_dir.glob("run-*.wandb"))) == 1

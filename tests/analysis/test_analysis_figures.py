@@ -38,7 +38,10 @@ def test_analysis_figure_ap_apr_one_line_per_activation(tmp_path: Path) -> None:
     assert list(gumbel.get_xdata()) == [0, 2]
     # Published points are crosses beside the lines, not extra lines.
     assert {c.get_label() for c in ap.collections if isinstance(c, PathCollection)} == {
-        "Sigmoid (paper)", "Softmax (paper)", "Gumbel (paper)"}
+        "Sigmoid (paper)",
+        "Softmax (paper)",
+        "Gumbel (paper)",
+    }
     paths = save_figure(figure, tmp_path, "activations_ap_apr")
     assert [p.name for p in paths] == ["activations_ap_apr.png", "activations_ap_apr.pdf"]
     assert all(p.stat().st_size > 1000 for p in paths)

@@ -32,8 +32,14 @@ def test_analysis_records_frame_follows_schema() -> None:
     runs = frame.set_index("run_id")
     first = runs.loc["d5deae2541e75372"]
     assert first["run_dir"] == str(_cell("demo", "activation=sigmoid,seed=0").resolve())
-    assert (first["activation"], first["loss"], first["detector"], first["dataset"], first["sampler"],
-            first["schedule"]) == ("sigmoid", "ce", "tiny", "embedded", "random", "demo")
+    assert (
+        first["activation"],
+        first["loss"],
+        first["detector"],
+        first["dataset"],
+        first["sampler"],
+        first["schedule"],
+    ) == ("sigmoid", "ce", "tiny", "embedded", "random", "demo")
     assert first["experiment"] == "demo" and first["state"] == "finished" and first["seed"] == 0
     assert first["normed_mask"] is False
     assert first["segm/AP"] == pytest.approx(0.1412) and first["bbox/AP"] == pytest.approx(0.1530)
@@ -104,8 +110,7 @@ def test_analysis_offline_pairing_with_a_real_offline_run(tmp_path: Path, monkey
     # The sweep was copied away from the cluster: its real offline run sits in the run folder's wandb/.
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    run = wandb.init(project="gol", id="d5deae2541e75372", dir=str(cell("activation=sigmoid,seed=0")),
-                     mode="offline")
+    run = wandb.init(project="gol", id="d5deae2541e75372", dir=str(cell("activation=sigmoid,seed=0")), mode="offline")
     run.finish()
     # A record whose wandb.dir (the run's files/ folder, as gol's tracker records it) exists where it says.
     elsewhere = tmp_path / "scratch" / "wandb" / "offline-run-20250301_100000-1124ccae572cb90a" / "files"

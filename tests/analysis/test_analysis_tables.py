@@ -86,9 +86,11 @@ def test_analysis_statuses_marked_not_dropped() -> None:
     assert len(ours) == len(SPECS["activations"].rows) + 1
     assert ("detector=maskrcnn_r50_fpn_v2 activation=gumbel", "") in ours
     notes = " ".join(table.notes)
-    assert ("seed 0: 095000b29ffb0053 (2025-03-01_09-12-44-118204_3121-9f8e7d/activation=gumbel,detector=maskrcnn_"
-            "r101_fpn,seed=0), 0b3ed9ea5a857369 (2025-03-04_18-40-02-660151_7710-1c2b3a/activation=gumbel,detector="
-            "maskrcnn_r101_fpn,seed=0)") in notes
+    assert (
+        "seed 0: 095000b29ffb0053 (2025-03-01_09-12-44-118204_3121-9f8e7d/activation=gumbel,detector=maskrcnn_"
+        "r101_fpn,seed=0), 0b3ed9ea5a857369 (2025-03-04_18-40-02-660151_7710-1c2b3a/activation=gumbel,detector="
+        "maskrcnn_r101_fpn,seed=0)"
+    ) in notes
     assert "superseded by a finished run of the same seed, not counted: 7cce83bab2a85210 (failed, seed 0)" in notes
     assert "CUDA out of memory" in notes
 
@@ -98,8 +100,9 @@ def test_analysis_metric_missing_in_some_runs_is_reported() -> None:
     apf = _lines(table)[("R50", "Gumbel")].values[3]
     assert (apf.n, apf.of) == (1, 2)
     assert apf.mean == pytest.approx(27.52) and apf.std is None
-    assert any(note.startswith("segm/APf (APf) is missing in 1 of 6 finished runs (0f2bac727c524de3)")
-               for note in table.notes)
+    assert any(
+        note.startswith("segm/APf (APf) is missing in 1 of 6 finished runs (0f2bac727c524de3)") for note in table.notes
+    )
 
 
 def test_analysis_published_rows_and_deltas() -> None:
@@ -157,8 +160,9 @@ def test_analysis_mixed_experiments_error(tmp_path: Path) -> None:
 
 def test_analysis_mixed_datasets_error(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "demo", tmp_path / "demo")
-    _copy_run(_cell("demo", "activation=sigmoid,seed=0"), tmp_path / "more" / "0", run_id="0dd0", dataset="lvis_v1",
-              seed=9)
+    _copy_run(
+        _cell("demo", "activation=sigmoid,seed=0"), tmp_path / "more" / "0", run_id="0dd0", dataset="lvis_v1", seed=9
+    )
     frame, _ = load_local_runs([tmp_path])
     with pytest.raises(MixedRunsError, match=r"differ in dataset \(embedded: 8, lvis_v1: 1\)"):
         make_table(frame, "demo")
@@ -175,8 +179,9 @@ def test_analysis_settings_outside_the_rows_must_not_vary(tmp_path: Path) -> Non
         make_table(frame, "sota")
     # Its Seesaw row does not fix the activation, so a Seesaw row of Softmax and Gumbel runs is an error too.
     for job, (source, activation) in enumerate(((sigmoid, "softmax"), (gumbel, "gumbel"))):
-        _copy_run(source, tmp_path / "b" / str(job), experiment="sota", loss="seesaw", sampler="rfs",
-                  activation=activation)
+        _copy_run(
+            source, tmp_path / "b" / str(job), experiment="sota", loss="seesaw", sampler="rfs", activation=activation
+        )
     frame, _ = load_local_runs([tmp_path / "b"])
     with pytest.raises(MixedRunsError, match=r"row 'Seesaw / R50 / LVIS v1' of the 'sota' table mixes activation"):
         make_table(frame, "sota")
@@ -200,8 +205,11 @@ def test_analysis_adhoc_runs_grouped_by_activation_loss_detector(tmp_path: Path)
     spec = spec_for(runs, "none")
     assert spec.label_headers == ("Activation", "Loss", "Detector")
     table = make_table(frame, "none")
-    assert [line.labels for line in table.lines] == [("gumbel", "ce", "tiny"), ("sigmoid", "ce", "tiny"),
-                                                     ("softmax", "ce", "tiny")]
+    assert [line.labels for line in table.lines] == [
+        ("gumbel", "ce", "tiny"),
+        ("sigmoid", "ce", "tiny"),
+        ("softmax", "ce", "tiny"),
+    ]
     assert all(line.status == "ok" for line in table.lines)
 
 
@@ -214,7 +222,7 @@ def test_analysis_duplicated_cell_is_not_averaged() -> None:
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.floats(min_value=0.0, max_value=1.0, allow_nan=False), min_size=1, max_size=6))
 def test_analysis_stat_is_mean_and_sample_std(values: list[float]) -> None:
-    stat = _stat(pd.Series(values + [float("nan")]))
+    stat = _stat(pd.Series([*values, float("nan")]))
     percent = [100.0 * v for v in values]
     assert stat.mean == pytest.approx(statistics.fmean(percent), abs=1e-9)
     assert (stat.n, stat.of) == (len(values), len(values) + 1)
@@ -228,7 +236,12 @@ def test_analysis_specs_cover_the_paper_experiments() -> None:
     assert set(SPECS) == {"activations", "schedule_sampler", "lvis_v05", "losses", "gol_ablation", "sota", "demo"}
     assert [row.labels for row in SPECS["demo"].rows] == [("Sigmoid",), ("Softmax",), ("Gumbel",)]
     assert all(m.name for m in SPECS["demo"].metrics) and [m.column for m in SPECS["demo"].metrics] == [
-        "segm/AP", "segm/APr", "segm/APc", "segm/APf", "bbox/AP"]
+        "segm/AP",
+        "segm/APr",
+        "segm/APc",
+        "segm/APf",
+        "bbox/AP",
+    ]
     # Every detector option of conf/detector the paper's tables use is matched by its level.
     detectors = {row.facet("detector"): row.match["detector"] for row in SPECS["activations"].rows}
     assert detectors["R50"].accepts("maskrcnn_r50_fpn") and not detectors["R50"].accepts("maskrcnn_r50_fpn_v2")
@@ -236,8 +249,14 @@ def test_analysis_specs_cover_the_paper_experiments() -> None:
 
 
 def test_analysis_gol_run_in_sota_and_ablation_tables(tmp_path: Path) -> None:
-    gol = _copy_run(_cell("activations", "activation=gumbel,detector=maskrcnn_r50_fpn,seed=0"), tmp_path / "gol",
-                    experiment="sota", loss="droploss", sampler="rfs", schedule="2x")
+    gol = _copy_run(
+        _cell("activations", "activation=gumbel,detector=maskrcnn_r50_fpn,seed=0"),
+        tmp_path / "gol",
+        experiment="sota",
+        loss="droploss",
+        sampler="rfs",
+        schedule="2x",
+    )
     config = gol / "config.yaml"
     config.write_text(config.read_text().replace("normed_mask: false", "normed_mask: true"))
     frame, _ = load_local_runs([tmp_path])

@@ -14,8 +14,16 @@ from gol.data.embedded import TRAIN_JSON, VAL_JSON, EmbeddedParams, ensure_embed
 from gol.data.embedded_layout import frequency_of
 from gol.data.embedded_render import COLOURS, SHADE, category_looks
 
-SMALL = dict(num_shapes=2, num_colours=2, num_textures=2, num_train=150, num_val=30,
-             max_images_per_category=120, min_images_per_category=3, image_size=64)
+SMALL = dict(
+    num_shapes=2,
+    num_colours=2,
+    num_textures=2,
+    num_train=150,
+    num_val=30,
+    max_images_per_category=120,
+    min_images_per_category=3,
+    image_size=64,
+)
 SATURATION = 30  # background saturation is < 10, object colours (and their dark shades) > 45
 
 
@@ -186,12 +194,15 @@ def test_bad_parameters_one_line() -> None:
         assert needle in str(err.value) and "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("kwargs, needle", [
-    ({"max_images_per_category": 90}, "need rare, common and frequent"),
-    ({"num_train": 100, "max_images_per_category": 100}, "need rare, common and frequent"),
-    ({"num_train": 3000, "max_images_per_category": 150}, "cannot fill 3000 train images"),
-    ({"num_val": 10}, "cannot fill 10 val images"),  # every category needs 2 val images
-])
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        ({"max_images_per_category": 90}, "need rare, common and frequent"),
+        ({"num_train": 100, "max_images_per_category": 100}, "need rare, common and frequent"),
+        ({"num_train": 3000, "max_images_per_category": 150}, "cannot fill 3000 train images"),
+        ({"num_val": 10}, "cannot fill 10 val images"),  # every category needs 2 val images
+    ],
+)
 def test_unreachable_long_tail_one_line(kwargs: dict, needle: str) -> None:
     with pytest.raises(ValueError) as err:
         EmbeddedParams(**kwargs)  # refused when the parameters are set, before any generation

@@ -92,8 +92,16 @@ def make_lvis(tmp_path: Path, version: str) -> tuple[Path, Path, Path]:
 
 
 def _build(train: Path, val: Path, root: Path, version: str = "v1", **over: Any):
-    kwargs = dict(version=version, train_ann=str(train), val_ann=str(val), image_root=str(root),
-                  train_sizes=[8, 10], test_size=10, max_size=20, flip_prob=0.0)
+    kwargs = dict(
+        version=version,
+        train_ann=str(train),
+        val_ann=str(val),
+        image_root=str(root),
+        train_sizes=[8, 10],
+        test_size=10,
+        max_size=20,
+        flip_prob=0.0,
+    )
     kwargs.update(over)
     return build_lvis(**kwargs)
 
@@ -129,6 +137,7 @@ def test_load_both_versions(tmp_path: Path, version: str) -> None:
 def test_coco_url_resolution_to_both_folders(tmp_path: Path) -> None:
     rec_val = {"id": 1, "coco_url": f"{URL}/val2017/000000000001.jpg"}
     rec_train = {"id": 2, "coco_url": f"{URL}/train2017/000000000002.jpg"}
+
     def resolve(rec: dict[str, Any]) -> Path:
         return resolve_image_path(rec, image_root=tmp_path, split_folder="val2017", version="v1")
 
@@ -139,7 +148,10 @@ def test_coco_url_resolution_to_both_folders(tmp_path: Path) -> None:
 def test_v05_file_name_resolution(tmp_path: Path) -> None:
     def resolve(rec: dict[str, Any], folder: str, version: str) -> Path:
         return resolve_image_path(
-            rec, image_root=tmp_path, split_folder=folder, version=version  # type: ignore[arg-type]
+            rec,
+            image_root=tmp_path,
+            split_folder=folder,
+            version=version,  # type: ignore[arg-type]
         )
 
     rec = {"id": 3, "file_name": "COCO_val2014_000000000003.jpg", "coco_url": f"{URL}/val2017/000000000003.jpg"}
@@ -176,6 +188,7 @@ def test_load_image_grey_to_rgb(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------------------------- bad inputs
 
+
 def _one_line(err: pytest.ExceptionInfo) -> str:
     message = str(err.value)
     assert "\n" not in message and message
@@ -189,7 +202,7 @@ def _edit(path: Path, change) -> None:
 
 
 def test_missing_annotation_file(tmp_path: Path) -> None:
-    train, val, root = make_lvis(tmp_path, "v1")
+    _train, val, root = make_lvis(tmp_path, "v1")
     with pytest.raises(FileNotFoundError) as err:
         _build(tmp_path / "nope.json", val, root)
     assert "annotation file not found" in _one_line(err) and "nope.json" in str(err.value)
@@ -202,11 +215,14 @@ def test_missing_image_root(tmp_path: Path) -> None:
     assert "image root not found" in _one_line(err) and "coco_root" in str(err.value)
 
 
-@pytest.mark.parametrize("body, needle", [
-    ({"foo": 1}, "missing top-level"),
-    ([1, 2], "expected an LVIS/COCO object"),
-    ({"images": [], "annotations": [], "categories": {}}, "'categories' is a dict"),
-])
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ({"foo": 1}, "missing top-level"),
+        ([1, 2], "expected an LVIS/COCO object"),
+        ({"images": [], "annotations": [], "categories": {}}, "'categories' is a dict"),
+    ],
+)
 def test_not_lvis_json(tmp_path: Path, body: Any, needle: str) -> None:
     train, val, root = make_lvis(tmp_path, "v1")
     train.write_text(json.dumps(body))
@@ -282,13 +298,16 @@ def test_image_size_mismatch_at_load(tmp_path: Path) -> None:
     assert "record says 9x10" in _one_line(err)
 
 
-@pytest.mark.parametrize("over, needle", [
-    ({"version": "v2"}, "unknown LVIS version"),
-    ({"train_sizes": []}, "train_sizes"),
-    ({"test_size": 0}, "test_size"),
-    ({"max_size": 5}, "max_size"),
-    ({"flip_prob": 2.0}, "flip_prob"),
-])
+@pytest.mark.parametrize(
+    "over, needle",
+    [
+        ({"version": "v2"}, "unknown LVIS version"),
+        ({"train_sizes": []}, "train_sizes"),
+        ({"test_size": 0}, "test_size"),
+        ({"max_size": 5}, "max_size"),
+        ({"flip_prob": 2.0}, "flip_prob"),
+    ],
+)
 def test_bad_settings(tmp_path: Path, over: dict[str, Any], needle: str) -> None:
     with pytest.raises(DataFormatError) as err:
         _build(tmp_path / "a.json", tmp_path / "b.json", tmp_path, **over)  # rejected before any file is read
@@ -297,8 +316,15 @@ def test_bad_settings(tmp_path: Path, over: dict[str, Any], needle: str) -> None
 
 def test_dataset_direct_construction_keeps_json_order(tmp_path: Path) -> None:
     train, _, root = make_lvis(tmp_path, "v1")
-    ds = LVISDetection(annotation_file=train, image_root=root, version="v1", split_folder="train2017",
-                       transforms=None, drop_unannotated=False, federated=False)
+    ds = LVISDetection(
+        annotation_file=train,
+        image_root=root,
+        version="v1",
+        split_folder="train2017",
+        transforms=None,
+        drop_unannotated=False,
+        federated=False,
+    )
     assert ds.image_ids == [1, 2, 3] and ds.num_classes == 3
     image_index, labels = ds.occurrences()
     assert image_index.tolist() == [0, 0, 1, 0] and labels.tolist() == [2, 1, 1, 2]

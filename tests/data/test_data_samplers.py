@@ -96,11 +96,14 @@ def test_order_pure_function_of_seed_and_epoch(rounding: str) -> None:
     assert any(tuple(x) != y for x, y in zip(seq, orders))
 
 
-@pytest.mark.parametrize("factory", [
-    lambda ds: RandomSampler(dataset=ds, seed=3),
-    lambda ds: RepeatFactorSampler(dataset=ds, seed=3, threshold=1.0, rounding="stochastic"),
-    lambda ds: RepeatFactorSampler(dataset=ds, seed=3, threshold=1.0, rounding="ceil"),
-])
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda ds: RandomSampler(dataset=ds, seed=3),
+        lambda ds: RepeatFactorSampler(dataset=ds, seed=3, threshold=1.0, rounding="stochastic"),
+        lambda ds: RepeatFactorSampler(dataset=ds, seed=3, threshold=1.0, rounding="ceil"),
+    ],
+)
 def test_resume_by_replaying_set_epoch_and_skipping(factory) -> None:
     first = factory(Toy())
     streams = {}

@@ -20,8 +20,18 @@ from gol.data import DataSource, RandomSampler, RepeatFactorSampler, build_embed
 from gol.data.cli import main as cli_main
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-SMALL = dict(seed=0, num_shapes=2, num_colours=2, num_textures=2, num_train=150, num_val=30,
-             max_images_per_category=120, min_images_per_category=3, image_size=64, max_objects=4)
+SMALL = dict(
+    seed=0,
+    num_shapes=2,
+    num_colours=2,
+    num_textures=2,
+    num_train=150,
+    num_val=30,
+    max_images_per_category=120,
+    min_images_per_category=3,
+    image_size=64,
+    max_objects=4,
+)
 SIZES = dict(train_sizes=[56, 64, 72], test_size=64, max_size=128, flip_prob=0.5)
 
 
@@ -34,7 +44,7 @@ def test_embedded_source_contract(small_source: DataSource) -> None:
     s = small_source
     assert len(s.train) == 150 and len(s.val) == 30 and s.stats.num_classes == 8
     assert s.stats.num_images == 150 and s.train_sizes == (56, 64, 72) and s.test_size == 64 and s.max_size == 128
-    assert {g for g in s.stats.frequency} == {"r", "c", "f"}
+    assert set(s.stats.frequency) == {"r", "c", "f"}
     assert s.val_annotation_file.is_file()
     image, target = s.train[0]
     assert image.dtype == torch.float32 and image.shape[0] == 3
@@ -105,8 +115,12 @@ def test_config_typo_fails_at_compose(tmp_path: Path) -> None:
 
 
 def test_config_instantiates_source_and_sampler(tmp_path: Path) -> None:
-    overrides = [f"paths.root={tmp_path}", "sampler=rfs_ceil", "sampler.threshold=0.1",
-                 *[f"dataset.{k}={v}" for k, v in SMALL.items()]]
+    overrides = [
+        f"paths.root={tmp_path}",
+        "sampler=rfs_ceil",
+        "sampler.threshold=0.1",
+        *[f"dataset.{k}={v}" for k, v in SMALL.items()],
+    ]
     cfg = _compose(tmp_path, overrides)
     source = instantiate(cfg.dataset)
     assert isinstance(source, DataSource) and source.stats.num_classes == 8

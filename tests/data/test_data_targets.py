@@ -9,7 +9,7 @@ import torch
 
 from gol.data.targets import annotations_to_target, segmentation_to_rle, segmentations_to_masks
 from gol.data.transforms import Compose, RandomHorizontalFlip, hflip
-from gol.evaluation._lvis_compat import LVIS
+from gol.lvis_compat import LVIS
 
 SQUARE = [[1.0, 1.0, 4.0, 1.0, 4.0, 3.0, 1.0, 3.0]]  # covers rows 1..2, columns 1..3 under pycocotools
 SQUARE_MASK = np.zeros((5, 6), dtype=np.uint8)

@@ -99,8 +99,12 @@ def smoke_twins(blocks: list[Block]) -> dict[Command, Command]:
     commands = [c for b in blocks for c in b.commands]
     for command in commands:
         for twin in commands:
-            if twin.readme == command.readme and twin != command and twin.words != command.words \
-                    and _unsmoked(twin) == tuple(command.words):
+            if (
+                twin.readme == command.readme
+                and twin != command
+                and twin.words != command.words
+                and _unsmoked(twin) == tuple(command.words)
+            ):
                 twins[command] = twin
     return twins
 

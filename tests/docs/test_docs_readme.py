@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 from readme_commands import Block, Command, all_blocks, parse_blocks, smoke_twins, strip_comment
-from tests_support import checkout_copy, user_env
 
 from launch.sweep import sweep_status
+from tests_support import checkout_copy, user_env
 
 BLOCKS = all_blocks()
 TWINS = smoke_twins(BLOCKS)

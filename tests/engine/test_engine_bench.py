@@ -23,9 +23,11 @@ def test_train_step_compares_the_engine_step_with_a_bare_torchvision_step(tmp_pa
     report = train_step.run(size="smoke", root=tmp_path)
     # Same architecture, weights and RNG draws: the two detectors compute the same losses before any step.
     first = report["first_step_losses"]
-    assert set(first["gol"]) == set(first["bare"]) == {
-        "loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"
-    }
+    assert (
+        set(first["gol"])
+        == set(first["bare"])
+        == {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"}
+    )
     for name, value in first["bare"].items():
         assert first["gol"][name] == pytest.approx(value, rel=1e-6, abs=1e-7), name
     assert report["nonfinite_steps"] == {"gol": 0, "bare": 0}

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from tests_support import run_train
 
-from gol.config import register_configs
+from gol.config import CONF_DIR, register_configs
 from gol.config.choices import check_overrides, group_options
 from gol.config.resolvers import register_resolvers
-from gol.train import CONF_DIR
+from tests_support import run_train
 
 CONF = Path(CONF_DIR)
 GOL_TRAIN = str(Path(sys.executable).with_name("gol-train"))  # the console script a user types
@@ -40,8 +39,11 @@ def test_sweep_and_run_folders_resolve_before_hydra_sets_its_runtime(tmp_path: P
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["activation=gumbell"], "unknown activation option 'gumbell' (did you mean 'gumbel'?); choose one of: "
-                                 "gumbel, probit, sigmoid, softmax"),
+        (
+            ["activation=gumbell"],
+            "unknown activation option 'gumbell' (did you mean 'gumbel'?); choose one of: "
+            "gumbel, probit, sigmoid, softmax",
+        ),
         (["-m", "activation=sigmoid,softmx"], "unknown activation option 'softmx' (did you mean 'softmax'?)"),
         (["experiment=losess"], "unknown experiment option 'losess' (did you mean 'losses'?)"),
         (["activaton=gumbel"], "unknown key 'activaton' (did you mean 'activation'?)"),
@@ -90,4 +92,6 @@ def test_an_adhoc_sweep_typed_in_a_fresh_folder(tmp_path: Path, data_root: Path)
     assert done.returncode == 0, done.stderr[-3000:]
     (sweep,) = (tmp_path / "outputs" / "multirun").iterdir()
     assert sorted(p.parent.name for p in sweep.glob("*/record.json")) == [
-        "activation=gumbel,detector=tiny", "activation=sigmoid,detector=tiny"]
+        "activation=gumbel,detector=tiny",
+        "activation=sigmoid,detector=tiny",
+    ]

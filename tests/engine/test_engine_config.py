@@ -7,14 +7,13 @@ import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from gol.config.validate import check_schedule, validate
+from gol.config import CONF_DIR
 from gol.distributed import check_device_here, check_device_name
-from gol.train import CONF_DIR
+from gol.losses import VALID_PAIRS
+from gol.validate import check_schedule, validate
 from tests_support import compose_train
 
 GROUPS = ("activation", "loss", "detector", "dataset", "sampler", "schedule", "logger", "paths")
-# A loss needs an activation it pairs with (gol.losses.check_pair); softmax goes with ce and seesaw only.
-PAIRED_ACTIVATION = {"ce": "softmax", "seesaw": "softmax"}
 
 
 def options(group: str) -> list[str]:
@@ -25,7 +24,7 @@ def options(group: str) -> list[str]:
 def test_every_option_composes_and_resolves(group, option, tmp_path):
     overrides = [f"{group}={option}"]
     if group == "loss":
-        overrides.append(f"activation={PAIRED_ACTIVATION.get(option, 'gumbel')}")
+        overrides.append(f"activation={VALID_PAIRS[option][0]}")  # an activation the loss takes
     cfg = compose_train(overrides, tmp_path)
     container = OmegaConf.to_container(cfg, resolve=True)
     assert container[group] is not None

@@ -5,6 +5,7 @@ import subprocess
 import time
 
 import pytest
+
 from tests_support import checkout_copy, user_env
 
 ACTIVATIONS = ("sigmoid", "softmax", "gumbel")

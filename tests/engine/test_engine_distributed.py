@@ -47,8 +47,13 @@ class Repeated:
 
 def model():
     torch.manual_seed(0)
-    net = build_tiny(num_classes=K, cls_loss=CrossEntropyLoss(activation=Softmax(), num_classes=K),
-                     train_sizes=[64], test_size=64, max_size=64)
+    net = build_tiny(
+        num_classes=K,
+        cls_loss=CrossEntropyLoss(activation=Softmax(), num_classes=K),
+        train_sizes=[64],
+        test_size=64,
+        max_size=64,
+    )
     # Take every anchor and every proposal: no random subsampling, so shards and the full batch see the same sets.
     net.rpn.fg_bg_sampler.batch_size_per_image = 10**6
     net.roi_heads.fg_bg_sampler.batch_size_per_image = 10**6
@@ -56,8 +61,16 @@ def model():
 
 
 def loss_and_grads(net, world):
-    stream = batches(TwoImages(), Repeated(), batch_size=4, start=StreamPosition(), seed=0, num_workers=0,
-                     rank=world.rank, world_size=world.world_size)
+    stream = batches(
+        TwoImages(),
+        Repeated(),
+        batch_size=4,
+        start=StreamPosition(),
+        seed=0,
+        num_workers=0,
+        rank=world.rank,
+        world_size=world.world_size,
+    )
     _, (images, targets) = next(stream)
     stream.close()
     trained = torch.nn.parallel.DistributedDataParallel(net) if world.distributed else net
@@ -70,8 +83,9 @@ def loss_and_grads(net, world):
 def _worker(rank, port, out):
     import os
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     world = distributed.init("cpu")
     try:
@@ -102,5 +116,15 @@ def test_two_gloo_processes_match_one_process_on_the_global_batch(tmp_path):
 
 def test_a_global_batch_that_does_not_split_is_refused():
     with pytest.raises(ValueError, match="multiple of 2"):
-        next(batches(TwoImages(), Repeated(), batch_size=3, start=StreamPosition(), seed=0, num_workers=0,
-                     rank=0, world_size=2))
+        next(
+            batches(
+                TwoImages(),
+                Repeated(),
+                batch_size=3,
+                start=StreamPosition(),
+                seed=0,
+                num_workers=0,
+                rank=0,
+                world_size=2,
+            )
+        )

@@ -5,10 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
-from tests_support import run_train
 
-from gol.train import CONF_DIR
+from gol.config import CONF_DIR
 from launch.sweep import expected_cells_from_experiment, sweep_status
+from tests_support import run_train
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml") if p.stem != "demo")
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
-from tests_support import run_train
 
 from gol.bench import train_step
+from tests_support import run_train
 
 pytestmark = [
     pytest.mark.gpu,

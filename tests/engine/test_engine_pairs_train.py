@@ -2,19 +2,20 @@
 
 import pytest
 import torch
-from tests_support import compose_train
 
 from gol.build import build_components
 from gol.data import collate
 from gol.losses import VALID_PAIRS
+from tests_support import compose_train
 
 PAIRS = [(activation, loss) for loss, activations in VALID_PAIRS.items() for activation in activations]
 
 
 @pytest.mark.parametrize("activation,loss", PAIRS)
 def test_short_training_lowers_the_loss(activation, loss, tmp_path, data_root):
-    cfg = compose_train(["scale=smoke", f"activation={activation}", f"loss={loss}", f"paths.data_root={data_root}"],
-                        tmp_path)
+    cfg = compose_train(
+        ["scale=smoke", f"activation={activation}", f"loss={loss}", f"paths.data_root={data_root}"], tmp_path
+    )
     torch.manual_seed(0)
     parts = build_components(cfg)
     images, targets = collate([parts.data.train[i] for i in range(4)])

@@ -49,12 +49,20 @@ def test_offline_run_writes_real_files_and_resumes_same_id(no_login, tmp_path):
     run_dir.mkdir()
     rid = run_id_for(run_dir)
     for attempt in range(2):  # a requeued job continues the same run id
-        tracker = Tracker(LoggerConf(project="gol-test"), run_dir=run_dir, run_id=rid, group="g", name="n",
-                          config={"loss": {"lambda_": 0.0011}, "attempt": attempt})
+        tracker = Tracker(
+            LoggerConf(project="gol-test"),
+            run_dir=run_dir,
+            run_id=rid,
+            group="g",
+            name="n",
+            config={"loss": {"lambda_": 0.0011}, "attempt": attempt},
+        )
         assert tracker.info["id"] == rid and tracker.info["mode"] == "offline"
         tracker.log({"train/loss": 1.0}, iteration=attempt + 1)
-        tracker.summarize({"segm": {"AP": 0.5}, "bbox": {"AP": 0.25}},
-                          {"categories": [{"id": 1, "name": "a", "bbox_AP": 0.1, "segm_AP": None}]})
+        tracker.summarize(
+            {"segm": {"AP": 0.5}, "bbox": {"AP": 0.25}},
+            {"categories": [{"id": 1, "name": "a", "bbox_AP": 0.1, "segm_AP": None}]},
+        )
         tracker.finish("finished")
         time.sleep(1.1)  # offline folders are named to the second; a real requeue comes seconds later
     runs = sorted((run_dir / "wandb").glob(f"offline-run-*-{rid}"))

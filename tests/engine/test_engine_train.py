@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests_support import run_train, user_env
 
 from gol import checkpoint
 from gol.tracking import run_id_for
+from tests_support import run_train, user_env
 
 METRIC_KEYS = {"AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf"}
 
@@ -112,8 +112,9 @@ def _weights(run_dir):
 
 def test_a_killed_run_resumes_to_the_same_weights(tmp_path, data_root):
     """CPU, fixed seed: kill a run after a checkpoint, restart it in its folder, compare with an uninterrupted run."""
-    args = smoke("logger=none", "schedule.max_iter=8", "schedule.steps=[6]", "schedule.checkpoint_period=2",
-                 "num_workers=0")
+    args = smoke(
+        "logger=none", "schedule.max_iter=8", "schedule.steps=[6]", "schedule.checkpoint_period=2", "num_workers=0"
+    )
     assert train_in(tmp_path / "a", data_root, *args).returncode == 0
     straight = the_run(tmp_path / "a")
 
@@ -146,7 +147,11 @@ def test_gol_eval_on_a_run_reproduces_its_metrics(tmp_path, data_root):
     run_dir = the_run(tmp_path)
     out = tmp_path / "again.json"
     gol_eval = Path(sys.executable).with_name("gol-eval")  # the console script, as typed
-    done = subprocess.run([str(gol_eval), "--run", str(run_dir.relative_to(tmp_path)), "--out", "again.json"],
-                          capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run(
+        [str(gol_eval), "--run", str(run_dir.relative_to(tmp_path)), "--out", "again.json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(out.read_text()) == json.loads((run_dir / "metrics.json").read_text())

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from gol.evaluate import main
 from gol.evaluation import METRIC_KEYS
-from gol.evaluation._lvis_compat import LVIS, LVISEval, LVISResults
-from gol.evaluation.cli import main
 from gol.evaluation.synthetic import SyntheticSpec, make_lvis_set
+from gol.lvis_compat import LVIS, LVISEval, LVISResults
 
 pytestmark = pytest.mark.filterwarnings("ignore:The 'warn' method is deprecated:DeprecationWarning")
 
@@ -67,25 +67,45 @@ def _assert_matches(metrics: dict[str, dict[str, float | None]], official: dict[
 
 
 @pytest.mark.parametrize("engine", ["lvis", "fast"])
-def test_gol_eval_equals_lvis_api(files: tuple[Path, Path], official: dict[str, LVISEval], tmp_path: Path,
-                                  engine: str) -> None:
+def test_gol_eval_equals_lvis_api(
+    files: tuple[Path, Path], official: dict[str, LVISEval], tmp_path: Path, engine: str
+) -> None:
     ann, dets = files
     out, per_cat = tmp_path / "metrics.json", tmp_path / "per_category.json"
-    assert main(["--ann", str(ann), "--results", str(dets), "--out", str(out), "--per-category", str(per_cat),
-                 "--engine", engine]) == 0
+    assert (
+        main(
+            [
+                "--ann",
+                str(ann),
+                "--results",
+                str(dets),
+                "--out",
+                str(out),
+                "--per-category",
+                str(per_cat),
+                "--engine",
+                engine,
+            ]
+        )
+        == 0
+    )
     _assert_matches(json.loads(out.read_text()), official)
     assert all(official["segm"].results[k] > 0 for k in ("APr", "APc", "APf"))  # every group is exercised
 
 
 @pytest.mark.parametrize("engine", ["fast", "lvis"])
-def test_gol_eval_subprocess(files: tuple[Path, Path], official: dict[str, LVISEval], tmp_path: Path,
-                             engine: str) -> None:
+def test_gol_eval_subprocess(
+    files: tuple[Path, Path], official: dict[str, LVISEval], tmp_path: Path, engine: str
+) -> None:
     ann, dets = files
     out = tmp_path / "metrics.json"
     gol_eval = Path(sys.executable).with_name("gol-eval")  # the console script, as typed
     proc = subprocess.run(
         [str(gol_eval), "--ann", str(ann), "--results", str(dets), "--out", str(out), "--engine", engine],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     # stdout holds the metric table alone (a header and one row per IoU type); lvis-api's chatter, if any, and
@@ -97,12 +117,26 @@ def test_gol_eval_subprocess(files: tuple[Path, Path], official: dict[str, LVISE
     _assert_matches(json.loads(out.read_text()), official)
 
 
-def test_per_category_ap_matches_lvis_precision(files: tuple[Path, Path], official: dict[str, LVISEval],
-                                                tmp_path: Path) -> None:
+def test_per_category_ap_matches_lvis_precision(
+    files: tuple[Path, Path], official: dict[str, LVISEval], tmp_path: Path
+) -> None:
     ann, dets = files
     per_cat = tmp_path / "per_category.json"
-    assert main(["--ann", str(ann), "--results", str(dets), "--out", str(tmp_path / "m.json"),
-                 "--per-category", str(per_cat)]) == 0
+    assert (
+        main(
+            [
+                "--ann",
+                str(ann),
+                "--results",
+                str(dets),
+                "--out",
+                str(tmp_path / "m.json"),
+                "--per-category",
+                str(per_cat),
+            ]
+        )
+        == 0
+    )
     rows = json.loads(per_cat.read_text())["categories"]
     gt = json.loads(ann.read_text())
     cats = sorted(gt["categories"], key=lambda c: c["id"])
@@ -135,8 +169,9 @@ def test_gol_eval_bbox_only(files: tuple[Path, Path], official: dict[str, LVISEv
         assert metrics["bbox"][key] == (None if expected == -1 else pytest.approx(expected, abs=1e-9, rel=0))
 
 
-def test_gol_eval_bad_input_is_one_line(files: tuple[Path, Path], tmp_path: Path,
-                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_gol_eval_bad_input_is_one_line(
+    files: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     ann, dets = files
     results = json.loads(dets.read_text())
     bad = copy.deepcopy(results[:5])

@@ -35,8 +35,9 @@ def _output(n: int, h: int = 24, w: int = 32, seed: int = 0) -> dict[str, torch.
 def _decode(rle: dict) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()
-                                  if isinstance(rle["counts"], str) else rle["counts"]})
+        return mask_utils.decode(
+            {"size": rle["size"], "counts": rle["counts"].encode() if isinstance(rle["counts"], str) else rle["counts"]}
+        )
 
 
 def test_outputs_to_results_fields() -> None:
@@ -54,8 +55,9 @@ def test_outputs_to_results_fields() -> None:
 
 
 def test_json_round_trip_keeps_every_number() -> None:
-    dets = Detections.concatenate([detections_from_output(_output(6, seed=s), image_id=s, category_ids=CATEGORY_IDS)
-                                   for s in range(3)])
+    dets = Detections.concatenate(
+        [detections_from_output(_output(6, seed=s), image_id=s, category_ids=CATEGORY_IDS) for s in range(3)]
+    )
     back = Detections.from_results(json.loads(json.dumps(dets.to_results())))
     for name in ("image_ids", "category_ids", "scores", "boxes"):
         np.testing.assert_array_equal(getattr(back, name), getattr(dets, name))

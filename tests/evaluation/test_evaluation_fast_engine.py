@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gol.evaluation import EvaluationResult, GroundTruth, evaluate
-from gol.evaluation._lvis_compat import LVIS, LVISResults
 from gol.evaluation.fast_engine import box_iou, cap_per_image, mask_areas
 from gol.evaluation.synthetic import SyntheticSpec, make_lvis_set
+from gol.lvis_compat import LVIS, LVISResults
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -45,11 +45,19 @@ SPECS = [
     SyntheticSpec(num_images=8, num_categories=30, dets_per_image=(0, 60), seed=1),
     SyntheticSpec(num_images=4, num_categories=6, dets_per_image=(300, 360), max_instances=10, seed=2),
     SyntheticSpec(num_images=12, num_categories=3, dets_per_image=(5, 40), score_decimals=1, seed=3),
-    SyntheticSpec(num_images=6, num_categories=40, dets_per_image=(20, 120), score_decimals=None,
-                  ignore_flags=True, seed=4),
+    SyntheticSpec(
+        num_images=6, num_categories=40, dets_per_image=(20, 120), score_decimals=None, ignore_flags=True, seed=4
+    ),
     SyntheticSpec(num_images=1, num_categories=1, dets_per_image=(10, 30), seed=5),
-    SyntheticSpec(num_images=10, num_categories=15, dets_per_image=(10, 80), image_size=(8, 300),
-                  max_instances=8, ignore_flags=True, seed=6),
+    SyntheticSpec(
+        num_images=10,
+        num_categories=15,
+        dets_per_image=(10, 80),
+        image_size=(8, 300),
+        max_instances=8,
+        ignore_flags=True,
+        seed=6,
+    ),
 ]
 
 
@@ -61,13 +69,32 @@ def test_fast_equals_lvis_api(tmp_path: Path, spec: SyntheticSpec) -> None:
 
 
 @settings(max_examples=10, deadline=None)
-@given(seed=st.integers(0, 10_000), images=st.integers(1, 12), categories=st.integers(1, 25),
-       most_dets=st.integers(0, 330), decimals=st.sampled_from([None, 1, 2]), ignore=st.booleans())
-def test_fast_equals_lvis_api_random_sets(tmp_path_factory: pytest.TempPathFactory, seed: int, images: int,
-                                          categories: int, most_dets: int, decimals: int | None,
-                                          ignore: bool) -> None:
-    spec = SyntheticSpec(num_images=images, num_categories=categories, dets_per_image=(0, most_dets),
-                         score_decimals=decimals, ignore_flags=ignore, max_instances=6, seed=seed)
+@given(
+    seed=st.integers(0, 10_000),
+    images=st.integers(1, 12),
+    categories=st.integers(1, 25),
+    most_dets=st.integers(0, 330),
+    decimals=st.sampled_from([None, 1, 2]),
+    ignore=st.booleans(),
+)
+def test_fast_equals_lvis_api_random_sets(
+    tmp_path_factory: pytest.TempPathFactory,
+    seed: int,
+    images: int,
+    categories: int,
+    most_dets: int,
+    decimals: int | None,
+    ignore: bool,
+) -> None:
+    spec = SyntheticSpec(
+        num_images=images,
+        num_categories=categories,
+        dets_per_image=(0, most_dets),
+        score_decimals=decimals,
+        ignore_flags=ignore,
+        max_instances=6,
+        seed=seed,
+    )
     ann, results = _write(tmp_path_factory.mktemp("random"), spec)
     gt = GroundTruth.load(ann)
     _assert_identical(evaluate(gt, results, engine="fast"), evaluate(gt, results, engine="lvis"))
@@ -86,8 +113,10 @@ def edge_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[
 @pytest.mark.parametrize("max_dets", [-1, 1, 7])
 def test_fast_equals_lvis_api_max_dets(edge_set: tuple[Path, list[dict[str, Any]]], max_dets: int) -> None:
     ann, results = edge_set
-    _assert_identical(evaluate(ann, results, engine="fast", max_dets=max_dets),
-                      evaluate(ann, results, engine="lvis", max_dets=max_dets))
+    _assert_identical(
+        evaluate(ann, results, engine="fast", max_dets=max_dets),
+        evaluate(ann, results, engine="lvis", max_dets=max_dets),
+    )
 
 
 @pytest.mark.parametrize("drop", ["bbox", "segmentation"])
@@ -96,12 +125,14 @@ def test_fast_equals_lvis_api_one_geometry(edge_set: tuple[Path, list[dict[str, 
     ann, results = edge_set
     results = [{k: v for k, v in r.items() if k != drop} for r in results]
     types = ["bbox"] if drop == "segmentation" else ["bbox", "segm"]
-    _assert_identical(evaluate(ann, results, engine="fast", iou_types=types),
-                      evaluate(ann, results, engine="lvis", iou_types=types))
+    _assert_identical(
+        evaluate(ann, results, engine="fast", iou_types=types), evaluate(ann, results, engine="lvis", iou_types=types)
+    )
 
 
-def test_empty_results_give_zero_ap_with_warning(edge_set: tuple[Path, list[dict[str, Any]]],
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_empty_results_give_zero_ap_with_warning(
+    edge_set: tuple[Path, list[dict[str, Any]]], caplog: pytest.LogCaptureFixture
+) -> None:
     ann, _ = edge_set
     # lvis-api 0.5.3 itself raises IndexError on an empty list (LVISResults reads result_anns[0]) ...
     with pytest.raises(IndexError):
@@ -115,10 +146,16 @@ def test_empty_results_give_zero_ap_with_warning(edge_set: tuple[Path, list[dict
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(*[st.integers(0, 40).map(float)] * 2, *[st.integers(0, 30).map(lambda v: v / 2)] * 2),
-                min_size=1, max_size=8),
-       st.lists(st.tuples(*[st.floats(0, 40, allow_subnormal=False)] * 2, *[st.floats(0, 20)] * 2),
-                min_size=1, max_size=8))
+@given(
+    st.lists(
+        st.tuples(*[st.integers(0, 40).map(float)] * 2, *[st.integers(0, 30).map(lambda v: v / 2)] * 2),
+        min_size=1,
+        max_size=8,
+    ),
+    st.lists(
+        st.tuples(*[st.floats(0, 40, allow_subnormal=False)] * 2, *[st.floats(0, 20)] * 2), min_size=1, max_size=8
+    ),
+)
 def test_box_iou_equals_pycocotools_bit_for_bit(dt: list[tuple[float, ...]], gt: list[tuple[float, ...]]) -> None:
     expected = mask_utils.iou([list(d) for d in dt], [list(g) for g in gt], [0] * len(gt))
     got = box_iou(np.array(dt)[:, None, :], np.array(gt)[None, :, :])

@@ -49,35 +49,50 @@ def test_image_ids_not_in_annotations(ann: Path) -> None:
 def test_category_ids_not_in_dataset(ann: Path) -> None:
     bad_ids = [0, 10_000]
     results = _results(lambda r: [d.update(category_id=bad_ids[i % 2]) for i, d in enumerate(r[:5])])
-    _raises(EvaluationInputError, lambda: evaluate(ann, results), "2 id(s) (0, 10000)", "5 entries",
-            "must use the dataset's category ids")
+    _raises(
+        EvaluationInputError,
+        lambda: evaluate(ann, results),
+        "2 id(s) (0, 10000)",
+        "5 entries",
+        "must use the dataset's category ids",
+    )
 
 
-@pytest.mark.parametrize(("content", "fragment"), [
-    ([], "expected an object with 'images'"),
-    ({"images": [], "annotations": []}, "expected an object with 'images'"),
-    ({**GT, "images": [{"id": 1, "height": 4, "width": 4}]}, "lacks ['neg_category_ids'"),
-    ({**GT, "categories": [{**c, "frequency": "x"} for c in GT["categories"]]}, "frequencies ['x']"),
-    ({**GT, "categories": [{"name": "a"}]}, "lacks ['id', 'frequency']"),
-    ({**GT, "annotations": [{**GT["annotations"][0], "image_id": -5}]}, "image ids not in 'images'"),
-    ({**GT, "annotations": GT["annotations"] + GT["annotations"][:1]}, "repeats annotation ids"),
-    ({**GT, "images": []}, "holds no images"),
-])
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ([], "expected an object with 'images'"),
+        ({"images": [], "annotations": []}, "expected an object with 'images'"),
+        ({**GT, "images": [{"id": 1, "height": 4, "width": 4}]}, "lacks ['neg_category_ids'"),
+        ({**GT, "categories": [{**c, "frequency": "x"} for c in GT["categories"]]}, "frequencies ['x']"),
+        ({**GT, "categories": [{"name": "a"}]}, "lacks ['id', 'frequency']"),
+        ({**GT, "annotations": [{**GT["annotations"][0], "image_id": -5}]}, "image ids not in 'images'"),
+        ({**GT, "annotations": GT["annotations"] + GT["annotations"][:1]}, "repeats annotation ids"),
+        ({**GT, "images": []}, "holds no images"),
+    ],
+)
 def test_annotations_not_lvis_format(tmp_path: Path, content: Any, fragment: str) -> None:
     path = tmp_path / "gt.json"
     path.write_text(json.dumps(content))
-    _raises(EvaluationInputError, lambda: GroundTruth.load(path), "not LVIS format" if "lacks" in fragment or
-            "expected" in fragment else "", fragment)
+    _raises(
+        EvaluationInputError,
+        lambda: GroundTruth.load(path),
+        "not LVIS format" if "lacks" in fragment or "expected" in fragment else "",
+        fragment,
+    )
 
 
-@pytest.mark.parametrize(("change", "fragment"), [
-    (lambda r: r[0].pop("score"), "1 detection(s) lack 'score'"),
-    (lambda r: r[1].pop("bbox"), "have 'bbox'; give it on all of them or none"),
-    (lambda r: r[2].update(bbox=[1, 2, 3]), "4 numbers"),
-    (lambda r: r[0].update(segmentation=[[0, 0, 4, 0, 4, 4]]), "compressed RLE"),
-    (lambda r: r[0].update(score=float("nan")), "finite"),
-    (lambda r: r[0].update(image_id="seven"), "must be integers"),
-])
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (lambda r: r[0].pop("score"), "1 detection(s) lack 'score'"),
+        (lambda r: r[1].pop("bbox"), "have 'bbox'; give it on all of them or none"),
+        (lambda r: r[2].update(bbox=[1, 2, 3]), "4 numbers"),
+        (lambda r: r[0].update(segmentation=[[0, 0, 4, 0, 4, 4]]), "compressed RLE"),
+        (lambda r: r[0].update(score=float("nan")), "finite"),
+        (lambda r: r[0].update(image_id="seven"), "must be integers"),
+    ],
+)
 def test_malformed_results(ann: Path, change: Callable[[list[dict[str, Any]]], Any], fragment: str) -> None:
     _raises(EvaluationInputError, lambda: evaluate(ann, _results(change)), fragment)
 
@@ -122,13 +137,16 @@ def test_only_the_geometry_of_the_evaluated_types_is_read(ann: Path) -> None:
     _raises(EvaluationInputError, lambda: evaluate(ann, bad_boxes, iou_types=["bbox"]), "4 numbers")
 
 
-@pytest.mark.parametrize(("options", "fragment"), [
-    ({"engine": "coco"}, "unknown evaluation engine 'coco'"),
-    ({"iou_types": ["keypoints"]}, "iou_types must be"),
-    ({"iou_types": ["bbox", "bbox"]}, "iou_types must be"),
-    ({"iou_types": []}, "iou_types must be"),
-    ({"max_dets": 0}, "max_dets must be"),
-])
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"engine": "coco"}, "unknown evaluation engine 'coco'"),
+        ({"iou_types": ["keypoints"]}, "iou_types must be"),
+        ({"iou_types": ["bbox", "bbox"]}, "iou_types must be"),
+        ({"iou_types": []}, "iou_types must be"),
+        ({"max_dets": 0}, "max_dets must be"),
+    ],
+)
 def test_bad_options(ann: Path, options: dict[str, Any], fragment: str) -> None:
     _raises(EvaluationInputError, lambda: evaluate(ann, RESULTS, **options), fragment)
 
@@ -140,6 +158,9 @@ def test_segm_annotation_without_segmentation(ann: Path, tmp_path: Path) -> None
     path = tmp_path / "gt_boxes.json"
     path.write_text(json.dumps(gt))
     for engine in ("lvis", "fast"):
-        _raises(EvaluationInputError, lambda e=engine: evaluate(path, RESULTS, engine=e, iou_types=["segm"]),
-                "no polygon or RLE 'segmentation'")
+        _raises(
+            EvaluationInputError,
+            lambda e=engine: evaluate(path, RESULTS, engine=e, iou_types=["segm"]),
+            "no polygon or RLE 'segmentation'",
+        )
     assert evaluate(path, RESULTS, engine="fast", iou_types=["bbox"]).metrics()["bbox"]["AP"] is not None

@@ -26,7 +26,9 @@ def _weighted_bce(q: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, a
     return torch.sum(loss * weight) / q.shape[0]
 
 
-def official_eql(q: torch.Tensor, labels: torch.Tensor, freq: torch.Tensor, lam: float, activation: str) -> torch.Tensor:
+def official_eql(
+    q: torch.Tensor, labels: torch.Tensor, freq: torch.Tensor, lam: float, activation: str
+) -> torch.Tensor:
     """w_j = 1 - E(r) T_lambda(f_j) (1 - y_j)."""
     n, c = q.shape
     gt, target = _official_targets(q, labels)

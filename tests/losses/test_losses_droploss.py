@@ -7,10 +7,10 @@ import io
 import pytest
 import torch
 import torch.nn.functional as F
+from losses_official import official_droploss
 
 from gol.activations import Gumbel, Sigmoid, Softmax, get_activation
 from gol.losses import CrossEntropyLoss, DropLoss, InvalidPairError, drop_loss, drop_ratio, droploss_drop, tail_classes
-from losses_official import official_droploss
 
 BINARY = ("sigmoid", "gumbel", "probit")
 K = 6

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from losses_official import official_eql
 
 from gol.activations import Gumbel, Sigmoid, Softmax, get_activation
 from gol.losses import CrossEntropyLoss, EQLLoss, InvalidPairError, eql_loss, tail_classes
-from losses_official import official_eql
 
 BINARY = ("sigmoid", "gumbel", "probit")
 K = 6

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from gol.activations import get_activation
+from gol.activations.gumbel_fused import gumbel_binary_cross_entropy_sum
 from gol.losses import LOSSES, VALID_PAIRS, DropLoss, FederatedLoss
-from gol.losses.gumbel_fused import gumbel_binary_cross_entropy_sum
 
 pytestmark = [
     pytest.mark.gpu,

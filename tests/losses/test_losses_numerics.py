@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from gol.activations import Gumbel, get_activation
+from gol.activations.gumbel_fused import GUMBEL_LINEAR_BELOW
 from gol.losses import (
     LOSSES,
     VALID_PAIRS,
@@ -22,7 +23,6 @@ from gol.losses import (
     federated_loss,
     tail_classes,
 )
-from gol.losses.gumbel_fused import GUMBEL_LINEAR_BELOW
 
 K = 4
 COUNTS = [2, 30, 5, 400]

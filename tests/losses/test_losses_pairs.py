@@ -51,7 +51,7 @@ def test_constructors_refuse_invalid_pairs(make_stats) -> None:
     stats = make_stats([1, 2, 3])
     for cls in LOSSES.values():
         for act in ACTIVATIONS:
-            if act in cls.valid_activations:
+            if act in cls.valid_activations():
                 continue
             with pytest.raises(InvalidPairError, match=f"{cls.__name__} cannot use the {act} activation"):
                 cls(activation=get_activation(act), num_classes=3, stats=stats)

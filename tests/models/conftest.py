@@ -14,7 +14,12 @@ Batch = tuple[list[Tensor], list[dict[str, Tensor]]]
 
 
 def make_batch(
-    *, images: int = 2, height: int = 96, width: int = 96, num_classes: int = NUM_CLASSES, seed: int = 0,
+    *,
+    images: int = 2,
+    height: int = 96,
+    width: int = 96,
+    num_classes: int = NUM_CLASSES,
+    seed: int = 0,
     dtype: torch.dtype = torch.float32,
 ) -> Batch:
     """Images (3, H, W) in [0, 1] with 1-3 filled rectangles each, and their torchvision targets."""

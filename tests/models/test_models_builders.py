@@ -103,8 +103,14 @@ def test_options_reach_the_model(builder) -> None:
 
 def test_tiny_widths_are_options() -> None:
     model = build_tiny(
-        num_classes=K, cls_loss=_loss(), **SIZES, stage_channels=(8, 16, 24, 32), convs_per_stage=1,
-        fpn_channels=16, box_head_width=64, mask_head_channels=(16,),
+        num_classes=K,
+        cls_loss=_loss(),
+        **SIZES,
+        stage_channels=(8, 16, 24, 32),
+        convs_per_stage=1,
+        fpn_channels=16,
+        box_head_width=64,
+        mask_head_channels=(16,),
     )
     assert model.backbone.out_channels == 16
     assert [stage[0].out_channels for stage in model.backbone.stages] == [8, 16, 24, 32]

@@ -44,7 +44,9 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 LEVELS = ["0", "1", "2", "3"]
 CASCADE_LOSS_KEYS = {
     *(f"loss_{name}_stage{s}" for name in ("classifier", "box_reg") for s in range(3)),
-    "loss_mask", "loss_objectness", "loss_rpn_box_reg",
+    "loss_mask",
+    "loss_objectness",
+    "loss_rpn_box_reg",
 }
 
 
@@ -72,8 +74,13 @@ def _tiny_cascade(cls_loss: ClassificationLoss, *, seed: int = 0, **cascade: obj
         num_classes=K,
         cls_loss=cls_loss,
         options=DetectorOptions(
-            train_sizes=(96,), test_size=96, max_size=128, box_batch_size_per_image=64,
-            rpn_post_nms_top_n_train=100, rpn_post_nms_top_n_test=50, box_detections_per_img=50,
+            train_sizes=(96,),
+            test_size=96,
+            max_size=128,
+            box_batch_size_per_image=64,
+            rpn_post_nms_top_n_train=100,
+            rpn_post_nms_top_n_test=50,
+            box_detections_per_img=50,
         ),
         cascade=CascadeOptions(**cascade),
         anchor_generator=AnchorGenerator(((12,), (24,), (48,), (96,)), ((0.5, 1.0, 2.0),) * 4),
@@ -182,8 +189,17 @@ def test_one_stage_samples_exactly_as_torchvision(batch) -> None:
     model = _tiny_cascade(CrossEntropyLoss(activation=Softmax(), num_classes=K))
     heads = model.roi_heads
     stock = RoIHeads(
-        heads.box_roi_pool, heads.box_head[0], heads.box_predictor[0], 0.5, 0.5, 64, 0.25, (10.0, 10.0, 5.0, 5.0),
-        0.05, 0.5, 100,
+        heads.box_roi_pool,
+        heads.box_head[0],
+        heads.box_predictor[0],
+        0.5,
+        0.5,
+        64,
+        0.25,
+        (10.0, 10.0, 5.0, 5.0),
+        0.05,
+        0.5,
+        100,
     )
     images, targets = batch(num_classes=K)
     g = torch.Generator().manual_seed(0)
@@ -253,9 +269,9 @@ def test_test_scores_average_every_stage_activation_on_the_final_boxes(name: str
             deltas = heads.box_predictor[stage](heads.box_head[stage](heads.box_roi_pool(features, [boxes], shapes)))[1]
             boxes = heads.box_coders[stage].decode_single(deltas, boxes).clamp(0, 96)
         pooled = heads.box_roi_pool(features, [boxes], shapes)
-        expected = torch.stack([
-            probability(heads.box_predictor[s](heads.box_head[s](pooled))[0])[:, -K:] for s in range(3)
-        ]).mean(dim=0)  # (R, K), column k is label k + 1
+        expected = torch.stack(
+            [probability(heads.box_predictor[s](heads.box_head[s](pooled))[0])[:, -K:] for s in range(3)]
+        ).mean(dim=0)  # (R, K), column k is label k + 1
     assert not torch.allclose(boxes, proposals[0], atol=0.5)  # the stages did refine
     assert len(result["scores"]) == expected.numel()  # nothing filtered
     for label in range(1, K + 1):
@@ -305,7 +321,9 @@ def test_state_dict_round_trip_keeps_weights_and_loss_state(batch) -> None:
 def test_options_reach_the_heads() -> None:
     model = _tiny_cascade(
         CrossEntropyLoss(activation=Gumbel(), num_classes=K),
-        iou_thresholds=[0.4, 0.8], loss_weights=[1.0, 0.3], box_weights=[[1, 2, 3, 4], [5, 6, 7, 8]],
+        iou_thresholds=[0.4, 0.8],
+        loss_weights=[1.0, 0.3],
+        box_weights=[[1, 2, 3, 4], [5, 6, 7, 8]],
     )
     heads = model.roi_heads
     assert heads.num_stages == 2 and len(heads.cls_loss) == 2
@@ -335,8 +353,12 @@ def test_bad_options_fail_before_building_with_one_line_errors(options: dict, ma
 
 def test_build_cascade_r101_fpn_forward_and_weights_file(batch, tmp_path: Path) -> None:
     sizes = {"train_sizes": (64,), "test_size": 64, "max_size": 96}
-    quick = {"rpn_post_nms_top_n_train": 100, "rpn_post_nms_top_n_test": 50, "box_batch_size_per_image": 64,
-             "box_detections_per_img": 10}
+    quick = {
+        "rpn_post_nms_top_n_train": 100,
+        "rpn_post_nms_top_n_test": 50,
+        "box_batch_size_per_image": 64,
+        "box_detections_per_img": 10,
+    }
     cls_loss = LOSSES["ce-gumbel"]()
     torch.manual_seed(0)
     model = build_cascade_r101_fpn(num_classes=K, cls_loss=cls_loss, **sizes, **quick)
@@ -414,7 +436,6 @@ def test_htc_is_declared_but_refused_with_one_line() -> None:
     with pytest.raises(DetectorUnavailableError, match="use detector=cascade_r101_fpn"):
         factory(num_classes=K, cls_loss=LOSSES["ce-gumbel"](), train_sizes=(64,), test_size=64, max_size=96)
     with pytest.raises(DetectorUnavailableError):
-        build_htc_r101_fpn(num_classes=K, cls_loss=LOSSES["ce-gumbel"](), train_sizes=(64,), test_size=64,
-                           max_size=96)
+        build_htc_r101_fpn(num_classes=K, cls_loss=LOSSES["ce-gumbel"](), train_sizes=(64,), test_size=64, max_size=96)
     check_detector_available("gol.models.build_maskrcnn_r101_fpn")
     check_detector_available("no.such.module.builder")  # left to instantiate, which names it

@@ -36,8 +36,13 @@ def _compose(option: str, *overrides: str):
 
 def test_every_builder_has_an_option() -> None:
     assert OPTIONS == [
-        "cascade_r101_fpn", "htc_r101_fpn", "maskrcnn_r101_fpn", "maskrcnn_r50_fpn", "maskrcnn_r50_fpn_v2",
-        "maskrcnn_x101_fpn", "tiny",
+        "cascade_r101_fpn",
+        "htc_r101_fpn",
+        "maskrcnn_r101_fpn",
+        "maskrcnn_r50_fpn",
+        "maskrcnn_r50_fpn_v2",
+        "maskrcnn_x101_fpn",
+        "tiny",
     ]
 
 
@@ -59,8 +64,11 @@ def test_option_composes_to_a_partial_of_its_builder(option: str) -> None:
 def test_tiny_option_builds_the_model() -> None:
     factory = instantiate(_compose("tiny", "detector.normed_mask=true"))
     model = factory(
-        num_classes=K, cls_loss=CrossEntropyLoss(activation=Gumbel(), num_classes=K),
-        train_sizes=[96, 112, 128], test_size=128, max_size=160,
+        num_classes=K,
+        cls_loss=CrossEntropyLoss(activation=Gumbel(), num_classes=K),
+        train_sizes=[96, 112, 128],
+        test_size=128,
+        max_size=160,
     )
     assert model.roi_heads.nms_thresh == 0.5 and model.roi_heads.detections_per_img == 50
     assert isinstance(model.roi_heads.mask_predictor.mask_fcn_logits, gol.models.NormedConv2d)

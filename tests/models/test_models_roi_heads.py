@@ -128,7 +128,7 @@ def test_postprocess_scores_are_the_activation_of_foreground_columns(loss, proba
     cls_loss = loss()
     heads = _tiny(cls_loss, box_score_thresh=0.0, box_nms_thresh=1.0, box_detections_per_img=10_000).roi_heads
     logits, deltas, proposals, shapes = _head_inputs(cls_loss.num_logits)
-    boxes, scores, labels = heads.eval().postprocess_detections(logits, deltas, proposals, shapes)
+    _boxes, scores, labels = heads.eval().postprocess_detections(logits, deltas, proposals, shapes)
 
     foreground = probability(logits[:, cls_loss.num_logits - K :])  # (R, K), column k is label k + 1
     per_image = foreground.split([p.shape[0] for p in proposals])

@@ -20,12 +20,13 @@ def test_training_draws_the_shorter_side_from_train_sizes() -> None:
     seen = set()
     for _ in range(30):
         image, target = transform.resize(torch.rand(3, 50, 75), _target(50, 75))
-        short, long = sorted(image.shape[-2:])
+        short, _long = sorted(image.shape[-2:])
         seen.add(short)
         scale = short / 50
         assert target["masks"].shape[-2:] == image.shape[-2:]
-        torch.testing.assert_close(target["boxes"], torch.tensor([[20.0, 10.0, 60.0, 30.0]]) * scale, rtol=0.02,
-                                   atol=0.5)
+        torch.testing.assert_close(
+            target["boxes"], torch.tensor([[20.0, 10.0, 60.0, 30.0]]) * scale, rtol=0.02, atol=0.5
+        )
     assert seen == {60, 80, 100}
 
 
@@ -59,8 +60,12 @@ def test_batch_is_normalised_padded_to_32_and_predictions_return_to_image_coordi
 
 @pytest.mark.parametrize(
     ("train_sizes", "test_size", "max_size", "match"),
-    [((), 64, 100, "train_sizes"), ((0, 64), 64, 100, "train_sizes"), ((64,), 0, 100, "positive"),
-     ((64, 128), 64, 100, "max_size")],
+    [
+        ((), 64, 100, "train_sizes"),
+        ((0, 64), 64, 100, "train_sizes"),
+        ((64,), 0, 100, "positive"),
+        ((64, 128), 64, 100, "max_size"),
+    ],
 )
 def test_bad_sizes_are_rejected(train_sizes, test_size: int, max_size: int, match: str) -> None:
     with pytest.raises(ValueError, match=match):

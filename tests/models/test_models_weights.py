@@ -69,8 +69,13 @@ def test_torchvision_coco_layout_loads_into_r50(tmp_path: Path) -> None:
     path = _save(coco_like, tmp_path / "maskrcnn_r50_coco_like.pth")
     model = build_maskrcnn_r50_fpn(num_classes=K, cls_loss=_loss(), **SIZES, weights=str(path))
     state = model.state_dict()
-    for name in ("backbone.body.layer3.2.conv2.weight", "backbone.body.bn1.running_var", "rpn.head.conv.0.0.weight",
-                 "roi_heads.box_head.fc7.weight", "roi_heads.mask_head.3.0.weight"):
+    for name in (
+        "backbone.body.layer3.2.conv2.weight",
+        "backbone.body.bn1.running_var",
+        "rpn.head.conv.0.0.weight",
+        "roi_heads.box_head.fc7.weight",
+        "roi_heads.mask_head.3.0.weight",
+    ):
         torch.testing.assert_close(state[name], coco_like[name])
     assert state["roi_heads.box_predictor.cls_score.weight"].shape == (K + 1, 1024)
     # Pretrained: frozen BatchNorm, conv1 and layer1 frozen (torchvision's 3 trainable stages).

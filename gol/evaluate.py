@@ -1,8 +1,8 @@
 """``gol-eval``: evaluate an LVIS results file, or the checkpoint of a run, with lvis-api's semantics.
 
-    gol-eval --ann GT.json --results DETS.json --out metrics.json [--per-category PATH]
-             [--iou-types bbox segm] [--engine lvis|fast] [--max-dets 300]
-    gol-eval --run RUN_DIR [--checkpoint PATH] [--out PATH]
+gol-eval --ann GT.json --results DETS.json --out metrics.json [--per-category PATH]
+         [--iou-types bbox segm] [--engine lvis|fast] [--max-dets 300]
+gol-eval --run RUN_DIR [--checkpoint PATH] [--out PATH]
 """
 
 from __future__ import annotations
@@ -31,9 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("--results", type=Path, help="LVIS results JSON: a list of detections in the dataset's ids")
     files.add_argument("--per-category", type=Path, default=None, help="also write per-category AP here")
     files.add_argument("--iou-types", nargs="+", choices=IOU_TYPES, default=list(IOU_TYPES))
-    files.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
-                       help="'lvis' runs the official lvis-api, 'fast' the same evaluation vectorised "
-                            f"(default {DEFAULT_ENGINE})")
+    files.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=DEFAULT_ENGINE,
+        help=f"'lvis' runs the official lvis-api, 'fast' the same evaluation vectorised (default {DEFAULT_ENGINE})",
+    )
     files.add_argument("--max-dets", type=int, default=MAX_DETS, help="detections kept per image; -1 keeps all")
     run = parser.add_argument_group("evaluate a training run")
     run.add_argument("--run", type=Path, default=None, help="run folder written by gol-train")
@@ -54,13 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _evaluate_run(args.run, args.checkpoint, args.out)
     if args.checkpoint is not None:
         parser.error("--checkpoint needs --run RUN_DIR")
-    missing = [flag for flag, value in (("--ann", args.ann), ("--results", args.results), ("--out", args.out))
-               if value is None]
+    missing = [
+        flag for flag, value in (("--ann", args.ann), ("--results", args.results), ("--out", args.out)) if value is None
+    ]
     if missing:
         parser.error(f"give {' '.join(missing)} (or --run RUN_DIR)")
     try:
-        result = evaluate(args.ann, args.results, iou_types=args.iou_types, engine=args.engine,
-                          max_dets=args.max_dets)
+        result = evaluate(args.ann, args.results, iou_types=args.iou_types, engine=args.engine, max_dets=args.max_dets)
     except (EvaluationInputError, FileNotFoundError) as e:
         log.error("gol-eval: error: %s", e)
         return 2

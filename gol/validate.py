@@ -7,8 +7,8 @@ from omegaconf import DictConfig
 
 from gol.distributed import check_device_name
 from gol.losses import VALID_PAIRS, check_pair
-from gol.optim import check_schedule
 from gol.models.htc import check_detector_available
+from gol.optim import check_schedule
 
 _EVAL_ENGINES = ("lvis", "fast")
 _IOU_TYPES = ("bbox", "segm")
@@ -33,4 +33,3 @@ def validate(cfg: DictConfig, *, loss_option: str | None = None) -> None:
         raise ValueError(f"eval.batch_size (test images per batch) must be at least 1, got {cfg.eval.batch_size}")
     if cfg.num_workers < 0:
         raise ValueError(f"num_workers must be 0 (load in the training process) or more, got {cfg.num_workers}")
-

@@ -2,7 +2,7 @@
 
 Every import of lvis's evaluation in ``gol`` goes through this module::
 
-    from gol.evaluation._lvis_compat import lvis, LVIS, LVISEval, LVISResults
+    from gol.lvis_compat import lvis, LVIS, LVISEval, LVISResults
 
 Why it exists:
 
@@ -28,8 +28,8 @@ if not hasattr(np, "float"):
 
 _root = logging.getLogger()
 _handlers, _level = list(_root.handlers), _root.level
-import lvis  # after the alias above
-from lvis import LVIS, LVISEval, LVISResults
+import lvis  # noqa: E402  (after the alias above)
+from lvis import LVIS, LVISEval, LVISResults  # noqa: E402
 
 _root.handlers[:] = _handlers
 _root.setLevel(_level)

@@ -54,9 +54,7 @@ def _constants(dtype: torch.dtype) -> tuple[float, float, float]:
 
 class _GumbelBCESum(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, logits: Tensor, positive_cols: Tensor, drop: Tensor | None
-    ) -> Tensor:
+    def forward(ctx: Any, logits: Tensor, positive_cols: Tensor, drop: Tensor | None) -> Tensor:
         rows, cols = logits.shape
         z_max, q_split, t_split = _constants(logits.dtype)
         need_grad = bool(ctx.needs_input_grad[0])
