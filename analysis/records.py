@@ -20,10 +20,10 @@ import yaml
 from analysis.errors import NoRunsError
 from analysis.offline import pair_offline_runs
 from analysis.schema import CHOICE_FIELDS, IOU_TYPES, METRIC_NAMES, make_frame, metric_value
+from gol.record import RECORD, SCHEMA, STATES, Record
 
-RECORD_FILE = "record.json"
+RECORD_FILE = RECORD
 _SKIPPED_PARTS = frozenset({"wandb", ".submitit", ".hydra", "checkpoints"})
-_STATES = {"finished", "running", "failed"}
 
 
 def find_run_dirs(root: Path) -> list[Path]:
@@ -48,37 +48,38 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
     """One schema row from a run folder, plus one-line messages about what is missing in it."""
     run_dir = Path(run_dir)
     messages: list[str] = []
-    record = _read_json(run_dir / RECORD_FILE)
-    if not isinstance(record, dict):
+    data = _read_json(run_dir / RECORD_FILE)
+    if not isinstance(data, dict):
         raise ValueError(f"{run_dir / RECORD_FILE} does not hold a JSON object")
-    if record.get("schema") != 1:
-        messages.append(f"{run_dir}: record.json schema {record.get('schema')!r}, expected 1; read as schema 1")
-    state = record.get("state")
-    if state not in _STATES:
+    record = Record.from_json(data)
+    if record.schema != SCHEMA:
+        messages.append(f"{run_dir}: record.json schema {record.schema!r}, expected {SCHEMA}; read as schema {SCHEMA}")
+    state = record.state
+    if state not in STATES:
         messages.append(f"{run_dir}: record.json state {state!r} is not finished/running/failed; counted as failed")
         state = "failed"
-    choices = record.get("choices") or {}
-    wandb = record.get("wandb") or {}
+    choices = record.choices
+    wandb = record.wandb or {}
     wandb_dir = wandb.get("dir")
     if wandb_dir is not None and not Path(wandb_dir).is_absolute():
         wandb_dir = str((run_dir / wandb_dir).resolve())
     row: dict[str, Any] = {
         "source": "local",
-        "run_id": str(record.get("run_id") or run_dir.name),
+        "run_id": str(record.run_id or run_dir.name),
         "run_dir": str(run_dir),
         "run_path": None,
-        "experiment": record.get("experiment"),
+        "experiment": record.experiment,
         "state": state,
-        "error": record.get("error"),
+        "error": record.error,
         **{field: _optional_str(choices.get(field)) for field in CHOICE_FIELDS},
         "normed_mask": _normed_mask(run_dir / "config.yaml"),
-        "seed": record.get("seed"),
-        "iteration": record.get("iteration"),
-        "max_iter": record.get("max_iter"),
-        "git_commit": record.get("git_commit"),
-        "started_at": record.get("started_at"),
-        "finished_at": record.get("finished_at"),
-        "overrides": " ".join(str(o) for o in record.get("overrides") or []),
+        "seed": record.seed,
+        "iteration": record.iteration,
+        "max_iter": record.max_iter,
+        "git_commit": record.git_commit,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "overrides": " ".join(record.overrides),
         "wandb_id": wandb.get("id"),
         "wandb_project": wandb.get("project"),
         "wandb_mode": wandb.get("mode"),

@@ -44,7 +44,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-CHOICE_FIELDS: tuple[str, ...] = ("activation", "loss", "detector", "dataset", "sampler", "schedule")
+from gol.record import CHOICE_GROUPS
+
+CHOICE_FIELDS: tuple[str, ...] = CHOICE_GROUPS  # the choices each run record keeps
 # Fields that tell runs apart beyond the Hydra choices (the normalised mask head is a detector option).
 SETTING_FIELDS: tuple[str, ...] = (*CHOICE_FIELDS, "normed_mask")
 

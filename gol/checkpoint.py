@@ -1,4 +1,5 @@
-"""Atomic training checkpoints and the resume lookup.
+"""Training checkpoints: what they hold (``capture`` / ``restore``, both halves of the format), atomic writes,
+and the resume lookup.
 
 A checkpoint holds everything needed to continue bit-for-bit: model (with the loss's buffers and generator
 state), optimizer, scheduler, AMP scaler, sampler position, RNG states, the iteration and the skipped-step count.
@@ -43,6 +44,47 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def capture(
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    sampler: dict[str, int],
+    iteration: int,
+    skipped_steps: int,
+) -> dict[str, Any]:
+    """Everything a checkpoint holds; :func:`restore` reads it back. ``model`` may be DDP-wrapped."""
+    return {
+        "model": getattr(model, "module", model).state_dict(),  # the bare model, also under DDP
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "sampler": dict(sampler),  # the sample stream's {"epoch", "position"}
+        "rng": rng_state(),
+        "iteration": iteration,
+        "skipped_steps": skipped_steps,
+    }
+
+
+def restore(
+    state: dict[str, Any],
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+) -> tuple[int, int, dict[str, int]]:
+    """Load a checkpoint made by :func:`capture` into the training objects and the global RNGs; returns
+    (iteration, skipped steps, sampler position) to continue from."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"])
+    return int(state["iteration"]), int(state["skipped_steps"]), dict(state["sampler"])
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:

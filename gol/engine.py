@@ -30,9 +30,6 @@ from gol.validate import validate
 
 log = logging.getLogger(__name__)
 
-# A record still "running" and refreshed this recently belongs to a live job (heartbeats come every log period).
-_LIVE_WINDOW_S = 600.0
-
 
 class RunFolderError(RuntimeError):
     """The run folder cannot be used: it holds a finished run, or a run that is alive elsewhere."""
@@ -54,58 +51,29 @@ class RunContext:
     skip_finished: bool = False  # sweeps skip finished cells; a single run refuses a finished folder
 
 
-def _check_folder(ctx: RunContext) -> dict[str, Any] | None:
-    """Refuse a folder holding a finished run (unless skipping) or a run that is alive elsewhere."""
+def _check_folder(ctx: RunContext) -> record.Record | None:
+    """Refuse a folder holding a finished run (unless skipping) or a run that another process is still on."""
     prior = record.read(ctx.run_dir)
     if prior is None:
         return None
-    if prior.get("state") == "finished":
+    if prior.state == "finished":
         if ctx.skip_finished:
             return prior
         raise RunFolderError(
             f"{ctx.run_dir} already holds a finished run; leave hydra.run.dir unset for a new folder, "
             "or evaluate it with `gol-eval --run` instead of training again"
         )
-    if prior.get("state") == "running":
-        mine = record.owner()
-        theirs = prior.get("owner") or {}
-        same_job = theirs.get("slurm_job_id") is not None and theirs.get("slurm_job_id") == mine["slurm_job_id"]
-        age = time.time() - _iso_seconds(prior.get("updated_at"))
-        if not same_job and age < _LIVE_WINDOW_S and _alive(theirs):
-            raise RunFolderError(
-                f"{ctx.run_dir} belongs to a run that is still active ({theirs}); wait for it or pick another folder"
-            )
+    if prior.is_alive(me=record.owner()):
+        raise RunFolderError(
+            f"{ctx.run_dir} belongs to a run that is still active ({prior.owner}); wait for it or pick another folder"
+        )
     return prior
-
-
-def _iso_seconds(stamp: str | None) -> float:
-    import datetime as dt
-
-    if not stamp:
-        return 0.0
-    return dt.datetime.fromisoformat(stamp).timestamp()
-
-
-def _alive(owner: dict[str, Any]) -> bool:
-    """Whether the owning process may still be running (only decidable for a process on this host)."""
-    import os
-    import socket
-
-    if owner.get("host") != socket.gethostname() or not owner.get("pid"):
-        return True
-    try:
-        os.kill(int(owner["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return int(owner["pid"]) != os.getpid()
 
 
 def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """Train, evaluate and record one cell; returns the final metrics ``{"bbox": {...}, "segm": {...}}``."""
     prior = _check_folder(ctx)
-    if prior is not None and prior.get("state") == "finished":
+    if prior is not None and prior.state == "finished":
         log.info("%s already finished; skipping (its metrics stay as recorded)", ctx.run_dir)
         return record.read_metrics(ctx.run_dir)
     world = distributed.init("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
@@ -125,17 +93,24 @@ def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         distributed.shutdown(world)
 
 
-def _open_record(cfg: DictConfig, ctx: RunContext, prior: dict[str, Any] | None) -> record.RunRecord:
+def _open_record(cfg: DictConfig, ctx: RunContext, prior: record.Record | None) -> record.RunRecord:
     """The run's record, marked running before anything can fail, with the resolved config beside it."""
     record.write_yaml(ctx.run_dir / "config.yaml", cfg)
-    rec = record.RunRecord(ctx.run_dir, {
-        "run_id": (prior or {}).get("run_id") or run_id_for(ctx.run_dir), "state": "running", "error": None,
-        "experiment": ctx.experiment, "choices": ctx.choices, "overrides": ctx.overrides, "seed": int(cfg.seed),
-        "git_commit": ctx.git_commit, "started_at": (prior or {}).get("started_at") or record.now(),
-        "finished_at": None, "iteration": (prior or {}).get("iteration", 0), "max_iter": None,
-        "skipped_steps": (prior or {}).get("skipped_steps", 0), "owner": record.owner(), "world_size": None,
-        "wandb": None,
-    })  # fmt: skip
+    rec = record.RunRecord(
+        ctx.run_dir,
+        record.Record(
+            run_id=(prior.run_id if prior else "") or run_id_for(ctx.run_dir),
+            experiment=ctx.experiment,
+            choices=ctx.choices,
+            overrides=ctx.overrides,
+            seed=int(cfg.seed),
+            git_commit=ctx.git_commit,
+            started_at=(prior.started_at if prior else None) or record.now(),
+            iteration=prior.iteration if prior else 0,
+            skipped_steps=prior.skipped_steps if prior else 0,
+            owner=record.owner(),
+        ),
+    )
     rec.update()
     return rec
 
@@ -180,12 +155,10 @@ def _train(cfg: DictConfig, ctx: RunContext, world: distributed.World, rec: reco
     resume_from = ckpt_io.latest(ckpt_dir)
     if resume_from is not None:
         state = ckpt_io.load(resume_from, map_location=device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        ckpt_io.set_rng_state(state["rng"])
-        progress = Progress(state["iteration"], state["skipped_steps"], StreamPosition(**state["sampler"]))
+        iteration, skipped, sampler_position = ckpt_io.restore(
+            state, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler
+        )
+        progress = Progress(iteration, skipped, StreamPosition(**sampler_position))
         log.info("resumed from %s at iteration %d", resume_from, progress.iteration)
 
     tracker = None
@@ -193,7 +166,7 @@ def _train(cfg: DictConfig, ctx: RunContext, world: distributed.World, rec: reco
         rec.update(iteration=progress.iteration, max_iter=max_iter, skipped_steps=progress.skipped,
                    world_size=world.world_size)  # fmt: skip
         tracker = Tracker(
-            cfg.logger, run_dir=ctx.run_dir, run_id=rec.fields["run_id"], group=ctx.experiment or "adhoc",
+            cfg.logger, run_dir=ctx.run_dir, run_id=rec.record.run_id, group=ctx.experiment or "adhoc",
             name=",".join(ctx.overrides) or "default",
             # The cell's identity beside the resolved config, so tables can be rebuilt from W&B alone.
             config={**cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)), "choices": ctx.choices,
@@ -346,17 +319,15 @@ class Loop:
     def save(self, progress: Progress) -> None:
         if not self.world.is_main or self.rec is None:
             return
-        model = getattr(self.model, "module", self.model)  # the bare model, also under DDP
-        state = {
-            "model": model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "sampler": {"epoch": progress.stream.epoch, "position": progress.stream.position},
-            "rng": ckpt_io.rng_state(),
-            "iteration": progress.iteration,
-            "skipped_steps": progress.skipped,
-        }
+        state = ckpt_io.capture(
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            scaler=self.scaler,
+            sampler={"epoch": progress.stream.epoch, "position": progress.stream.position},
+            iteration=progress.iteration,
+            skipped_steps=progress.skipped,
+        )
         ckpt_io.save(state, self.ckpt_dir, iteration=progress.iteration)
         self.rec.update(iteration=progress.iteration, skipped_steps=progress.skipped)
 

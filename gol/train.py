@@ -26,10 +26,9 @@ from gol.config.choices import check_overrides
 from gol.config.resolvers import register_resolvers
 from gol.engine import NonFiniteLossError, RunContext, RunFolderError
 from gol.engine import train as train_cell
+from gol.record import CHOICE_GROUPS
 
 log = logging.getLogger(__name__)
-
-RECORDED_GROUPS = ("activation", "loss", "detector", "dataset", "sampler", "schedule")
 
 
 def git_commit() -> str | None:
@@ -52,7 +51,7 @@ def context_from_hydra() -> RunContext:
     overrides = [o for o in hc.overrides.task if o.split("=", 1)[0].lstrip("+~") not in excluded]
     return RunContext(
         run_dir=Path(hc.runtime.output_dir),
-        choices={g: choices.get(g) for g in RECORDED_GROUPS},
+        choices={g: choices.get(g) for g in CHOICE_GROUPS},
         overrides=overrides,
         experiment=choices.get("experiment"),
         git_commit=git_commit(),

@@ -83,10 +83,10 @@ def check_experiment(sweep_dir: Path, experiments: Collection[str | None]) -> No
     if not sweep_dir.is_dir():
         return
     runs = scan_runs(sweep_dir)
-    foreign = [r for r in runs if r.record is not None and r.record.get("experiment") not in experiments]
+    foreign = [r for r in runs if r.record is not None and r.record.experiment not in experiments]
     if not foreign:
         return
-    theirs = foreign[0].record.get("experiment") if foreign[0].record else None
+    theirs = foreign[0].record.experiment if foreign[0].record else None
     ours = " and ".join(sorted(_experiment_name(e) for e in experiments))
     raise SweepFolderError(
         f"sweep folder {sweep_dir} holds {len(foreign)} run(s) of {_experiment_name(theirs)} "

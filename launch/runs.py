@@ -8,7 +8,6 @@ never by folder name, so re-launches that number jobs differently still find the
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
+
+from gol import record
+from gol.record import Record
 
 log = logging.getLogger(__name__)
 
@@ -29,36 +31,17 @@ class RunFolder:
     path: Path
     overrides: tuple[str, ...]
     job_id: str | None  # hydra.job.id: the SLURM job id (``<array>_<task>``) under the submitit launcher
-    record: dict[str, Any] | None  # record.json, None when absent or unreadable
+    record: Record | None  # record.json, None when absent or unreadable
     metrics: dict[str, Any] | None  # metrics.json
 
     @property
     def state(self) -> str | None:
-        return None if self.record is None else self.record.get("state")
+        return None if self.record is None else self.record.state
 
     @property
     def updated_at(self) -> datetime | None:
         """The record's ``updated_at`` as an aware datetime (a naive stamp is taken as local time)."""
-        stamp = None if self.record is None else self.record.get("updated_at")
-        if not stamp:
-            return None
-        try:
-            return datetime.fromisoformat(stamp).astimezone()
-        except ValueError:
-            log.warning("%s: unreadable updated_at %r in record.json", self.path, stamp)
-            return None
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        # A record is rewritten while the job runs; a torn read is reported, not fatal.
-        log.warning("%s: unreadable (%s)", path, e)
-        return None
-    return data if isinstance(data, dict) else None
+        return None if self.record is None else self.record.updated()
 
 
 def read_run(path: Path) -> RunFolder:
@@ -72,8 +55,8 @@ def read_run(path: Path) -> RunFolder:
         path=path,
         overrides=overrides,
         job_id=None if job_id is None else str(job_id),
-        record=_read_json(path / "record.json"),
-        metrics=_read_json(path / "metrics.json"),
+        record=record.read(path),
+        metrics=record.read_json(path / record.METRICS),
     )
 
 

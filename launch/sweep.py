@@ -39,12 +39,13 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from gol import record
 from launch.runs import RunFolder, read_run, scan_runs
 from launch.slurm import SlurmUnavailableError, live_jobs
 
 log = logging.getLogger(__name__)
 
-STALE_AFTER = timedelta(minutes=30)
+STALE_AFTER = record.STALE_AFTER  # the one liveness rule: gol.record.Record.is_alive
 STATES = ("finished", "running", "failed", "stale", "missing")
 _ARRAY_RANGE = re.compile(r"^(\d+)_\[([^\]]+)\]$")
 
@@ -145,15 +146,15 @@ def classify(run: RunFolder, live: Collection[str] | None, now: datetime, stale_
     if state == "finished":
         return "finished", _metrics_summary(run.metrics)
     if state == "failed":
-        error = str(run.record.get("error") or "no error recorded").splitlines()[0]
+        error = str(run.record.error or "no error recorded").splitlines()[0]
         if is_live:  # a preempted job is recorded failed until its requeued attempt starts
             return "running", f"{job} queued or running again after: {error}"
         return "failed", error
     updated = run.updated_at
     age = None if updated is None else now - updated
-    progress = f"iteration {run.record.get('iteration', '?')}/{run.record.get('max_iter', '?')}"
+    progress = f"iteration {run.record.iteration}/{run.record.max_iter if run.record.max_iter is not None else '?'}"
     ago = "never updated" if age is None else f"updated {_readable(age)} ago"
-    if is_live or (age is not None and age <= stale_after):
+    if run.record.is_alive(now=now, job_id=run.job_id, live_jobs=live, stale_after=stale_after):
         return "running", f"{progress}, {ago}, {job}"
     return "stale", f"{progress}, {ago}, no live SLURM job; the job died without recording it"
 

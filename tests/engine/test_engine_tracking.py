@@ -80,16 +80,16 @@ def test_disabled_logger_writes_nothing(tmp_path):
 
 
 def test_record_life_cycle(tmp_path):
-    rec = record.RunRecord(tmp_path, {"run_id": "r", "state": "running"})
+    rec = record.RunRecord(tmp_path, record.Record(run_id="r", state="running"))
     rec.update(iteration=3)
-    assert record.read(tmp_path)["iteration"] == 3
+    assert record.read(tmp_path).iteration == 3
     rec.finish(metrics={"bbox": {"AP": 0.1}}, per_category=None)
-    data = record.read(tmp_path)
+    data = json.loads((tmp_path / "record.json").read_text())
     assert data["state"] == "finished" and data["finished_at"] and data["schema"] == record.SCHEMA
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"bbox": {"AP": 0.1}}
 
 
 def test_failed_record_keeps_first_line_of_error(tmp_path):
-    rec = record.RunRecord(tmp_path, {"run_id": "r", "state": "running"})
+    rec = record.RunRecord(tmp_path, record.Record(run_id="r", state="running"))
     rec.fail(ValueError("bad lambda\nsecond line"))
-    assert record.read(tmp_path)["error"] == "ValueError: bad lambda"
+    assert record.read(tmp_path).error == "ValueError: bad lambda"

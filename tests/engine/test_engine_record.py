@@ -1,0 +1,57 @@
+"""The one run-record type and its one liveness rule, shared by the engine, the launchers and the tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+
+from gol import record
+from gol.record import Record
+
+NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def _running(**fields) -> Record:
+    return Record(run_id="r", state="running", updated_at=(NOW - dt.timedelta(minutes=5)).isoformat(), **fields)
+
+
+def test_only_running_records_can_be_alive() -> None:
+    for state in ("finished", "failed"):
+        assert not Record(run_id="r", state=state, updated_at=NOW.isoformat()).is_alive(now=NOW)
+
+
+def test_a_process_on_this_host_is_probed() -> None:
+    here = socket.gethostname()
+    assert _running(owner={"host": here, "pid": os.getpid()}).is_alive(now=NOW)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = _running(owner={"host": here, "pid": int(gone.stdout)})
+    assert not dead.is_alive(now=NOW)  # updated 5 min ago, but its process is gone
+
+
+def test_a_process_elsewhere_is_alive_while_it_updates_its_record() -> None:
+    elsewhere = _running(owner={"host": "node-17", "pid": 4242})
+    assert elsewhere.is_alive(now=NOW)
+    assert not elsewhere.is_alive(now=NOW + record.STALE_AFTER)
+    assert not elsewhere.is_alive(now=NOW, stale_after=dt.timedelta(minutes=1))
+
+
+def test_a_live_slurm_job_keeps_its_run_alive_and_a_requeue_of_mine_is_not_another_run() -> None:
+    stale = Record(run_id="r", state="running", updated_at=(NOW - dt.timedelta(days=1)).isoformat(),
+                   owner={"host": "node-17", "pid": 4242, "slurm_job_id": "41"})  # fmt: skip
+    assert stale.is_alive(now=NOW, job_id="41_2", live_jobs={"41_2"})
+    assert not stale.is_alive(now=NOW, job_id="41_2", live_jobs=set())
+    me = {"host": "node-3", "pid": 7, "slurm_job_id": "41"}  # the same job, requeued onto another node
+    assert not _running(owner=stale.owner).is_alive(now=NOW, me=me)
+
+
+def test_records_of_any_schema_read_as_one_type(tmp_path) -> None:
+    (tmp_path / record.RECORD).write_text(json.dumps({"run_id": "x", "state": "failed", "future_key": 1,
+                                                      "choices": None, "overrides": ["a=1"]}))  # fmt: skip
+    rec = record.read(tmp_path)
+    assert rec == Record(run_id="x", state="failed", overrides=["a=1"])
+    (tmp_path / record.RECORD).write_text('{"run_id": "x", "sta')  # torn while rewritten
+    assert record.read(tmp_path) is None
