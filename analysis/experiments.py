@@ -125,7 +125,7 @@ GUMBEL = Level("Gumbel", ("gumbel",))
 CE = Level("CE", ("ce", "cross_entropy"))
 EQL = Level("EQL", ("eql",))
 FEDERATED = Level("Federated", ("federated", "fed", "fedloss", "federated_loss"))
-# "gol" as a loss option is DropLoss weighting; the Gumbel part is the activation group.
+# "gol": the loss option of records written before the recipe group (recipe=gol is DropLoss + Gumbel).
 DROPLOSS = Level("DropLoss", ("droploss", "drop_loss", "gol"))
 SEESAW = Level("Seesaw", ("seesaw",))
 

@@ -80,7 +80,7 @@ def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     rec = _open_record(cfg, ctx, prior) if world.is_main else None
     try:
         # Checked before anything is built; a refused cell still leaves a failed record with the reason.
-        validate(cfg, loss_option=ctx.choices.get("loss"))
+        validate(cfg)
         distributed.check_device_here(cfg.device)
         return _train(cfg, ctx, world, rec)
     except (SystemExit, KeyboardInterrupt):

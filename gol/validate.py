@@ -6,7 +6,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from gol.distributed import check_device_name
-from gol.losses import VALID_PAIRS, check_pair
+from gol.losses import check_pair
 from gol.models.htc import check_detector_available
 from gol.optim import check_schedule
 
@@ -14,15 +14,11 @@ _EVAL_ENGINES = ("lvis", "fast")
 _IOU_TYPES = ("bbox", "segm")
 
 
-def validate(cfg: DictConfig, *, loss_option: str | None = None) -> None:
-    """Raise a one-line ``ValueError`` naming the problem and the fix.
-
-    ``loss_option`` is the ``loss`` group's choice (``gol`` accepts Gumbel only, though its class is DropLoss).
-    """
+def validate(cfg: DictConfig) -> None:
+    """Raise a one-line ``ValueError`` naming the problem and the fix."""
     check_device_name(cfg.device)
     check_detector_available(cfg.detector._target_)
-    loss = loss_option if loss_option in VALID_PAIRS else get_class(cfg.loss._target_)
-    check_pair(get_class(cfg.activation._target_), loss)
+    check_pair(get_class(cfg.activation._target_), get_class(cfg.loss._target_))
     check_schedule(cfg.schedule)
     if cfg.eval.engine not in _EVAL_ENGINES:
         raise ValueError(f"eval.engine={cfg.eval.engine!r} is unknown; use one of {', '.join(_EVAL_ENGINES)}")

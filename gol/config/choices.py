@@ -24,6 +24,8 @@ from gol.config.train import TrainConfig
 
 # ``local`` is the optional, untracked machine override; other ``hydra/...`` groups are Hydra's own.
 _NOT_CHECKED = ("local",)
+# Options that moved: (group, option) -> what to type now.
+MOVED = {("loss", "gol"): "recipe=gol (DropLoss with the Gumbel activation and GOL's official settings)"}
 
 
 def group_options(conf_dir: Path) -> dict[str, list[str]]:
@@ -85,6 +87,8 @@ def check_overrides(argv: Sequence[str], conf_dir: Path) -> str | None:
             values = (list(override.sweep_string_iterator()) if override.is_sweep_override()
                       else [override.get_value_element_as_str()])  # fmt: skip
             for value in values:
+                if (key, value) in MOVED:
+                    return f"{key}={value} is now {MOVED[key, value]}: type that instead"
                 if value not in groups[key] and value != "null":
                     return (f"unknown {key} option '{value}'{_did_you_mean(value, groups[key])}; "
                             f"choose one of: {', '.join(groups[key])}")  # fmt: skip

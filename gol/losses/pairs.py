@@ -1,9 +1,9 @@
 """Which activation goes with which loss, by the names used in the config groups.
 
-Binary losses (EQL, Federated, DropLoss) work with every elementwise activation; softmax goes with plain CE
-and Seesaw; ``gol`` names DropLoss with the Gumbel activation, so it accepts Gumbel only (DropLoss with
-another activation is ``loss=droploss``). The config layer calls ``check_pair`` at compose time; every loss
-constructor refuses an invalid activation too.
+Binary losses (EQL, Federated, DropLoss) take every binary activation; softmax goes with plain CE and Seesaw
+(each loss names the activation kinds it takes). GOL is not a loss but a recipe (``recipe=gol``: DropLoss with
+the Gumbel activation and the official settings). The config layer calls ``check_pair`` before anything is
+built; every loss constructor refuses an invalid activation too.
 """
 
 from __future__ import annotations
@@ -23,13 +23,10 @@ LOSSES: dict[str, type[ClassificationLoss]] = {
     "eql": EQLLoss,
     "federated": FederatedLoss,
     "droploss": DropLoss,
-    "gol": DropLoss,
     "seesaw": SeesawLoss,
 }
 
-VALID_PAIRS: dict[str, tuple[str, ...]] = {
-    name: ("gumbel",) if name == "gol" else cls.valid_activations() for name, cls in LOSSES.items()
-}
+VALID_PAIRS: dict[str, tuple[str, ...]] = {name: cls.valid_activations() for name, cls in LOSSES.items()}
 
 
 def valid_pairs_text() -> str:

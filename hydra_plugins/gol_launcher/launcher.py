@@ -228,7 +228,7 @@ class GolLauncher(TaskRunner):
                 continue  # finished or running, or the config of another Hydra app (tests/launch/toy_app.py)
             with _hydra_config(cfg):
                 try:
-                    validate(cfg, loss_option=cfg.hydra.runtime.choices.get("loss"))
+                    validate(cfg)
                 except ValueError as error:
                     refusals[index] = error
         runnable = [i for i, p in enumerate(planned) if p.submit and i not in refusals]

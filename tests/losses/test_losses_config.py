@@ -40,7 +40,7 @@ def test_every_option_has_a_yaml() -> None:
         ("eql", "sigmoid"),
         ("federated", "gumbel"),
         ("droploss", "probit"),
-        ("gol", "gumbel"),
+        ("droploss", "gumbel"),
         ("seesaw", "softmax"),
     ],
 )
@@ -57,13 +57,13 @@ def test_compose_and_instantiate(_compose, make_stats, loss: str, act: str) -> N
     assert torch.isfinite(module(logits, torch.tensor([0, 1, 2, 3, 4, 5])))
 
 
-def test_gol_option_is_droploss_with_official_defaults(_compose, make_stats) -> None:
-    cfg = _compose(["loss=gol"])
+def test_gol_recipe_is_droploss_with_official_defaults(_compose, make_stats) -> None:
+    cfg = _compose(["recipe=gol"])
     assert cfg.loss.lambda_ == 0.0011 and cfg.loss.numerics == Numerics.stable
     module = instantiate(cfg.loss)(activation=instantiate(cfg.activation), num_classes=K, stats=make_stats([1] * K))
     assert type(module) is DropLoss
     assert module.activation.init_bias == -2.0 and module.activation.init_weight == 0.001
-    # The rest of the official recipe (paper-notes 3.5) comes with the same option.
+    # The rest of the official recipe (paper-notes 3.5) comes with the same choice.
     assert cfg.detector.box_nms_thresh == 0.3 and cfg.detector.normed_mask
     assert cfg.sampler.threshold == 0.001 and cfg.sampler.rounding == "ceil"
     assert cfg.schedule.epochs == 24 and list(cfg.schedule.steps) == [16, 22]

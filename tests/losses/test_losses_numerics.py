@@ -26,7 +26,7 @@ from gol.losses import (
 
 K = 4
 COUNTS = [2, 30, 5, 400]
-PAIRS = [(loss, act) for loss, acts in VALID_PAIRS.items() if loss != "gol" for act in acts]
+PAIRS = [(loss, act) for loss, acts in VALID_PAIRS.items() for act in acts]
 
 
 def _build(make_stats, loss: str, act: str, numerics: str = "stable") -> ClassificationLoss:

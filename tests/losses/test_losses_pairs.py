@@ -12,7 +12,6 @@ EXPECTED = {
     "eql": {"sigmoid", "gumbel", "probit"},
     "federated": {"sigmoid", "gumbel", "probit"},
     "droploss": {"sigmoid", "gumbel", "probit"},
-    "gol": {"gumbel"},
     "seesaw": {"softmax"},
 }
 
@@ -38,7 +37,7 @@ def test_check_pair_by_name_class_and_object(loss: str, act: str) -> None:
 
 
 def test_check_pair_with_classes_follows_the_constructor() -> None:
-    check_pair("sigmoid", DropLoss)  # DropLoss itself takes any binary activation; the name "gol" does not
+    check_pair("sigmoid", DropLoss)  # DropLoss takes any binary activation (recipe=gol chooses Gumbel)
     with pytest.raises(InvalidPairError, match="activation=softmax cannot be used with loss=EQLLoss"):
         check_pair(Softmax, EQLLoss)
     with pytest.raises(InvalidPairError, match="unknown loss"):
@@ -55,4 +54,4 @@ def test_constructors_refuse_invalid_pairs(make_stats) -> None:
                 continue
             with pytest.raises(InvalidPairError, match=f"{cls.__name__} cannot use the {act} activation"):
                 cls(activation=get_activation(act), num_classes=3, stats=stats)
-    assert Gumbel.name in VALID_PAIRS["gol"]
+    assert Gumbel.name in VALID_PAIRS["droploss"]
