@@ -65,7 +65,7 @@ def expand_sweep(overrides: Sequence[str]) -> list[tuple[str, ...]]:
     return [tuple(cell) for cell in cells]
 
 
-def _params_as_overrides(params: DictConfig | None) -> list[str]:
+def params_as_overrides(params: DictConfig | None) -> list[str]:
     """``hydra.sweeper.params`` (None when the sweep is all on the command line) -> overrides."""
     if params is None:
         return []
@@ -78,7 +78,7 @@ def expected_cells_from_multirun(sweep_dir: Path) -> list[tuple[str, ...]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; pass a Hydra multirun folder or --experiment <file>")
     hydra_cfg = OmegaConf.load(path).hydra
-    params = _params_as_overrides(hydra_cfg.sweeper.get("params"))
+    params = params_as_overrides(hydra_cfg.sweeper.get("params"))
     return expand_sweep(params + [str(o) for o in hydra_cfg.overrides.task])
 
 
@@ -89,7 +89,7 @@ def expected_cells_from_experiment(path: Path) -> list[tuple[str, ...]]:
     params = OmegaConf.select(OmegaConf.load(path), "hydra.sweeper.params", default=None)
     if not params:
         raise ValueError(f"{path} has no hydra.sweeper.params; it defines a single run, not a sweep")
-    return expand_sweep(_params_as_overrides(params))
+    return expand_sweep(params_as_overrides(params))
 
 
 def _expand_job_ids(job_id: str) -> set[str]:
@@ -256,8 +256,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--experiment", type=Path, default=None, help="take the cells from this file's hydra.sweeper.params"
     )
     status.add_argument("--stale-after-min", type=float, default=STALE_AFTER.total_seconds() / 60)
+    plan = commands.add_parser(
+        "plan", help="what `gol-train -m OVERRIDES` would submit and cost, as its dry run says; queues nothing"
+    )
+    plan.add_argument("overrides", nargs="+", help="gol-train's overrides, e.g. experiment=losses hydra/launcher=slurm")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if args.command == "plan":
+        return _plan(args.overrides)
     try:
         expected = None if args.experiment is None else expected_cells_from_experiment(args.experiment)
         live = live_job_ids(args.sweep_dir)
@@ -268,6 +274,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("gol-sweep: %s", e)
         return 2
     sys.stdout.write(format_status(statuses, None if live is None else len(live)) + "\n")
+    return 0
+
+
+def _plan(overrides: Sequence[str]) -> int:
+    from launch.sweep_plan import REFUSALS, PlanUsageError, compose_sweep, plan_sweep
+
+    try:
+        sweep_dir, configs, settings = compose_sweep(overrides)
+        report = plan_sweep(configs, sweep_dir, settings, query_slurm=True).report()
+    except (PlanUsageError, *REFUSALS) as error:
+        log.error("gol-sweep: %s", error)
+        return 2
+    sys.stdout.write(report + "\n")
     return 0
 
 

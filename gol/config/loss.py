@@ -18,7 +18,7 @@ GROUP = "loss"
 class CrossEntropyLossConf:
     """Softmax CE (softmax) or binary CE over K + 1 columns with a trained background column (others)."""
 
-    _target_: str = "gol.losses.CrossEntropyLoss"
+    _target_: str = "gol.losses.cross_entropy.CrossEntropyLoss"
     _partial_: bool = True
     background_column: bool = True  # official use_sigmoid / GumbelCE heads train the background channel
     numerics: Numerics = Numerics.stable
@@ -28,7 +28,7 @@ class CrossEntropyLossConf:
 class EQLLossConf:
     """EQL over K logits (paper-notes 3.4)."""
 
-    _target_: str = "gol.losses.EQLLoss"
+    _target_: str = "gol.losses.eql.EQLLoss"
     _partial_: bool = True
     lambda_: float = 0.0011  # official LVIS v1 value (0.00177 on LVIS v0.5)
     numerics: Numerics = Numerics.stable
@@ -38,7 +38,7 @@ class EQLLossConf:
 class FederatedLossConf:
     """Federated loss over K logits (paper-notes 3.6)."""
 
-    _target_: str = "gol.losses.FederatedLoss"
+    _target_: str = "gol.losses.federated.FederatedLoss"
     _partial_: bool = True
     num_sampled_classes: int = 50  # CenterNet2 FED_LOSS_NUM_CAT
     frequency_power: float = 0.5  # CenterNet2 FED_LOSS_FREQ_WEIGHT: weight = image_count ** 0.5
@@ -50,7 +50,7 @@ class FederatedLossConf:
 class DropLossConf:
     """DropLoss over K logits (paper-notes 3.5); with the Gumbel activation this is GOL."""
 
-    _target_: str = "gol.losses.DropLoss"
+    _target_: str = "gol.losses.droploss.DropLoss"
     _partial_: bool = True
     lambda_: float = 0.0011  # GOL's LVIS v1 value (0.00177 on LVIS v0.5 and in the original DropLoss configs)
     seed: int = 0
@@ -61,7 +61,7 @@ class DropLossConf:
 class SeesawLossConf:
     """Seesaw loss over K + 2 logits (paper-notes 3.7)."""
 
-    _target_: str = "gol.losses.SeesawLoss"
+    _target_: str = "gol.losses.seesaw.SeesawLoss"
     _partial_: bool = True
     p: float = 0.8
     q: float = 2.0

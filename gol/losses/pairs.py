@@ -8,23 +8,28 @@ built; every loss constructor refuses an invalid activation too.
 
 from __future__ import annotations
 
+import dataclasses
+
+from hydra.utils import get_class
+
 from gol.activations import ACTIVATIONS, Activation
+from gol.config import loss as loss_schemas
 from gol.losses.base import ClassificationLoss, InvalidPairError
-from gol.losses.cross_entropy import CrossEntropyLoss
-from gol.losses.droploss import DropLoss
-from gol.losses.eql import EQLLoss
-from gol.losses.federated import FederatedLoss
-from gol.losses.seesaw import SeesawLoss
 
 __all__ = ["LOSSES", "VALID_PAIRS", "check_pair", "valid_pairs_text"]
 
-LOSSES: dict[str, type[ClassificationLoss]] = {
-    "ce": CrossEntropyLoss,
-    "eql": EQLLoss,
-    "federated": FederatedLoss,
-    "droploss": DropLoss,
-    "seesaw": SeesawLoss,
-}
+
+def _losses() -> dict[str, type[ClassificationLoss]]:
+    """Every loss option (``conf/loss/<name>.yaml``, schema ``<name>_schema`` in ``gol.config.loss``) and the class
+    its ``_target_`` names: a new loss is its module, its schema and its YAML file, nothing else."""
+    registry = {}
+    for schema_name, schema in loss_schemas.SCHEMAS.items():
+        target = next(f.default for f in dataclasses.fields(schema) if f.name == "_target_")
+        registry[schema_name.removesuffix("_schema")] = get_class(str(target))
+    return registry
+
+
+LOSSES: dict[str, type[ClassificationLoss]] = _losses()
 
 VALID_PAIRS: dict[str, tuple[str, ...]] = {name: cls.valid_activations() for name, cls in LOSSES.items()}
 

@@ -26,8 +26,7 @@ import sys
 from typing import Any
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
-from omegaconf import open_dict
+from hydra.core.utils import JobReturn, JobStatus
 
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 
@@ -65,44 +64,37 @@ class TaskRunner(BaseSubmititLauncher):
         job_id: str,
         singleton_state: dict[type, Singleton],
     ) -> JobReturn:
-        """Run the job's task in this SLURM task (every task of a multi-task job runs it; rank 0 records)."""
+        """Run the job's task in this SLURM task (every task of a multi-task job runs it; rank 0 records): the
+        plugin's own ``__call__``, with gol's set-up before it and the preemption outcome after it."""
         import submitit
         from submitit.core.utils import UncompletedJobError
 
         from gol.config.resolvers import register_resolvers
 
-        assert self.hydra_context is not None and self.config is not None and self.task_function is not None
         self._preempted = False
         os.environ.pop(WANDB_SERVICE_VARIABLE, None)  # the submitting process's service, see the module docstring
         # Processes forked by the task (data loader workers) inherit submitit's handler of the preemption signal,
         # which SLURM sends to every process of the step: only the task itself may checkpoint and requeue.
         os.register_at_fork(after_in_child=_ignore_preemption_signal)
-        Singleton.set_state(singleton_state)
-        setup_globals()
         register_resolvers()  # the job process never ran gol.train.main, which registers them
-        sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, sweep_overrides)
-        environment = submitit.JobEnvironment()
-        with open_dict(sweep_config.hydra):
-            sweep_config.hydra.job.id = environment.job_id
-            sweep_config.hydra.job.num = job_num
-            if environment.global_rank > 0:
-                sweep_config.hydra.output_subdir = None  # rank 0 alone writes .hydra/
-        returned = run_job(
-            hydra_context=self.hydra_context,
-            task_function=self.task_function,
-            config=sweep_config,
-            job_dir_key=job_dir_key,
-            job_subdir_key="hydra.sweep.subdir",
-        )
+        if submitit.JobEnvironment().global_rank > 0:
+            sweep_overrides = [*sweep_overrides, "hydra.output_subdir=null"]  # rank 0 alone writes .hydra/
+        returned = super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
         if self._preempted and returned.status == JobStatus.FAILED:
-            error = returned._return_value
-            if not isinstance(error, UncompletedJobError):  # raised when no requeue is left
+            try:
+                returned.return_value  # noqa: B018  (raises the task's error)
+            except UncompletedJobError:
+                pass  # raised when no requeue is left: a failure like any other
+            except Exception as error:
                 # The task failed while being stopped for the requeue (SLURM's SIGTERM also stops helper
                 # processes such as W&B's service). No result: the requeued job gives the cell's result.
                 first = (str(error).strip().splitlines() or [""])[0]
-                log.warning("task stopped by the preemption (%s: %s); the requeued job continues it",
-                            type(error).__name__, first)  # fmt: skip
-                raise SystemExit(-1)
+                log.warning(
+                    "task stopped by the preemption (%s: %s); the requeued job continues it",
+                    type(error).__name__,
+                    first,
+                )
+                raise SystemExit(-1) from None
         return returned
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:

@@ -140,6 +140,8 @@ def check_left_behind(outcome: Outcome, cwd: Path) -> None:
             assert folder.is_dir() and any(folder.iterdir()), f"{folder} is empty"
         else:
             assert out.strip(), "nothing on stdout"
+    elif program == "gol-sweep" and words[1] == "plan":
+        assert "nothing queued (hydra.launcher.dry_run=true)" in out and not outcome.new_files
     elif program == "gol-sweep":
         states = [line.split()[0] for line in out.splitlines()[1:-1]]
         assert states and set(states) == {"finished"}, out

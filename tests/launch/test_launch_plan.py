@@ -4,7 +4,10 @@ functions on hand-written run folders, then through `gol-train -m` (refusals hap
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -202,3 +205,21 @@ def test_gol_train_refuses_a_launch_with_nothing_left_to_run(tmp_path: Path, gol
     lines = [line for line in (done.stdout + done.stderr).splitlines() if "every cell to run is refused" in line]
     assert len(lines) == 1 and lines[0].endswith("nothing queued") and "Traceback" not in done.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def test_gol_sweep_plan_is_the_dry_run(tmp_path: Path) -> None:
+    """`gol-sweep plan OVERRIDES` prints exactly what `gol-train OVERRIDES hydra.launcher.dry_run=true` prints."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOL_", "WANDB_", "SLURM_"))}
+    scripts = Path(sys.executable).parent
+    args = ["experiment=losses", "hydra/launcher=slurm"]
+    plan = subprocess.run([str(scripts / "gol-sweep"), "plan", *args], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    dry = subprocess.run([str(scripts / "gol-train"), *args, "hydra.launcher.dry_run=true"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert plan.returncode == dry.returncode == 0, plan.stderr[-2000:] + dry.stderr[-2000:]
+    assert plan.stdout == dry.stdout and "6 cells: 6 missing; 6 to submit" in plan.stdout
+    assert not (tmp_path / "outputs").exists()
+    local = subprocess.run([str(scripts / "gol-sweep"), "plan", "experiment=losses"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert local.returncode == 2 and "Traceback" not in local.stderr
+    assert local.stderr.strip().endswith("add hydra/launcher=slurm (or local_cluster, local)")
