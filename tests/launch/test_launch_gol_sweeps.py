@@ -127,9 +127,9 @@ def test_smoke_sweep_finishes_with_one_wandb_run_per_cell(smoke_sweep: SmokeSwee
     for status in statuses:
         assert status.run is not None
         record = status.run.record
-        assert record is not None and record["iteration"] == record["max_iter"] == 40
-        assert record["wandb"]["mode"] == "offline"
-        assert list((status.run.path / "wandb").glob(f"offline-run-*-{record['wandb']['id']}"))
+        assert record is not None and record.iteration == record.max_iter == 40
+        assert record.wandb is not None and record.wandb["mode"] == "offline"
+        assert list((status.run.path / "wandb").glob(f"offline-run-*-{record.wandb['id']}"))
     assert "3 cells: 3 missing; 3 to submit" in smoke_sweep.output
     _wait_for(lambda: _squeue() == [], 30, "the jobs leaving the queue")  # a job may still be completing
     print(f"3-cell smoke sweep on the local cluster (one cell preempted and requeued): {smoke_sweep.seconds:.1f} s")
@@ -233,7 +233,7 @@ def test_two_task_job_trains_with_gloo(slurm_cluster, gol_train: GolTrain, tmp_p
     (sweep,) = (tmp_path / "outputs" / "multirun").iterdir()
     (status,) = sweep_status(sweep)
     assert status.state == "finished" and status.run is not None and status.run.record is not None
-    assert (status.run.record["world_size"], status.run.record["iteration"]) == (2, 6)
+    assert (status.run.record.world_size, status.run.record.iteration) == (2, 6)
     log = (status.run.path / "train.log").read_text()
     assert "process 0 of 2 joined the gloo process group" in log
     assert "process 1 of 2 joined the gloo process group" in log
