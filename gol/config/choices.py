@@ -62,7 +62,7 @@ def _did_you_mean(word: str, options: Sequence[str]) -> str:
 def check_overrides(argv: Sequence[str], conf_dir: Path) -> str | None:
     """One line naming the first unknown option or top-level key in ``argv`` and its fix; None if all are known.
 
-    Values that Hydra could not parse are left for Hydra to report.
+    Tokens that Hydra could not parse are left for Hydra to report.
     """
     groups = group_options(conf_dir)
     top_level = {name for name in groups if "/" not in name} | {f.name for f in dataclasses.fields(TrainConfig)}
@@ -72,7 +72,7 @@ def check_overrides(argv: Sequence[str], conf_dir: Path) -> str | None:
         try:
             (override,) = parser.parse_overrides([token])
         except HydraException:
-            return None
+            continue
         key = override.key_or_group
         if (
             override.is_delete()
