@@ -24,7 +24,6 @@ import json
 import logging
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,15 +58,11 @@ class _MultirunFile:
                 folder.rmdir()
 
 
-def _plain(value: Any) -> Any:
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-
-
 class GolLauncher(TaskRunner):
     """The submitit plugin's launcher with fill-in, refusal before queueing, a dry run and W&B preemption marking.
 
-    The keys of ``GolLaunchConf`` are taken here; every other key is the plugin's own and goes to its
-    constructor unchanged (the plugin takes its keys as ``**params``).
+    The keys of ``GolLaunchConf`` are taken here, so that they do not reach the plugin's constructor (which takes
+    every other key as ``**params``); planning reads them from ``hydra.launcher`` (``PlanSettings.from_launcher``).
     """
 
     def __init__(
@@ -81,9 +76,6 @@ class GolLauncher(TaskRunner):
     ) -> None:
         super().__init__(**params)
         self.dry_run = bool(dry_run)
-        self.seconds_per_iter = dict(_plain(seconds_per_iter) or {})
-        self.num_train_images = dict(_plain(num_train_images) or {})
-        self.stale_after = timedelta(minutes=float(stale_after_min))
         self._multirun: _MultirunFile | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -127,13 +119,7 @@ class GolLauncher(TaskRunner):
         assert self.config is not None
         launcher = OmegaConf.to_container(self.config.hydra.launcher, resolve=True)
         assert isinstance(launcher, dict)
-        return PlanSettings(
-            launcher={str(key): value for key, value in launcher.items()},
-            dry_run=self.dry_run,
-            seconds_per_iter=self.seconds_per_iter,
-            num_train_images=self.num_train_images,
-            stale_after=self.stale_after,
-        )
+        return PlanSettings.from_launcher({str(key): value for key, value in launcher.items()})
 
     @staticmethod
     def _refused_return(cfg: DictConfig, planned: PlannedCell, error: ValueError) -> JobReturn:
