@@ -46,6 +46,7 @@ class RowResult:
     stats: Mapping[str, Stat]
     pending: Mapping[str, int]
     settings: Mapping[str, Any]
+    deviations: tuple[str, ...] = ()  # settings its finished runs changed from the released config
 
     @property
     def name(self) -> str:
@@ -182,7 +183,8 @@ def _row_result(row: RowSpec, runs: pd.DataFrame, spec: TableSpec, *, auto: bool
         return RowResult(row, status, auto, tuple(runs["run_id"]), (), empty, dict(pending), settings)
     seeds = tuple(sorted((seed for seed in finished_seeds if seed is not None), key=int))
     stats = {metric.column: _stat(finished[metric.column]) for metric in spec.metrics}
-    return RowResult(row, "ok", auto, tuple(finished["run_id"]), seeds, stats, dict(pending), settings)
+    deviations = tuple(sorted({d for joined in finished["deviations"] for d in str(joined or "").split("; ") if d}))
+    return RowResult(row, "ok", auto, tuple(finished["run_id"]), seeds, stats, dict(pending), settings, deviations)
 
 
 def _run_messages(

@@ -80,6 +80,7 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
         "started_at": record.started_at,
         "finished_at": record.finished_at,
         "overrides": " ".join(record.overrides),
+        "deviations": "; ".join(record.deviations),
         "wandb_id": wandb.get("id"),
         "wandb_project": wandb.get("project"),
         "wandb_mode": wandb.get("mode"),

@@ -21,6 +21,8 @@ git_commit             str | None
 started_at             str | None   ISO 8601
 finished_at            str | None   ISO 8601
 overrides              str          the Hydra overrides joined by single spaces
+deviations             str          "key=value" settings a paper cell changed from its released config,
+                                    joined by "; " ("" when none or not recorded)
 wandb_id               str | None   record.json ``wandb.id`` (None when the run was not tracked in W&B)
 wandb_project          str | None   record.json ``wandb.project``
 wandb_mode             str | None   record.json ``wandb.mode`` ("offline", "online", ...)
@@ -72,6 +74,7 @@ _TAIL_COLUMNS: tuple[str, ...] = (
     "started_at",
     "finished_at",
     "overrides",
+    "deviations",
     "wandb_id",
     "wandb_project",
     "wandb_mode",
@@ -117,6 +120,7 @@ def make_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     for column in METRIC_COLUMNS:
         frame[column] = frame[column].map(metric_value).astype(np.float64)
     frame["overrides"] = frame["overrides"].map(lambda v: "" if v is None else v)
+    frame["deviations"] = frame["deviations"].map(lambda v: "" if v is None else v)
     return frame.reset_index(drop=True)
 
 

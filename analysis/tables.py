@@ -115,6 +115,8 @@ def _ours_line(result: RowResult, metrics: Sequence[Metric]) -> Line:
         )
         parts = [f"{len(result.run_ids)} seeds"] if len(result.run_ids) > 1 else []
         parts.extend(f"+{count} {state}" for state, count in sorted(result.pending.items()))
+        if result.deviations:
+            parts.append(f"deviates from the released config: {', '.join(result.deviations)}")
         source = f"ours ({', '.join(parts)})" if parts else "ours"
     else:
         values = tuple(None for _ in metrics)

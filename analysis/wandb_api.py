@@ -145,6 +145,7 @@ def row_from_wandb(
         "normed_mask": normed_mask,
         "seed": config.get("seed"),
         "overrides": "",
+        "deviations": "; ".join(str(d) for d in config.get("deviations") or []),
         "wandb_id": run_id,
         "wandb_project": path.rsplit("/", 1)[0] if "/" in path else None,
     }

@@ -25,6 +25,7 @@ from gol.build import build_components, build_data, build_sampler
 from gol.inference import evaluate_model
 from gol.loader import StreamPosition, batches
 from gol.optim import build_optimizer, resolve_length
+from gol.released import find_cell
 from gol.tracking import Tracker, run_id_for
 from gol.validate import validate
 
@@ -47,6 +48,7 @@ class RunContext:
     choices: dict[str, str | None] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
     experiment: str | None = None
+    all_choices: dict[str, str | None] = field(default_factory=dict)  # every Hydra group choice (cell, scale, ...)
     git_commit: str | None = None
     skip_finished: bool = False  # sweeps skip finished cells; a single run refuses a finished folder
 
@@ -96,6 +98,9 @@ def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 def _open_record(cfg: DictConfig, ctx: RunContext, prior: record.Record | None) -> record.RunRecord:
     """The run's record, marked running before anything can fail, with the resolved config beside it."""
     record.write_yaml(ctx.run_dir / "config.yaml", cfg)
+    released, deviations = paper_fidelity(cfg, ctx)
+    if deviations:
+        log.warning("deviates from the released config %s: %s", released, ", ".join(deviations))
     rec = record.RunRecord(
         ctx.run_dir,
         record.Record(
@@ -109,10 +114,33 @@ def _open_record(cfg: DictConfig, ctx: RunContext, prior: record.Record | None) 
             iteration=prior.iteration if prior else 0,
             skipped_steps=prior.skipped_steps if prior else 0,
             owner=record.owner(),
+            backbone_init=backbone_init(cfg.detector),
+            released_config=released,
+            deviations=deviations,
         ),
     )
     rec.update()
     return rec
+
+
+def paper_fidelity(cfg: DictConfig, ctx: RunContext) -> tuple[str | None, list[str]]:
+    """The released config of a full-scale paper cell and the settings this run changed from it."""
+    if ctx.all_choices.get("scale") not in (None, "full"):
+        return None, []  # a smoke-scale cell is a check that it runs, never the paper's cell
+    resolved = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
+    cell = find_cell(ctx.experiment, ctx.all_choices, resolved)
+    if cell is None:
+        return None, []
+    return cell.config or f"(none released for {cell.experiment}: {cell.label})", cell.deviations(resolved)
+
+
+def backbone_init(detector: DictConfig) -> str:
+    """How the backbone starts, for the record: ImageNet file, whole-detector file, or from scratch."""
+    if detector.get("weights") is not None:
+        return f"detector:{Path(str(detector.weights)).name}"
+    if detector.get("weights_backbone") is not None:
+        return f"imagenet:{Path(str(detector.weights_backbone)).name}"
+    return "scratch"
 
 
 def set_threads(cfg: DictConfig) -> None:
@@ -170,7 +198,8 @@ def _train(cfg: DictConfig, ctx: RunContext, world: distributed.World, rec: reco
             name=",".join(ctx.overrides) or "default",
             # The cell's identity beside the resolved config, so tables can be rebuilt from W&B alone.
             config={**cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)), "choices": ctx.choices,
-                    "experiment": ctx.experiment, "overrides": ctx.overrides},
+                    "experiment": ctx.experiment, "overrides": ctx.overrides,
+                    "released_config": rec.record.released_config, "deviations": rec.record.deviations},
         )  # fmt: skip
         rec.update(wandb=tracker.info)
     outcome = "failed"

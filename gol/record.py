@@ -80,6 +80,10 @@ class Record:
     owner: dict[str, Any] = field(default_factory=dict)
     world_size: int | None = None
     wandb: dict[str, Any] | None = None
+    # Where the backbone starts: "imagenet:<file>", "detector:<file>" (whole-detector weights) or "scratch".
+    backbone_init: str | None = None
+    released_config: str | None = None  # the released config of a paper cell (gol.released), else None
+    deviations: list[str] = field(default_factory=list)  # "key=value" settings changed from that config
     schema: int = SCHEMA
 
     @classmethod
@@ -90,6 +94,7 @@ class Record:
         for key in ("choices", "owner"):
             values[key] = dict(values.get(key) or {})
         values["overrides"] = [str(o) for o in values.get("overrides") or []]
+        values["deviations"] = [str(d) for d in values.get("deviations") or []]
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:

@@ -54,6 +54,7 @@ def context_from_hydra() -> RunContext:
         choices={g: choices.get(g) for g in CHOICE_GROUPS},
         overrides=overrides,
         experiment=choices.get("experiment"),
+        all_choices={str(k): None if v is None else str(v) for k, v in choices.items()},
         git_commit=git_commit(),
         skip_finished=hc.mode == RunMode.MULTIRUN,
     )

@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 from gol.distributed import check_device_name
 from gol.losses import check_pair
 from gol.models.htc import check_detector_available
+from gol.models.weights import resolve_weights
 from gol.optim import check_schedule
 
 _EVAL_ENGINES = ("lvis", "fast")
@@ -20,6 +21,7 @@ def validate(cfg: DictConfig) -> None:
     check_detector_available(cfg.detector._target_)
     check_pair(get_class(cfg.activation._target_), get_class(cfg.loss._target_))
     check_schedule(cfg.schedule)
+    check_weight_files(cfg.detector)
     if cfg.eval.engine not in _EVAL_ENGINES:
         raise ValueError(f"eval.engine={cfg.eval.engine!r} is unknown; use one of {', '.join(_EVAL_ENGINES)}")
     unknown = sorted(set(cfg.eval.iou_types) - set(_IOU_TYPES))
@@ -29,3 +31,17 @@ def validate(cfg: DictConfig) -> None:
         raise ValueError(f"eval.batch_size (test images per batch) must be at least 1, got {cfg.eval.batch_size}")
     if cfg.num_workers < 0:
         raise ValueError(f"num_workers must be 0 (load in the training process) or more, got {cfg.num_workers}")
+
+
+def check_weight_files(detector: DictConfig) -> None:
+    """Every weights file a detector option names exists (or, with ``allow_download``, names torchvision weights).
+
+    A missing ImageNet file is refused here, before anything is built or queued, naming the file and where it
+    comes from; training from scratch is the explicit ``detector.weights_backbone=null``.
+    """
+    if detector.get("allow_download", False):
+        return  # names of torchvision weights are resolved by the builder, which knows their enum
+    for key in ("weights", "weights_backbone"):
+        value = detector.get(key)
+        if value is not None:
+            resolve_weights(str(value), config_key=f"detector.{key}", allow_download=False, enum_type=None)

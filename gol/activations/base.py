@@ -21,9 +21,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gol.activations.functions import upcast_logits
 from gol.numerics import Numerics
 
-__all__ = ["ACTIVATIONS", "Activation", "BinaryActivation", "Numerics", "get_activation", "one_hot_targets"]
+__all__ = [
+    "ACTIVATIONS",
+    "INITS",
+    "SCORINGS",
+    "Activation",
+    "BinaryActivation",
+    "Numerics",
+    "get_activation",
+    "one_hot_targets",
+]
 
 # Every concrete activation by its name (sigmoid, softmax, gumbel, probit, ...), in the order they are defined.
 ACTIVATIONS: dict[str, type[Activation]] = {}
@@ -36,12 +46,24 @@ def one_hot_targets(positive_cols: Tensor, num_columns: int, dtype: torch.dtype)
     return target.scatter_(1, positive_cols.clamp(min=0).unsqueeze(1), has)
 
 
+# How ``init_classifier`` sets the last classification layer's weights (its bias is always ``init_bias``).
+INITS = ("constant", "normal")
+# How test-time scores are computed: "own" applies this activation; "softmax" applies a softmax over all
+# K + 1 logits whatever the trained activation, as mmdetection 2.x ``BBoxHead.get_bboxes`` scores a head
+# trained with a plain ``CrossEntropyLoss(use_sigmoid=True)`` (paper-notes 3.2).
+SCORINGS = ("own", "softmax")
+
+
 class Activation(ABC):
     """One classification activation: probabilities, log-probabilities, test scores and classifier init.
 
     Args:
-        init_weight: constant for every weight of the last classification layer (``init_classifier``).
-        init_bias: constant for every bias of that layer.
+        init_weight: ``init="constant"``: the value of every weight of the last classification layer;
+            ``init="normal"``: the standard deviation of its zero-mean normal weights.
+        init_bias: the value of every bias of that layer.
+        init: "constant" (the official ``Constant`` init_cfg of ``fc_cls``) or "normal" (mmdet's default
+            ``Normal(std=0.01)``, used by configs that set no init_cfg, e.g. the official EQL sigmoid runs).
+        scoring: "own" (test scores from this activation) or "softmax" (softmax over the K + 1 logits).
     """
 
     name: ClassVar[str]
@@ -55,12 +77,35 @@ class Activation(ABC):
         if "name" in cls.__dict__:
             ACTIVATIONS[cls.name] = cls
 
-    def __init__(self, *, init_weight: float | None = None, init_bias: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        init_weight: float | None = None,
+        init_bias: float | None = None,
+        init: str = "constant",
+        scoring: str = "own",
+    ) -> None:
         self.init_weight = float(self.default_init_weight if init_weight is None else init_weight)
         self.init_bias = float(self.default_init_bias if init_bias is None else init_bias)
         for arg in ("init_weight", "init_bias"):
             if not math.isfinite(getattr(self, arg)):
                 raise ValueError(f"{type(self).__name__}: {arg} must be finite, got {getattr(self, arg)}")
+        if init not in INITS:
+            raise ValueError(f"activation.init={init!r} is unknown; use one of {', '.join(INITS)}")
+        if scoring not in SCORINGS:
+            raise ValueError(f"activation.scoring={scoring!r} is unknown; use one of {', '.join(SCORINGS)}")
+        if init == "normal" and self.init_weight < 0:
+            raise ValueError(f"activation.init=normal takes init_weight as a standard deviation, got {init_weight}")
+        self.init = init
+        self.scoring = scoring
+
+    def test_scores(self, logits: Tensor, *, background: bool) -> Tensor:
+        """(R, C) logits -> (R, K) test-time scores, as ``scoring`` says (``scores`` for "own")."""
+        if self.scoring == "own":
+            return self.scores(logits, background=background)
+        if not background:
+            raise ValueError("activation.scoring=softmax needs the background column: logits of width K + 1")
+        return torch.softmax(upcast_logits(logits), dim=-1)[:, 1:]  # (R, K): background column 0 dropped
 
     @abstractmethod
     def prob(self, logits: Tensor) -> Tensor:
@@ -81,7 +126,8 @@ class Activation(ABC):
 
     def init_classifier(self, layer: nn.Module) -> None:
         """Set every weight of ``layer`` (e.g. the box predictor's ``cls_score`` Linear) to ``init_weight``
-        and every bias to ``init_bias``, as the official configs' ``Constant`` init of ``fc_cls`` does."""
+        (``init="constant"``, the official ``Constant`` init of ``fc_cls``) or draw it from N(0, init_weight^2)
+        (``init="normal"``, mmdet's default), and every bias to ``init_bias``."""
         weight = getattr(layer, "weight", None)
         bias = getattr(layer, "bias", None)
         if not isinstance(weight, Tensor) or not isinstance(bias, Tensor):
@@ -90,17 +136,26 @@ class Activation(ABC):
                 f"got {type(layer).__name__}"
             )
         with torch.no_grad():
-            weight.fill_(self.init_weight)
+            if self.init == "normal":
+                nn.init.normal_(weight, mean=0.0, std=self.init_weight)
+            else:
+                weight.fill_(self.init_weight)
             bias.fill_(self.init_bias)
 
+    def _key(self) -> tuple[object, ...]:
+        return (type(self).__name__, self.init_weight, self.init_bias, self.init, self.scoring)
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(init_weight={self.init_weight}, init_bias={self.init_bias})"
+        return (
+            f"{type(self).__name__}(init_weight={self.init_weight}, init_bias={self.init_bias}, "
+            f"init={self.init!r}, scoring={self.scoring!r})"
+        )
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.init_weight == other.init_weight and self.init_bias == other.init_bias
+        return isinstance(other, Activation) and self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self.init_weight, self.init_bias))
+        return hash(self._key())
 
 
 class BinaryActivation(Activation):

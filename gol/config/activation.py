@@ -1,5 +1,5 @@
 """Schemas of the ``activation`` group: one ``gol.activations.Activation`` per option, built with no arguments
-beyond the classifier initialisation (constant weight and bias of the last classification layer)."""
+beyond the classifier initialisation of the last classification layer and the test-time scoring."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ GROUP = "activation"
 
 
 @dataclass
-class SigmoidConf:
+class _ActivationCommonConf:
+    init: str = "constant"  # "constant": every weight init_weight; "normal": N(0, init_weight^2) (mmdet default)
+    # "own": test scores from the activation; "softmax": softmax over the K + 1 logits, as mmdetection 2.x scores
+    # a plain CrossEntropyLoss(use_sigmoid=True) head (the paper's Sigmoid rows)
+    scoring: str = "own"
+
+
+@dataclass
+class SigmoidConf(_ActivationCommonConf):
     """Logistic sigmoid; init 0.001 / -6.5 as the official ``configs/activations`` (sigma(-6.5) = 1.5e-3)."""
 
     _target_: str = "gol.activations.Sigmoid"
@@ -18,7 +26,7 @@ class SigmoidConf:
 
 
 @dataclass
-class SoftmaxConf:
+class SoftmaxConf(_ActivationCommonConf):
     """Softmax over K + 1 classes (background at 0); init 0.001 / -6.5 as the official configs."""
 
     _target_: str = "gol.activations.Softmax"
@@ -27,7 +35,7 @@ class SoftmaxConf:
 
 
 @dataclass
-class GumbelConf:
+class GumbelConf(_ActivationCommonConf):
     """Gumbel CDF exp(-exp(-q)) (GOL); init 0.001 / -2 as every official Gumbel config (eta(-2) = 6.2e-4)."""
 
     _target_: str = "gol.activations.Gumbel"
@@ -36,7 +44,7 @@ class GumbelConf:
 
 
 @dataclass
-class ProbitConf:
+class ProbitConf(_ActivationCommonConf):
     """Normal CDF; bias -3.45 from the authors' probit config (Phi(-3.45) = 2.8e-4), weight 0.001 as the others."""
 
     _target_: str = "gol.activations.Probit"

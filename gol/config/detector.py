@@ -1,8 +1,10 @@
 """Schemas of the ``detector`` config group (``conf/detector/*.yaml``).
 
 Every option is a partial of a ``gol.models`` builder: the engine adds ``num_classes`` (K), ``cls_loss`` and the
-data source's ``train_sizes``, ``test_size`` and ``max_size``. Weights are local files (paths usually written as
-``${paths.weights_root}/<file>``), null by default; ``allow_download: true`` lets them name torchvision weights.
+data source's ``train_sizes``, ``test_size`` and ``max_size``. Weights are local files: every ResNet option starts
+from its ImageNet file under ``paths.weights_root`` (torchvision's file names; a missing file is refused before
+anything is built or queued, and ``weights_backbone: null`` trains from scratch); ``allow_download: true`` lets
+them name torchvision weights instead.
 """
 
 from __future__ import annotations
@@ -27,34 +29,47 @@ class _DetectorCommonConf:
 
 @dataclass
 class _ResNetFPNConf(_DetectorCommonConf):
-    weights_backbone: str | None = None  # ImageNet classifier state_dict file
+    weights_backbone: str | None = None  # ImageNet classifier state_dict file (each option names its own)
     allow_download: bool = False  # let weights/weights_backbone name torchvision weights
     trainable_backbone_layers: int | None = None  # torchvision: 3 with pretrained weights, all without
     box_batch_size_per_image: int = 512
     rpn_pre_nms_top_n_train: int = 2000
     rpn_pre_nms_top_n_test: int = 1000
-    rpn_post_nms_top_n_train: int = 2000
+    rpn_post_nms_top_n_train: int = 1000  # mmdet Mask R-CNN configs: rpn_proposal max_per_img=1000
     rpn_post_nms_top_n_test: int = 1000
+
+
+# torchvision's ImageNet files (the official configs' torchvision://resnet50 and torchvision://resnet101).
+R50_IMAGENET = "${paths.weights_root}/resnet50-0676ba61.pth"  # ResNet50_Weights.IMAGENET1K_V1
+R101_IMAGENET = "${paths.weights_root}/resnet101-63fe2227.pth"  # ResNet101_Weights.IMAGENET1K_V1
+# torchvision's ResNeXt-101 64x4d (IMAGENET1K_V1, its newer training recipe). The official X101 configs start from
+# open-mmlab://resnext101_64x4d (resnext101_64x4d-ee2c6f71.pth, same layer names): the paper's X101 cells name it.
+X101_IMAGENET = "${paths.weights_root}/resnext101_64x4d-173b62eb.pth"
+R50_V2_IMAGENET = "${paths.weights_root}/resnet50-11ad3fa6.pth"  # ResNet50_Weights.IMAGENET1K_V2 (torchvision's v2)
 
 
 @dataclass
 class MaskRCNNR50FPNConf(_ResNetFPNConf):
     _target_: str = "gol.models.build_maskrcnn_r50_fpn"
+    weights_backbone: str | None = R50_IMAGENET
 
 
 @dataclass
 class MaskRCNNR50FPNV2Conf(_ResNetFPNConf):
     _target_: str = "gol.models.build_maskrcnn_r50_fpn_v2"
+    weights_backbone: str | None = R50_V2_IMAGENET
 
 
 @dataclass
 class MaskRCNNR101FPNConf(_ResNetFPNConf):
     _target_: str = "gol.models.build_maskrcnn_r101_fpn"
+    weights_backbone: str | None = R101_IMAGENET
 
 
 @dataclass
 class MaskRCNNX101FPNConf(_ResNetFPNConf):
     _target_: str = "gol.models.build_maskrcnn_x101_fpn"
+    weights_backbone: str | None = X101_IMAGENET
 
 
 @dataclass
@@ -62,6 +77,8 @@ class CascadeR101FPNConf(_ResNetFPNConf):
     """Cascade Mask R-CNN R101 (the paper's C-R101): three box stages, one entry per stage in each ``stage_*``."""
 
     _target_: str = "gol.models.build_cascade_r101_fpn"
+    weights_backbone: str | None = R101_IMAGENET
+    rpn_post_nms_top_n_train: int = 2000  # the official Cascade configs keep 2000 training proposals
     stage_iou_thresholds: list[float] = field(default_factory=lambda: [0.5, 0.6, 0.7])  # Cascade R-CNN
     stage_loss_weights: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25])  # official configs
     # Box-coder weights (wx, wy, ww, wh): the inverse target stds of the official configs.
@@ -82,6 +99,7 @@ class TinyDetectorConf(_DetectorCommonConf):
     """The CPU demo detector (``gol.models.build_tiny``); widths and depths are tunable."""
 
     _target_: str = "gol.models.build_tiny"
+    weights_backbone: str | None = None  # always null: no ImageNet backbone (the key lets paper cells compose)
     stage_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     convs_per_stage: int = 2
     fpn_channels: int = 64

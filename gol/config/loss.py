@@ -66,6 +66,7 @@ class SeesawLossConf:
     p: float = 0.8
     q: float = 2.0
     eps: float = 0.01
+    numerics: Numerics = Numerics.stable  # official: mmdet's pow-then-log weights (equal up to rounding)
 
 
 SCHEMAS = {

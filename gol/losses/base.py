@@ -59,6 +59,11 @@ class ClassificationLoss(nn.Module):
             )
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"{type(self).__name__}: num_classes must be a positive int (K), got {num_classes!r}")
+        if activation.scoring == "softmax" and num_logits != num_classes + 1:
+            raise InvalidPairError(
+                f"activation.scoring=softmax scores the K + 1 logits of a head with a background column (loss=ce), "
+                f"but {type(self).__name__} has {num_logits - num_classes:+d} columns beyond K; use activation.scoring=own"
+            )
         self.activation = activation
         self.num_classes = num_classes
         self.num_logits = num_logits
@@ -127,7 +132,7 @@ class ClassificationLoss(nn.Module):
             raise ValueError(
                 f"{type(self).__name__}.scores: logits must have shape (R, {self.num_logits}), got {tuple(logits.shape)}"
             )
-        return self.activation.scores(logits, background=self.num_logits == self.num_classes + 1)
+        return self.activation.test_scores(logits, background=self.num_logits == self.num_classes + 1)
 
     def init_classifier(self, layer: nn.Module) -> None:
         """Official initialisation of the last classification layer (delegates to the activation)."""

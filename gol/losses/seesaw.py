@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gol.activations import Activation, upcast_logits
+from gol.activations import Activation, Numerics, upcast_logits
 from gol.data.stats import CategoryStats
 from gol.losses.base import ClassificationLoss
 
@@ -43,8 +43,30 @@ def _split(logits: Tensor) -> tuple[Tensor, Tensor]:
     return logits[:, 1 : num_classes + 1], objectness
 
 
+def _official_log_weight(zp: Tensor, gt: Tensor, counts: Tensor, *, p: float, q: float, eps: float) -> Tensor:
+    """log(M * C) as mmdet's ``seesaw_ce_loss`` computes it: ratio matrices, ``pow``, then ``log`` (P, K)."""
+    weight = torch.ones_like(zp)
+    if p > 0:
+        ratio = counts.clamp(min=1.0)[None, :] / counts.clamp(min=1.0)[:, None]  # (K, K): N_j / N_i
+        below = (ratio < 1.0).to(zp.dtype)
+        weight = weight * (ratio.pow(p) * below + (1 - below))[gt]
+    if q > 0:
+        sigma = torch.softmax(zp.detach(), dim=1)  # (P, K)
+        ratio = sigma / sigma.gather(1, gt.unsqueeze(1)).clamp(min=eps)
+        above = (ratio > 1.0).to(zp.dtype)
+        weight = weight * (ratio.pow(q) * above + (1 - above))
+    return weight.log()
+
+
 def seesaw_loss(
-    logits: Tensor, labels: Tensor, *, cum_samples: Tensor, p: float = 0.8, q: float = 2.0, eps: float = 1e-2
+    logits: Tensor,
+    labels: Tensor,
+    *,
+    cum_samples: Tensor,
+    p: float = 0.8,
+    q: float = 2.0,
+    eps: float = 1e-2,
+    numerics: Numerics | str = Numerics.stable,
 ) -> Tensor:
     """Seesaw loss (class term + objectness term), mean over RoIs.
 
@@ -54,6 +76,7 @@ def seesaw_loss(
         cum_samples: (K + 1,) running count of RoIs per label (index = label, 0 = background), this batch
             included (the module updates it before calling).
         p, q, eps: mitigation exponent, compensation exponent, floor of the GT probability (official 0.8, 2, 1e-2).
+        numerics: "stable" (log space) or "official" (mmdet's pow-then-log; equal up to rounding).
     """
     x = upcast_logits(logits)
     with torch.autocast(device_type=x.device.type, enabled=False):
@@ -61,14 +84,17 @@ def seesaw_loss(
         fg = labels > 0
         gt = labels[fg] - 1  # (P,)
         zp = z[fg]  # (P, K)
-        log_counts = cum_samples[1:].to(zp.dtype).clamp(min=1.0).log()  # (K,)
-        log_weight = torch.zeros_like(zp)
-        if p > 0:
-            log_weight += p * (log_counts.unsqueeze(0) - log_counts[gt].unsqueeze(1)).clamp(max=0.0)  # (P, K)
-        if q > 0:
-            log_sigma = torch.log_softmax(zp.detach(), dim=1)  # (P, K)
-            log_self = log_sigma.gather(1, gt.unsqueeze(1)).clamp(min=math.log(eps))  # (P, 1)
-            log_weight += q * (log_sigma - log_self).clamp(min=0.0)
+        if Numerics(numerics) is Numerics.official:
+            log_weight = _official_log_weight(zp, gt, cum_samples[1:].to(zp.dtype), p=p, q=q, eps=eps)
+        else:
+            log_counts = cum_samples[1:].to(zp.dtype).clamp(min=1.0).log()  # (K,)
+            log_weight = torch.zeros_like(zp)
+            if p > 0:
+                log_weight += p * (log_counts.unsqueeze(0) - log_counts[gt].unsqueeze(1)).clamp(max=0.0)  # (P, K)
+            if q > 0:
+                log_sigma = torch.log_softmax(zp.detach(), dim=1)  # (P, K)
+                log_self = log_sigma.gather(1, gt.unsqueeze(1)).clamp(min=math.log(eps))  # (P, 1)
+                log_weight += q * (log_sigma - log_self).clamp(min=0.0)
         not_gt = torch.ones_like(zp).scatter_(1, gt.unsqueeze(1), 0.0)  # (P, K)
         class_term = F.cross_entropy(zp + log_weight * not_gt, gt, reduction="sum")
         object_term = F.cross_entropy(objectness, (~fg).long(), reduction="sum")
@@ -90,6 +116,7 @@ class SeesawLoss(ClassificationLoss):
         stats: not used (Seesaw counts RoI labels as it trains; checked against num_classes if given).
         p: mitigation exponent (official 0.8). q: compensation exponent (official 2.0).
         eps: floor of the GT-class probability in the compensation ratio (official 1e-2).
+        numerics: "stable" (default, log space) or "official" (mmdet's pow-then-log).
 
     Buffers:
         cum_samples: (K + 1,) float32 running count of RoIs per label (index = label), updated in training
@@ -108,8 +135,10 @@ class SeesawLoss(ClassificationLoss):
         p: float = 0.8,
         q: float = 2.0,
         eps: float = 1e-2,
+        numerics: Numerics | str = Numerics.stable,
     ) -> None:
         super().__init__(activation=activation, num_classes=num_classes, num_logits=num_classes + 2)
+        self.numerics = Numerics(numerics)
         self._check_stats(stats)
         for name, value, ok in (("p", p, p >= 0), ("q", q, q >= 0), ("eps", eps, 0 < eps <= 1)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and ok):
@@ -122,7 +151,9 @@ class SeesawLoss(ClassificationLoss):
     def _loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         if self.training:
             self.cum_samples += torch.bincount(labels, minlength=self.num_classes + 1).to(self.cum_samples)
-        return seesaw_loss(logits, labels, cum_samples=self.cum_samples, p=self.p, q=self.q, eps=self.eps)
+        return seesaw_loss(
+            logits, labels, cum_samples=self.cum_samples, p=self.p, q=self.q, eps=self.eps, numerics=self.numerics
+        )
 
     def scores(self, logits: Tensor) -> Tensor:
         if logits.dim() != 2 or logits.shape[1] != self.num_logits:
@@ -132,4 +163,4 @@ class SeesawLoss(ClassificationLoss):
         return seesaw_scores(logits)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, p={self.p}, q={self.q}, eps={self.eps}"
+        return f"{super().extra_repr()}, p={self.p}, q={self.q}, eps={self.eps}, numerics={self.numerics.value}"

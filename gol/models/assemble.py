@@ -46,7 +46,7 @@ class DetectorOptions:
     box_batch_size_per_image: int = 512
     rpn_pre_nms_top_n_train: int = 2000
     rpn_pre_nms_top_n_test: int = 1000
-    rpn_post_nms_top_n_train: int = 2000
+    rpn_post_nms_top_n_train: int = 1000
     rpn_post_nms_top_n_test: int = 1000
     normed_mask: bool = False
     classifier_temperature: float | None = None

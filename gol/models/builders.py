@@ -12,7 +12,7 @@ partial a detector config gives; every other argument comes from the config. Com
     trainable_backbone_layers: backbone stages trained with pretrained weights (torchvision's default 3).
     box_score_thresh, box_nms_thresh, box_detections_per_img: test-time filtering (LVIS: 1e-4, 0.5/0.3, 300).
     box_batch_size_per_image: sampled RoIs per image (512).
-    rpn_{pre,post}_nms_top_n_{train,test}: RPN proposals (torchvision: 2000/1000 before, 2000/1000 after NMS).
+    rpn_{pre,post}_nms_top_n_{train,test}: RPN proposals (2000/1000 before NMS; 1000/1000 after, as mmdetection's Mask R-CNN; torchvision 2000/1000).
     normed_mask: GOL's NormedConv2d mask logits (temperature 20).
     classifier_temperature: NormedLinear classifier with this temperature (5 in the official EQL runs), or null.
 """
@@ -51,7 +51,7 @@ def _resnet_variant(spec: ResNetSpec, name: str, doc: str) -> Callable[..., Mask
         box_batch_size_per_image: int = 512,
         rpn_pre_nms_top_n_train: int = 2000,
         rpn_pre_nms_top_n_test: int = 1000,
-        rpn_post_nms_top_n_train: int = 2000,
+        rpn_post_nms_top_n_train: int = 1000,
         rpn_post_nms_top_n_test: int = 1000,
         normed_mask: bool = False,
         classifier_temperature: float | None = None,

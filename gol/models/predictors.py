@@ -24,14 +24,19 @@ if TYPE_CHECKING:
 
 # GOL's normalised mask predictor (paper-notes section 2: NormedConv2d, temperature 20).
 MASK_TEMPERATURE = 20.0
+# mmdetection's NormedLinear.init_weights: weights N(0, 0.01^2), bias 0.
+NORMED_CLASSIFIER_INIT_STD = 0.01
 
 
 class GolBoxPredictor(nn.Module):
     """Classifier of width ``cls_loss.num_logits`` plus box regression: class-specific over K + 1 slots, or
     ``class_agnostic`` (4 deltas per RoI, as the official Cascade configs' stages).
 
-    The classifier is a plain ``nn.Linear``, or ``NormedLinear`` when ``classifier_temperature`` is set; either
-    way it gets the loss's official initialisation through ``cls_loss.init_classifier``.
+    The classifier is a plain ``nn.Linear`` with the loss's initialisation (``cls_loss.init_classifier``), or a
+    ``NormedLinear`` when ``classifier_temperature`` is set, initialised as mmdetection's ``NormedLinear`` always
+    is: weights N(0, 0.01^2), bias 0. (mmcv runs a child module's own ``init_weights`` after the head's
+    ``init_cfg``, so the official Seesaw and EQL-normed-classifier runs start there whatever their ``init_cfg``
+    says; a constant init would make every class's normalised weight vector identical.)
     """
 
     def __init__(
@@ -46,10 +51,12 @@ class GolBoxPredictor(nn.Module):
         num_logits = int(cls_loss.num_logits)
         if classifier_temperature is None:
             self.cls_score: nn.Linear = nn.Linear(in_channels, num_logits)
+            cls_loss.init_classifier(self.cls_score)
         else:
             self.cls_score = NormedLinear(in_channels, num_logits, temperature=classifier_temperature)
+            nn.init.normal_(self.cls_score.weight, mean=0.0, std=NORMED_CLASSIFIER_INIT_STD)
+            nn.init.zeros_(self.cls_score.bias)
         self.bbox_pred = nn.Linear(in_channels, 4 if class_agnostic else (cls_loss.num_classes + 1) * 4)
-        cls_loss.init_classifier(self.cls_score)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(R, D) or (R, D, 1, 1) features -> class logits (R, L) and box deltas (R, (K + 1) * 4) or (R, 4)."""

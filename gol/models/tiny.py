@@ -75,6 +75,7 @@ def build_tiny(
     test_size: int,
     max_size: int,
     weights: str | None = None,
+    weights_backbone: str | None = None,
     stage_channels: Sequence[int] = (16, 32, 64, 128),
     convs_per_stage: int = 2,
     fpn_channels: int = 64,
@@ -97,6 +98,8 @@ def build_tiny(
 
     Args (besides the common ones of ``gol.models.builders``):
         weights: optional local state_dict of a tiny detector with the same options (no downloads exist).
+        weights_backbone: must be None: the tiny backbone has no ImageNet weights (the key exists so that a
+            paper cell naming its backbone file composes at ``scale=smoke``, where the detector is this one).
         stage_channels: widths of the stride-4/8/16/32 stages (one FPN level per stage).
         convs_per_stage: 3x3 convolutions per stage (the first one strided).
         fpn_channels: FPN width F (also the RPN and RoI head input width).
@@ -110,6 +113,11 @@ def build_tiny(
             detection costs a mask at test time.
         box_batch_size_per_image: 64 sampled RoIs: RoIAlign's backward over them is the largest part of a CPU step.
     """
+    if weights_backbone is not None:
+        raise ValueError(
+            f"detector.weights_backbone={weights_backbone!r}: the tiny detector has no ImageNet backbone and trains "
+            "from scratch; set detector.weights_backbone=null (or detector.weights= a tiny detector state_dict)"
+        )
     source = resolve_weights(weights, config_key="detector.weights", allow_download=False, enum_type=None)
     options = DetectorOptions(
         train_sizes=train_sizes,

@@ -21,7 +21,14 @@ from typing import TypeAlias
 
 import torch
 from torch import Tensor, nn
-from torchvision.models import WeightsEnum, get_weight
+from torchvision.models import (
+    ResNet50_Weights,
+    ResNet101_Weights,
+    ResNeXt101_64X4D_Weights,
+    WeightsEnum,
+    get_weight,
+)
+from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights, MaskRCNN_ResNet50_FPN_Weights
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,14 @@ LOSS_PREFIX = "roi_heads.cls_loss."
 BN_COUNTER_SUFFIX = "num_batches_tracked"
 
 WeightsSource: TypeAlias = Path | WeightsEnum
+# The torchvision weights the paper's detectors start from (named in refusals of a missing file).
+_PAPER_WEIGHT_ENUMS: tuple[type[WeightsEnum], ...] = (
+    ResNet50_Weights,
+    ResNet101_Weights,
+    ResNeXt101_64X4D_Weights,
+    MaskRCNN_ResNet50_FPN_Weights,
+    MaskRCNN_ResNet50_FPN_V2_Weights,
+)
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -71,10 +86,37 @@ def resolve_weights(
             f"{config_key}={value!r} is neither a file nor a torchvision weights name"
             + (f" (e.g. {enum_type.__name__}.{next(iter(enum_type.__members__))})" if enum_type is not None else "")
         )
+    origin = weights_origin(path.name)
+    if origin is not None:
+        raise WeightsNotFoundError(
+            f"{config_key}: weights file not found: {path} ({origin}); download it into paths.weights_root "
+            f"(GOL_WEIGHTS), or set {config_key}=null to train from scratch"
+        )
     raise WeightsNotFoundError(
         f"{config_key}: weights file not found: {path} (set {config_key} to a local state_dict file, e.g. under "
-        f"paths.weights_root, or to null; or set detector.allow_download=true to fetch torchvision's weights by name)"
+        f"paths.weights_root (GOL_WEIGHTS), or to null; or set detector.allow_download=true to fetch torchvision's "
+        f"weights by name)"
     )
+
+
+# Weight files the paper's detectors use that torchvision does not publish (mmcv's ``open-mmlab://`` names).
+OPEN_MMLAB_FILES = {
+    "resnext101_64x4d-ee2c6f71.pth": (
+        "open-mmlab://resnext101_64x4d, the ImageNet ResNeXt-101 64x4d of the official X101 configs: "
+        "https://download.openmmlab.com/pretrain/third_party/resnext101_64x4d-ee2c6f71.pth"
+    ),
+}
+
+
+def weights_origin(file_name: str) -> str | None:
+    """Where a weights file of this name comes from (a torchvision enum and its URL, or open-mmlab's), if known."""
+    if file_name in OPEN_MMLAB_FILES:
+        return OPEN_MMLAB_FILES[file_name]
+    for enum_type in _PAPER_WEIGHT_ENUMS:
+        for member in enum_type:
+            if member.url.rsplit("/", 1)[-1] == file_name:
+                return f"torchvision's {enum_type.__name__}.{member.name}: {member.url}"
+    return None
 
 
 def read_state_dict(source: WeightsSource, *, config_key: str) -> dict[str, Tensor]:
