@@ -24,6 +24,7 @@ from gol import distributed, record
 from gol.build import build_components, build_data, build_sampler
 from gol.inference import evaluate_model
 from gol.loader import StreamPosition, batches
+from gol.losses import set_stream_rank
 from gol.optim import build_optimizer, resolve_length
 from gol.released import find_cell
 from gol.tracking import Tracker, run_id_for
@@ -168,6 +169,7 @@ def _train(cfg: DictConfig, ctx: RunContext, world: distributed.World, rec: reco
         torch.use_deterministic_algorithms(True)
     data = build_data(cfg)
     parts = build_components(cfg, data)
+    set_stream_rank(parts.model, world.rank)  # each rank draws its own numbers; not checkpointed, so set here
     device = distributed.device_for(cfg.device, world)
     model = parts.model.to(device)
     sampler = build_sampler(cfg, data.train)

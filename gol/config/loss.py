@@ -2,7 +2,9 @@
 ``factory(activation=..., num_classes=K, stats=stats)`` (see ``gol.losses``).
 
 ``numerics`` is "stable" (default) or "official" (``gol.numerics.Numerics``); ``seed`` seeds the random stream
-of the stochastic losses and defaults to the run's ``seed`` in the YAML options.
+of the stochastic losses and defaults to the run's ``seed`` in the YAML options. ``images_per_group`` (DropLoss,
+Federated) is how many images share the batch statistics and random draws, as on one GPU of the released runs
+(4); null pools all images of a process's step.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class FederatedLossConf:
     frequency_power: float = 0.5  # CenterNet2 FED_LOSS_FREQ_WEIGHT: weight = image_count ** 0.5
     seed: int = 0
     numerics: Numerics = Numerics.stable
+    images_per_group: int | None = 4  # images per GPU in every released config: S is drawn per GPU
 
 
 @dataclass
@@ -55,6 +58,7 @@ class DropLossConf:
     lambda_: float = 0.0011  # GOL's LVIS v1 value (0.00177 on LVIS v0.5 and in the original DropLoss configs)
     seed: int = 0
     numerics: Numerics = Numerics.stable
+    images_per_group: int | None = 4  # images per GPU in every released config: r and the drops are per GPU
 
 
 @dataclass

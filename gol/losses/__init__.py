@@ -21,7 +21,9 @@ Using the losses in your own detector::
 
 ``stats`` is a ``gol.data.stats.CategoryStats`` of the training split (image counts; EQL, Federated and
 DropLoss need it). Every loss is an ``nn.Module`` (a ``ClassificationLoss``); its dataset-derived tensors are
-buffers and its random stream (Federated, DropLoss) is extra state, so ``state_dict`` checkpoints them.
+buffers and its random stream (Federated, DropLoss) is extra state, so ``state_dict`` checkpoints them. The
+stochastic losses draw per data-parallel rank (``set_stream_rank``) and per group of ``images_per_group``
+images, given ``loss(logits, labels, rois_per_image=...)`` (``gol.losses.rng``, ``gol.losses.groups``).
 Each loss also exists as a pure function with keyword-only options (``eql_loss``, ``drop_loss``, ...).
 
 Valid (loss, activation) pairs: ``VALID_PAIRS`` / ``check_pair``. Binary losses take ``numerics="stable"``
@@ -33,10 +35,11 @@ from gol.activations import Numerics
 from gol.losses.base import ClassificationLoss, InvalidPairError
 from gol.losses.binary import binary_cross_entropy, positive_columns
 from gol.losses.cross_entropy import CrossEntropyLoss, binary_ce_loss, softmax_ce_loss
-from gol.losses.droploss import DropLoss, drop_loss, drop_ratio, droploss_drop
+from gol.losses.droploss import DropLoss, drop_loss, drop_ratio, droploss_drop, group_drop_ratios
 from gol.losses.eql import EQLLoss, eql_drop, eql_loss, tail_classes
 from gol.losses.federated import FederatedLoss, federated_classes, federated_loss
 from gol.losses.pairs import LOSSES, VALID_PAIRS, check_pair, valid_pairs_text
+from gol.losses.rng import SeededLoss, set_stream_rank
 from gol.losses.seesaw import SeesawLoss, seesaw_loss, seesaw_scores
 
 __all__ = [
@@ -49,6 +52,7 @@ __all__ = [
     "FederatedLoss",
     "InvalidPairError",
     "Numerics",
+    "SeededLoss",
     "SeesawLoss",
     "binary_ce_loss",
     "binary_cross_entropy",
@@ -60,9 +64,11 @@ __all__ = [
     "eql_loss",
     "federated_classes",
     "federated_loss",
+    "group_drop_ratios",
     "positive_columns",
     "seesaw_loss",
     "seesaw_scores",
+    "set_stream_rank",
     "softmax_ce_loss",
     "tail_classes",
     "valid_pairs_text",

@@ -7,11 +7,14 @@ Shape shorthand:
        label k), K (foreground only, column k is label k + 1) or K + 2 (Seesaw; see ``gol.losses.seesaw``).
 
 Every loss is "sum over classes, mean over RoIs" (mmdet's ``avg_factor`` = number of RoIs), returns a scalar,
-and returns 0 with a (zero) gradient when R = 0.
+and returns 0 with a (zero) gradient when R = 0. The RoI heads also pass ``rois_per_image`` (the RoIs of each
+image, in row order); the stochastic losses use it to compute their batch statistics per group of images
+(``gol.losses.groups``), the others ignore it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
@@ -19,6 +22,7 @@ from torch import Tensor, nn
 
 from gol.activations import ACTIVATIONS, Activation, Numerics
 from gol.data.stats import CategoryStats
+from gol.losses.groups import check_rois_per_image
 
 __all__ = ["ClassificationLoss", "InvalidPairError", "Numerics"]
 
@@ -115,11 +119,20 @@ class ClassificationLoss(nn.Module):
         return labels.long()
 
     # -- the interface ------------------------------------------------------------------------------------
-    def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
-        """(R, L) logits and (R,) int64 labels in [0, K] -> scalar loss (sum over classes, mean over RoIs)."""
+    def forward(self, logits: Tensor, labels: Tensor, *, rois_per_image: Sequence[int] | None = None) -> Tensor:
+        """(R, L) logits and (R,) int64 labels in [0, K] -> scalar loss (sum over classes, mean over RoIs).
+
+        ``rois_per_image``: optional RoI count of each image, in row order (summing to R); used by the losses
+        with per-group statistics, ignored by the others.
+        """
         labels = self._check_inputs(logits, labels)
+        rois = check_rois_per_image(rois_per_image, logits.shape[0], owner=type(self).__name__)
+        return self._checked_forward(logits, labels, rois)
+
+    def _checked_forward(self, logits: Tensor, labels: Tensor, rois_per_image: list[int] | None) -> Tensor:
+        """The loss of validated inputs; 0 with a gradient when R = 0 (never a NaN mean)."""
         if logits.shape[0] == 0:
-            return logits.sum() * 0.0  # zero RoIs: 0 with a gradient, never a NaN mean
+            return logits.sum() * 0.0
         return self._loss(logits, labels)
 
     def _loss(self, logits: Tensor, labels: Tensor) -> Tensor:

@@ -14,11 +14,17 @@ Each step trains only a set S of classes, the same for every RoI (paper-notes 3.
 
 As in the authors' mmdet port, background is never drawn (CenterNet2 leaves it in the draw with weight 1; the
 difference is at most one foreground class per step). When fewer classes than requested have a non-zero
-weight, all of them are taken (the official code would fail). ``FederatedLoss`` draws from its seeded stream
-on the logits' device (state checkpointed with the module).
+weight, all of them are taken (the official code would fail).
+
+Officially S is per GPU, over its 4 images. ``FederatedLoss`` splits the RoIs into groups of
+``images_per_group`` images, each with its own S drawn from its own generator (``federated_loss`` takes a
+(G, K) class set with ``group_sizes``); L stays the sum over all rows divided by R. It draws from its seeded
+stream on ``sample_weight``'s device (state checkpointed with the module; see ``gol.losses.rng``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -26,7 +32,8 @@ from torch import Tensor
 from gol.activations import Activation, BinaryActivation, Numerics
 from gol.data.stats import CategoryStats
 from gol.losses.binary import binary_cross_entropy, positive_columns
-from gol.losses.rng import SeededLoss
+from gol.losses.groups import group_index
+from gol.losses.rng import SeededLoss, make_generator
 
 __all__ = ["FederatedLoss", "federated_classes", "federated_loss"]
 
@@ -67,13 +74,31 @@ def federated_loss(
     activation: BinaryActivation,
     classes: Tensor,
     numerics: Numerics | str = Numerics.stable,
+    group_sizes: Sequence[int] | None = None,
 ) -> Tensor:
-    """Federated loss: (R, K) logits, (R,) labels, (K,) bool classes S -> scalar (sum over K, mean over R)."""
+    """Federated loss: (R, K) logits, (R,) labels, bool classes S -> scalar (sum over K, mean over R).
+
+    ``classes`` is (K,), the same S for every RoI, or (G, K) with ``group_sizes`` (RoIs of each group of
+    consecutive rows, one official GPU's batch each): group g's rows train ``classes[g]``. The loss is the sum
+    over all rows / R: with equal groups, the mean of the groups' losses.
+    """
+    classes = classes.to(logits.device)
+    if group_sizes is None:
+        if classes.dim() != 1:
+            raise ValueError(f"classes must be (K,) without group_sizes, got shape {tuple(classes.shape)}")
+        drop = ~classes.unsqueeze(0)  # (1, K): the same columns for every RoI
+    else:
+        if classes.dim() != 2 or classes.shape[0] != len(group_sizes) or sum(group_sizes) != logits.shape[0]:
+            raise ValueError(
+                f"with group_sizes {list(group_sizes)} (summing to the {logits.shape[0]} rows), classes must be "
+                f"({len(group_sizes)}, K), got shape {tuple(classes.shape)}"
+            )
+        drop = ~classes[group_index(group_sizes, logits.device)]  # (R, K): each row its group's columns
     return binary_cross_entropy(
         logits,
         positive_columns(labels, background_column=False),
         activation=activation,
-        drop=~classes.to(logits.device).unsqueeze(0),  # (1, K): the same columns for every RoI
+        drop=drop,
         numerics=numerics,
     )
 
@@ -89,6 +114,9 @@ class FederatedLoss(SeededLoss):
         frequency_power: sampling weight = image_count ** power (official ``FED_LOSS_FREQ_WEIGHT`` = 0.5).
         seed: seed of the stream that draws S (state saved in ``state_dict`` as extra state).
         numerics: "stable" (default) or "official".
+        images_per_group: images whose RoIs share S and a draw, as one official GPU's (4 in every released
+            config); None: all images of the process's step together. Needs ``rois_per_image`` in the call
+            (the RoI heads pass it); without it the whole call is one group.
 
     Buffers:
         sample_weight: (K,) float32 image_count ** frequency_power.
@@ -107,6 +135,7 @@ class FederatedLoss(SeededLoss):
         frequency_power: float = 0.5,
         seed: int = 0,
         numerics: Numerics | str = Numerics.stable,
+        images_per_group: int | None = 4,
     ) -> None:
         super().__init__(activation=activation, num_classes=num_classes, num_logits=num_classes)
         checked = self._require_stats(stats)
@@ -114,25 +143,41 @@ class FederatedLoss(SeededLoss):
             raise ValueError(f"num_sampled_classes must be a positive int (official: 50), got {num_sampled_classes!r}")
         if not (isinstance(frequency_power, (int, float)) and 0.0 <= frequency_power < float("inf")):
             raise ValueError(f"frequency_power must be a finite number >= 0 (official: 0.5), got {frequency_power!r}")
-        self._init_stream(seed)
+        self._init_random(seed=seed, images_per_group=images_per_group)
         self.num_sampled_classes = num_sampled_classes
         self.frequency_power = float(frequency_power)
         self.numerics = Numerics(numerics)
         weight = checked.image_count.to(torch.float64).pow(self.frequency_power).to(torch.float32)
         self.register_buffer("sample_weight", weight, persistent=True)
 
-    def _loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+    def _grouped_loss(self, logits: Tensor, labels: Tensor, *, group_sizes: list[int], seeds: list[int]) -> Tensor:
         assert isinstance(self.activation, BinaryActivation)
-        classes = federated_classes(
+        device = self.sample_weight.device
+        classes = torch.stack(
+            [
+                federated_classes(
+                    part,
+                    sample_weight=self.sample_weight,
+                    num_sampled=self.num_sampled_classes,
+                    generator=make_generator(seed, device),
+                )
+                if part.numel()
+                else torch.zeros_like(self.sample_weight, dtype=torch.bool)  # a group without RoIs trains nothing
+                for part, seed in zip(torch.split(labels, group_sizes), seeds)
+            ]
+        )  # (G, K)
+        return federated_loss(
+            logits,
             labels,
-            sample_weight=self.sample_weight,
-            num_sampled=self.num_sampled_classes,
-            generator=self.next_generator(self.sample_weight.device),
+            activation=self.activation,
+            classes=classes,
+            numerics=self.numerics,
+            group_sizes=group_sizes,
         )
-        return federated_loss(logits, labels, activation=self.activation, classes=classes, numerics=self.numerics)
 
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, num_sampled_classes={self.num_sampled_classes}, "
-            f"frequency_power={self.frequency_power}, seed={self.seed}, numerics={self.numerics.value}"
+            f"frequency_power={self.frequency_power}, seed={self.seed}, numerics={self.numerics.value}, "
+            f"images_per_group={self.images_per_group}"
         )

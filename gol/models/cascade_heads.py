@@ -175,7 +175,10 @@ class CascadeRoIHeads(nn.Module):
             class_logits, deltas = self._stage(stage, features, samples.proposals, image_shapes)  # (R, L), (R, 4)
             labels = torch.cat(samples.labels)  # (R,)
             weight = self.loss_weights[stage]
-            losses[f"loss_classifier_stage{stage}"] = weight * self.cls_loss[stage](class_logits, labels)
+            rois_per_image = [len(lab) for lab in samples.labels]
+            losses[f"loss_classifier_stage{stage}"] = weight * self.cls_loss[stage](
+                class_logits, labels, rois_per_image=rois_per_image
+            )
             losses[f"loss_box_reg_stage{stage}"] = weight * agnostic_box_loss(
                 deltas, labels, samples.regression_targets
             )

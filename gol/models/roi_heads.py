@@ -8,7 +8,8 @@ Shape shorthand:
 Box deltas are class-specific, (R, (K + 1) * 4) with the background slot at index 0, as in torchvision.
 
 ``GolRoIHeads`` differs from torchvision's ``RoIHeads`` in exactly two places: the classification term of the
-Fast R-CNN loss is ``cls_loss(class_logits, labels)`` (torchvision hard-codes ``F.cross_entropy``), and
+Fast R-CNN loss is ``cls_loss(class_logits, labels, rois_per_image=...)`` (torchvision hard-codes
+``F.cross_entropy``; the RoI counts per image let the stochastic losses group RoIs by image), and
 ``postprocess_detections`` scores with ``cls_loss.scores(class_logits)`` (torchvision hard-codes a softmax, which
 would silently score sigmoid or Gumbel heads with the wrong activation). One ``cls_loss`` object, and so one
 activation, serves both. The loss is a submodule, so its buffers and extra state are in the model's state_dict.
@@ -215,7 +216,7 @@ class GolRoIHeads(RoIHeads):
 
         all_labels = torch.cat(labels)  # (R,)
         losses = {
-            "loss_classifier": self.cls_loss(class_logits, all_labels),
+            "loss_classifier": self.cls_loss(class_logits, all_labels, rois_per_image=[len(lab) for lab in labels]),
             "loss_box_reg": box_regression_loss(box_regression, all_labels, torch.cat(regression_targets)),
         }
         assert targets is not None  # training: select_training_samples has used them

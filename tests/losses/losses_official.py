@@ -51,3 +51,11 @@ def official_droploss(
     rb = torch.where(u > r, torch.ones_like(u), torch.zeros_like(u))
     d = (rb + fg) * tail
     return _weighted_bce(q, t, 1 - d * (1 - t), activation)
+
+
+def official_federated(q: torch.Tensor, labels: torch.Tensor, classes: torch.Tensor, activation: str) -> torch.Tensor:
+    """CenterNet2's federated loss with the class set S given as a (C,) bool mask: w[:, j] = 1 for j in S."""
+    n, c = q.shape
+    _, target = _official_targets(q, labels)
+    weight = classes.float().view(1, c).expand(n, c)
+    return _weighted_bce(q, target, weight, activation)

@@ -439,3 +439,19 @@ def test_htc_is_declared_but_refused_with_one_line() -> None:
         build_htc_r101_fpn(num_classes=K, cls_loss=LOSSES["ce-gumbel"](), train_sizes=(64,), test_size=64, max_size=96)
     check_detector_available("gol.models.build_maskrcnn_r101_fpn")
     check_detector_available("no.such.module.builder")  # left to instantiate, which names it
+
+
+def test_every_stage_passes_the_rois_of_each_image_to_its_loss(batch) -> None:
+    calls: list[tuple[int, list[int]]] = []
+
+    class Recording(CrossEntropyLoss):
+        def forward(self, logits: Tensor, labels: Tensor, *, rois_per_image=None) -> Tensor:
+            calls.append((logits.shape[0], list(rois_per_image)))
+            return super().forward(logits, labels, rois_per_image=rois_per_image)
+
+    model = _tiny_cascade(Recording(activation=Softmax(), num_classes=K))
+    images, targets = batch(images=3, num_classes=K)
+    torch.manual_seed(1)
+    model.train()(images, targets)
+    assert len(calls) == 3  # one per stage
+    assert all(len(rois) == 3 and sum(rois) == rows for rows, rois in calls)

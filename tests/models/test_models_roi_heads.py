@@ -160,3 +160,28 @@ def test_loss_module_is_part_of_the_model_state(with_stats: bool, batch) -> None
     assert all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
     assert model.roi_heads.box_predictor.cls_score.weight.grad is not None
+
+
+class _Recording(CrossEntropyLoss):
+    """Softmax CE that records what the heads pass: (rows, rois_per_image) per call."""
+
+    def __init__(self) -> None:
+        super().__init__(activation=Softmax(), num_classes=K)
+        self.calls: list[tuple[int, list[int] | None]] = []
+
+    def forward(self, logits: Tensor, labels: Tensor, *, rois_per_image=None) -> Tensor:
+        self.calls.append((logits.shape[0], None if rois_per_image is None else list(rois_per_image)))
+        return super().forward(logits, labels, rois_per_image=rois_per_image)
+
+
+def test_heads_pass_the_rois_of_each_image_to_the_loss(batch) -> None:
+    loss = _Recording()
+    model = _tiny(loss).train()
+    images, targets = batch(images=3, num_classes=K)
+    model(images, targets)
+    [(rows, rois)] = loss.calls
+    heads = model.roi_heads
+    assert isinstance(heads, GolRoIHeads)
+    per_image = heads.fg_bg_sampler.batch_size_per_image
+    assert rois is not None and len(rois) == 3 and sum(rois) == rows
+    assert all(0 < n <= per_image for n in rois)
