@@ -4,10 +4,11 @@ Shape shorthand: S = cascade stages, K = foreground classes (the builders add ba
 L = ``cls_loss.num_logits``.
 
 torchvision has no Cascade R-CNN. This one follows the official Cascade Mask R-CNN configs (paper-notes 1.5 and
-section 4: ``cascade_*`` are ResNet-101): the same backbone, FPN, RPN, transform and mask head as
-``build_maskrcnn_r101_fpn``, then three box stages (``gol.models.cascade_heads``) with IoU thresholds 0.5 / 0.6 /
-0.7, box-coder weights (10, 10, 5, 5) / (20, 20, 10, 10) / (30, 30, 15, 15) (target stds 0.1/0.2, 0.05/0.1,
-0.033/0.067), a 2FC-1024 box head each, class-agnostic regression and stage loss weights 1 / 0.5 / 0.25.
+section 4: ``cascade_*`` are ResNet-101) and mmdetection 2.x's ``CascadeRoIHead``: the same backbone, FPN, RPN
+and transform as ``build_maskrcnn_r101_fpn``, then three stages (``gol.models.cascade_heads``) with IoU thresholds
+0.5 / 0.6 / 0.7, box-coder weights (10, 10, 5, 5) / (20, 20, 10, 10) / (30, 30, 15, 15) (target stds 0.1/0.2,
+0.05/0.1, 0.033/0.067), a 2FC-1024 box head each, class-agnostic regression, a Mask R-CNN mask head each (4 convs,
+deconv, class-specific logits) and stage loss weights 1 / 0.5 / 0.25 on every stage's box and mask losses.
 
 Every stage has its own classification loss module, so stateful losses (Seesaw counts, the Federated and DropLoss
 random streams) keep per-stage state, as mmdet's per-stage ``loss_cls`` does; the modules share the one
@@ -122,7 +123,7 @@ def assemble_cascade(
     box_head_factory: Callable[[], nn.Module],
     box_head_width: int,
     mask_roi_pool: MultiScaleRoIAlign,
-    mask_head: nn.Module,
+    mask_head_factory: Callable[[], nn.Module],
     mask_head_width: int,
     mask_dim_reduced: int,
 ) -> MaskRCNN:
@@ -136,7 +137,9 @@ def assemble_cascade(
         anchor_generator, rpn_head: the RPN's anchors and head.
         box_roi_pool: box RoIAlign shared by the stages; ``box_head_factory`` makes one fresh feature head of
             output width ``box_head_width`` per stage.
-        mask_roi_pool, mask_head, mask_head_width, mask_dim_reduced: the mask branch, as in ``assemble_maskrcnn``.
+        mask_roi_pool: mask RoIAlign shared by the stages; ``mask_head_factory`` makes one fresh mask conv head of
+            output width ``mask_head_width`` per stage, each followed by its own predictor (2x deconvolution of width
+            ``mask_dim_reduced``, class-specific logits, normalised with ``options.normed_mask``).
     """
     check_classes(num_classes, cls_loss)
     losses = stage_losses(cls_loss, cascade.num_stages)
@@ -147,11 +150,15 @@ def assemble_cascade(
         )
         for loss in losses
     ]
-    mask_predictor = build_mask_predictor(mask_head_width, mask_dim_reduced, num_classes, normed=options.normed_mask)
+    mask_heads = [mask_head_factory() for _ in range(cascade.num_stages)]
+    mask_predictors = [
+        build_mask_predictor(mask_head_width, mask_dim_reduced, num_classes, normed=options.normed_mask)
+        for _ in range(cascade.num_stages)
+    ]
     model = maskrcnn_shell(
         backbone=backbone, options=options, anchor_generator=anchor_generator, rpn_head=rpn_head,
         box_roi_pool=box_roi_pool, box_head=box_heads[0], box_predictor=box_predictors[0],
-        mask_roi_pool=mask_roi_pool, mask_head=mask_head, mask_predictor=mask_predictor,
+        mask_roi_pool=mask_roi_pool, mask_head=mask_heads[0], mask_predictor=mask_predictors[0],
     )  # fmt: skip
     # MaskRCNN builds single-stage RoIHeads around stage 0's modules; the cascade replaces them.
     model.roi_heads = CascadeRoIHeads(
@@ -168,8 +175,8 @@ def assemble_cascade(
         nms_thresh=options.box_nms_thresh,
         detections_per_img=options.box_detections_per_img,
         mask_roi_pool=mask_roi_pool,
-        mask_head=mask_head,
-        mask_predictor=mask_predictor,
+        mask_heads=mask_heads,
+        mask_predictors=mask_predictors,
     )
     return model
 
@@ -203,11 +210,11 @@ def build_cascade_r101_fpn(
 
     Arguments as ``build_maskrcnn_r101_fpn`` (see ``gol.models.builders``), plus:
         weights: a whole Cascade Mask R-CNN state_dict file saved by gol (torchvision publishes none); the
-            class-dependent layers (every stage's ``cls_score``, the mask logits) are re-initialised when K differs.
+            class-dependent layers (every stage's ``cls_score`` and mask logits) are re-initialised when K differs.
         weights_backbone: an ImageNet ResNet-101 classifier state_dict file.
         classifier_temperature: NormedLinear classifiers (every stage) with this temperature, or null.
         stage_iou_thresholds: foreground IoU of each stage (0.5, 0.6, 0.7); their number is S.
-        stage_loss_weights: weight of each stage's classification and box losses (1, 0.5, 0.25).
+        stage_loss_weights: weight of each stage's classification, box and mask losses (1, 0.5, 0.25).
         stage_box_weights: per-stage box-coder weights (wx, wy, ww, wh).
     """
     options = DetectorOptions(
@@ -246,7 +253,7 @@ def build_cascade_r101_fpn(
         box_head_factory=lambda: TwoMLPHead(FPN_CHANNELS * 7 * 7, BOX_HEAD_WIDTH),
         box_head_width=BOX_HEAD_WIDTH,
         mask_roi_pool=fpn_roi_align(14),
-        mask_head=MaskRCNNHeads(FPN_CHANNELS, [256, 256, 256, 256], 1),
+        mask_head_factory=lambda: MaskRCNNHeads(FPN_CHANNELS, [256, 256, 256, 256], 1),
         mask_head_width=256,
         mask_dim_reduced=256,
     )

@@ -9,21 +9,28 @@ Shape shorthand:
 Box deltas are class-agnostic, (R, 4), as in the official Cascade configs (``reg_class_agnostic=True``); mask logits
 are class-specific over K + 1 slots, as in Mask R-CNN.
 
+Every stage has a box branch and a mask branch, as mmdetection 2.x's ``CascadeRoIHead``
+(``mmdet/models/roi_heads/cascade_roi_head.py``, v2.21, which the official GOL configs use):
+
 Training, stage s: the proposals (RPN boxes for s = 0, else stage s - 1's refined boxes, detached) get the ground
 truth appended, are matched at the stage's IoU threshold and sampled (512 per image, 25% positive), then the
 stage's own box head, predictor and ``cls_loss[s]`` give ``loss_classifier_stage{s}`` and
-``loss_box_reg_stage{s}`` (smooth-L1, beta 1, class-agnostic), both multiplied by the stage's loss weight
-(1, 0.5, 0.25). Every sampled RoI except the appended ground truth is then regressed by stage s into stage s + 1's
-proposals. The mask head trains on the last stage's positives (``loss_mask``).
+``loss_box_reg_stage{s}`` (smooth-L1, beta 1, class-agnostic), and the stage's own mask head, on the positives of
+the same samples, gives ``loss_mask_stage{s}``; all three are multiplied by the stage's loss weight (1, 0.5, 0.25),
+as mmdet weights every ``s{s}.loss_*`` term. Every sampled RoI except the appended ground truth is then regressed
+by stage s into stage s + 1's proposals.
 
-Test: proposals are refined through stages 0..S-2; the last stage's input boxes are scored by every stage's
-classifier, ``scores = mean_s cls_loss[s].scores(logits_s)`` (the Cascade R-CNN ensemble, each stage with its own
-activation-consistent scores), and regressed by the last stage; then torchvision's filtering (score threshold,
-per-class NMS, ``detections_per_img``) and the mask head on the kept boxes.
+Test (mmdet's ``simple_test``): stage 0's box branch runs on the proposals and stage s + 1's on stage s's boxes
+regressed by stage s's deltas (mmdet picks the deltas of the arg-max foreground class; with class-agnostic
+regression there is one set). The RAW class logits of every stage, each computed on its own stage's boxes, are
+averaged, and only the average is activated, by the last stage's loss (``cls_loss[-1].scores``, as mmdet's
+``bbox_head[-1].get_bboxes``); boxes are the last stage's deltas applied to the last stage's input boxes; then
+torchvision's filtering (score threshold, per-class NMS, ``detections_per_img``). Every stage's mask head runs on
+the kept detections and the per-stage sigmoid masks are averaged (mmdet's ``merge_aug_masks``).
 
 Module names follow Mask R-CNN's with a stage index (``box_head.0``, ``box_predictor.0.cls_score``,
-``cls_loss.0``), so ``gol.models.weights`` treats the class-dependent layers and the loss state of a cascade
-exactly as it does a Mask R-CNN's.
+``mask_head.0``, ``mask_predictor.0.mask_fcn_logits``, ``cls_loss.0``), so ``gol.models.weights`` treats the
+class-dependent layers and the loss state of a cascade exactly as it does a Mask R-CNN's.
 """
 
 from __future__ import annotations
@@ -38,7 +45,8 @@ from torchvision.models.detection._utils import BalancedPositiveNegativeSampler,
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
 
-from gol.models.roi_heads import add_masks, check_training_targets, mask_loss, select_detections
+from gol.models.predictors import mask_probabilities
+from gol.models.roi_heads import MaskBranch, check_training_targets, mask_loss, select_detections
 
 if TYPE_CHECKING:
     from gol.losses.base import ClassificationLoss
@@ -82,7 +90,7 @@ def _four(weights: Sequence[float]) -> tuple[float, float, float, float]:
 
 
 class CascadeRoIHeads(nn.Module):
-    """S box stages (each with its own head, predictor, box coder, matcher and ``cls_loss``) and one mask branch.
+    """S stages, each with its own box head, predictor, box coder, matcher, ``cls_loss`` and mask head.
 
     Args (keyword-only):
         box_roi_pool: RoIAlign shared by every stage.
@@ -92,7 +100,8 @@ class CascadeRoIHeads(nn.Module):
         loss_weights: (S,) per-stage loss weights.
         batch_size_per_image, positive_fraction: RoI sampling of every stage (512, 0.25).
         score_thresh, nms_thresh, detections_per_img: test-time filtering (LVIS: 1e-4, 0.5 or 0.3, 300).
-        mask_roi_pool, mask_head, mask_predictor: the mask branch (class-specific over K + 1 slots).
+        mask_roi_pool: mask RoIAlign shared by every stage.
+        mask_heads, mask_predictors: one per stage (class-specific logits over K + 1 slots).
     """
 
     def __init__(
@@ -111,8 +120,8 @@ class CascadeRoIHeads(nn.Module):
         nms_thresh: float,
         detections_per_img: int,
         mask_roi_pool: MultiScaleRoIAlign,
-        mask_head: nn.Module,
-        mask_predictor: nn.Module,
+        mask_heads: Sequence[nn.Module],
+        mask_predictors: Sequence[nn.Module],
     ) -> None:
         super().__init__()
         lengths = {
@@ -122,12 +131,15 @@ class CascadeRoIHeads(nn.Module):
             len(iou_thresholds),
             len(box_coder_weights),
             len(loss_weights),
+            len(mask_heads),
+            len(mask_predictors),
         }
         if len(lengths) != 1 or 0 in lengths:
             raise ValueError(
-                "cascade stages disagree: give one box head, predictor, loss, IoU threshold, box-coder weight "
-                f"and loss weight per stage (got {len(box_heads)}, {len(box_predictors)}, {len(cls_losses)}, "
-                f"{len(iou_thresholds)}, {len(box_coder_weights)}, {len(loss_weights)})"
+                "cascade stages disagree: give one box head, predictor, loss, IoU threshold, box-coder weight, "
+                "loss weight, mask head and mask predictor per stage (got "
+                f"{len(box_heads)}, {len(box_predictors)}, {len(cls_losses)}, {len(iou_thresholds)}, "
+                f"{len(box_coder_weights)}, {len(loss_weights)}, {len(mask_heads)}, {len(mask_predictors)})"
             )
         self.box_roi_pool = box_roi_pool
         # Mask R-CNN's module names with a stage index (see the module docstring).
@@ -145,8 +157,8 @@ class CascadeRoIHeads(nn.Module):
         self.nms_thresh = nms_thresh
         self.detections_per_img = detections_per_img
         self.mask_roi_pool = mask_roi_pool
-        self.mask_head = mask_head
-        self.mask_predictor = mask_predictor
+        self.mask_head = nn.ModuleList(mask_heads)
+        self.mask_predictor = nn.ModuleList(mask_predictors)
 
     @property
     def num_stages(self) -> int:
@@ -161,9 +173,9 @@ class CascadeRoIHeads(nn.Module):
     ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
         """torchvision's RoI-heads interface.
 
-        Training returns ``([], losses)`` with ``loss_classifier_stage{s}``, ``loss_box_reg_stage{s}`` (already
-        multiplied by the stage weights) and ``loss_mask``; evaluation returns one dict per image with ``boxes``
-        (N, 4), ``labels`` (N,), ``scores`` (N,) and ``masks`` (N, 1, 28, 28) and no losses.
+        Training returns ``([], losses)`` with ``loss_classifier_stage{s}``, ``loss_box_reg_stage{s}`` and
+        ``loss_mask_stage{s}``, already multiplied by the stage weights; evaluation returns one dict per image with
+        ``boxes`` (N, 4), ``labels`` (N,), ``scores`` (N,) and ``masks`` (N, 1, 28, 28) and no losses.
         """
         if not self.training:
             return self._detect(features, proposals, image_shapes), {}
@@ -182,6 +194,11 @@ class CascadeRoIHeads(nn.Module):
             losses[f"loss_box_reg_stage{stage}"] = weight * agnostic_box_loss(
                 deltas, labels, samples.regression_targets
             )
+            # The stage's mask head trains on the positives of the stage's own samples.
+            losses[f"loss_mask_stage{stage}"] = weight * mask_loss(
+                self.stage_mask_branch(stage), features, samples.proposals, samples.matched_idxs, samples.labels,
+                targets, image_shapes,
+            )  # fmt: skip
             if stage + 1 < self.num_stages:
                 proposals = self._refine(stage, deltas.detach(), samples.proposals, image_shapes)
                 # Drop the ground-truth rows (the next stage appends the ground truth itself) and boxes too thin
@@ -189,11 +206,11 @@ class CascadeRoIHeads(nn.Module):
                 proposals = [
                     boxes[~from_gt & _wide_enough(boxes)] for boxes, from_gt in zip(proposals, samples.from_gt)
                 ]
-
-        # The mask branch trains on the last stage's positive RoIs.
-        losses["loss_mask"] = mask_loss(self, features, samples.proposals, samples.matched_idxs, samples.labels,
-                                        targets, image_shapes)  # fmt: skip
         return [], losses
+
+    def stage_mask_branch(self, stage: int) -> MaskBranch:
+        """Stage ``stage``'s mask branch (the shared mask RoIAlign, the stage's head and predictor)."""
+        return MaskBranch(self.mask_roi_pool, self.mask_head[stage], self.mask_predictor[stage])
 
     def _stage(
         self, stage: int, features: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]
@@ -263,20 +280,18 @@ class CascadeRoIHeads(nn.Module):
     def _detect(
         self, features: dict[str, Tensor], proposals: list[Tensor], image_shapes: list[tuple[int, int]]
     ) -> list[dict[str, Tensor]]:
-        """Test time: refine, score with the ensemble of every stage's classifier, filter, predict masks."""
+        """Test time: every stage on its own boxes, activate the mean raw logits, filter, average the masks."""
         boxes = proposals
-        for stage in range(self.num_stages - 1):
-            _, deltas = self._stage(stage, features, boxes, image_shapes)
-            boxes = self._refine(stage, deltas, boxes, image_shapes)
-
-        head_input = self.box_roi_pool(features, boxes, image_shapes)
-        stage_scores = []
+        stage_logits = []
         for stage in range(self.num_stages):
-            class_logits, deltas = self.box_predictor[stage](self.box_head[stage](head_input))  # (R, L), (R, 4)
-            loss: ClassificationLoss = self.cls_loss[stage]  # type: ignore[assignment]  # ModuleList items are Modules
-            stage_scores.append(loss.scores(class_logits))  # (R, K)
-        scores = torch.stack(stage_scores).mean(dim=0)  # (R, K)
-        final = self._refine(self.num_stages - 1, deltas, boxes, image_shapes)  # the last stage's regression
+            class_logits, deltas = self._stage(stage, features, boxes, image_shapes)  # (R, L), (R, 4)
+            stage_logits.append(class_logits)
+            if stage + 1 < self.num_stages:
+                boxes = self._refine(stage, deltas, boxes, image_shapes)
+        # ``boxes`` are now the last stage's input boxes and ``deltas`` its regression.
+        last_loss: ClassificationLoss = self.cls_loss[-1]  # type: ignore[assignment]  # ModuleList items are Modules
+        scores = last_loss.scores(torch.stack(stage_logits).mean(dim=0))  # (R, K)
+        final = self._refine(self.num_stages - 1, deltas, boxes, image_shapes)
 
         results = []
         for image_boxes, image_scores in zip(final, scores.split([len(b) for b in boxes])):
@@ -291,8 +306,24 @@ class CascadeRoIHeads(nn.Module):
             )
             results.append({"boxes": kept_boxes, "labels": kept_labels, "scores": kept_scores})
 
-        add_masks(self, features, results, image_shapes)
+        for image_masks, result in zip(self.ensemble_masks(features, results, image_shapes), results):
+            result["masks"] = image_masks
         return results
+
+    def ensemble_masks(
+        self, features: dict[str, Tensor], results: list[dict[str, Tensor]], image_shapes: list[tuple[int, int]]
+    ) -> list[Tensor]:
+        """Per image (N_i, 1, 28, 28): the mean over stages of each stage's sigmoid mask of the detection's class.
+
+        ``results`` hold each image's ``boxes`` (N_i, 4) and ``labels`` (N_i,); the RoIAlign runs once.
+        """
+        labels = [r["labels"] for r in results]
+        pooled = self.mask_roi_pool(features, [r["boxes"] for r in results], image_shapes)  # (N, C, 14, 14)
+        stage_masks = [
+            mask_probabilities(predictor, head(pooled), labels)  # per image (N_i, 1, 28, 28)
+            for head, predictor in zip(self.mask_head, self.mask_predictor)
+        ]
+        return [torch.stack(per_stage).mean(dim=0) for per_stage in zip(*stage_masks)]
 
 
 def _wide_enough(boxes: Tensor) -> Tensor:

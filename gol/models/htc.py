@@ -1,10 +1,11 @@
 """Hybrid Task Cascade (HTC) R101: declared for the activation x detector table, refused until it exists.
 
 The paper's H-R101 row (Figure 1; the official ``htc_without_semantic`` configs) needs what Cascade Mask R-CNN
-lacks: a mask branch per stage interleaved with the box stages, and the mask information flow that feeds each
-stage's mask features into the next one. Neither exists in gol, so ``conf/detector/htc_r101_fpn.yaml`` composes
-(with the Cascade R101 options, so that a table's overrides apply to the whole row) but cannot be built or
-trained. ``check_detector_available`` lets config validation refuse it before any data is loaded.
+lacks: the interleaved execution (each stage's mask branch on the boxes its own box branch has just regressed) and
+the mask information flow that feeds each stage's mask features into the next one. Neither exists in gol, so
+``conf/detector/htc_r101_fpn.yaml`` composes (with the Cascade R101 options, so that a table's overrides apply to
+the whole row) but cannot be built or trained. ``check_detector_available`` lets config validation refuse it
+before any data is loaded.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from torchvision.models.detection import MaskRCNN
 from gol.models.cascade import build_cascade_r101_fpn
 
 HTC_UNAVAILABLE = (
-    "detector=htc_r101_fpn (Hybrid Task Cascade) is not implemented: gol has no interleaved per-stage mask "
-    "branches and no mask information flow between stages; use detector=cascade_r101_fpn for the closest available row"
+    "detector=htc_r101_fpn (Hybrid Task Cascade) is not implemented: gol has no interleaved box and mask "
+    "execution and no mask information flow between stages; use detector=cascade_r101_fpn for the closest available row"
 )
 
 

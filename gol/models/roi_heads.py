@@ -17,7 +17,7 @@ activation, serves both. The loss is a submodule, so its buffers and extra state
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -211,7 +211,7 @@ class GolRoIHeads(RoIHeads):
                 class_logits, box_regression, proposals, image_shapes
             )
             result = [{"boxes": b, "labels": lab, "scores": s} for b, s, lab in zip(boxes, scores, det_labels)]
-            add_masks(self, features, result, image_shapes)
+            add_masks(mask_branch(self), features, result, image_shapes)
             return result, {}
 
         all_labels = torch.cat(labels)  # (R,)
@@ -220,20 +220,30 @@ class GolRoIHeads(RoIHeads):
             "loss_box_reg": box_regression_loss(box_regression, all_labels, torch.cat(regression_targets)),
         }
         assert targets is not None  # training: select_training_samples has used them
-        losses["loss_mask"] = mask_loss(self, features, proposals, matched_idxs, labels, targets, image_shapes)
+        losses["loss_mask"] = mask_loss(
+            mask_branch(self), features, proposals, matched_idxs, labels, targets, image_shapes
+        )
         return [], losses
 
 
-def _mask_branch(heads: nn.Module) -> tuple[nn.Module, nn.Module, nn.Module]:
-    """``heads``' mask branch: (mask_roi_pool, mask_head, mask_predictor)."""
+class MaskBranch(NamedTuple):
+    """One mask branch: its RoIAlign, conv head and predictor (class-specific logits over K + 1 slots)."""
+
+    roi_pool: nn.Module
+    head: nn.Module
+    predictor: nn.Module
+
+
+def mask_branch(heads: nn.Module) -> MaskBranch:
+    """``heads``' mask branch (its ``mask_roi_pool``, ``mask_head`` and ``mask_predictor``)."""
     parts = tuple(getattr(heads, name) for name in ("mask_roi_pool", "mask_head", "mask_predictor"))
     if not all(isinstance(part, nn.Module) for part in parts):
         raise TypeError(f"{type(heads).__name__} has no mask branch (mask_roi_pool, mask_head, mask_predictor)")
-    return parts[0], parts[1], parts[2]
+    return MaskBranch(*parts)
 
 
 def mask_loss(
-    heads: nn.Module,
+    branch: MaskBranch,
     features: dict[str, Tensor],
     proposals: list[Tensor],
     matched_idxs: list[Tensor],
@@ -241,16 +251,14 @@ def mask_loss(
     targets: list[dict[str, Tensor]],
     image_shapes: list[tuple[int, int]],
 ) -> Tensor:
-    """torchvision's ``loss_mask`` of ``heads``' mask branch (``mask_roi_pool``, ``mask_head``, ``mask_predictor``),
-    trained on the positive sampled RoIs only, as torchvision does. Per image: proposals (R_i, 4), their matched
-    ground-truth indices and labels (R_i,)."""
+    """torchvision's ``loss_mask`` of one mask branch, trained on the positive sampled RoIs only, as torchvision
+    does. Per image: proposals (R_i, 4), their matched ground-truth indices and labels (R_i,)."""
     positives = [torch.where(image_labels > 0)[0] for image_labels in labels]
     mask_proposals = [p[pos] for p, pos in zip(proposals, positives)]
     pos_matched_idxs = [m[pos] for m, pos in zip(matched_idxs, positives)]
-    roi_pool, head, predictor = _mask_branch(heads)
-    mask_features = head(roi_pool(features, mask_proposals, image_shapes))
+    mask_features = branch.head(branch.roi_pool(features, mask_proposals, image_shapes))
     return maskrcnn_loss(
-        predictor(mask_features),
+        branch.predictor(mask_features),
         mask_proposals,
         [t["masks"] for t in targets],
         [t["labels"] for t in targets],
@@ -259,15 +267,14 @@ def mask_loss(
 
 
 def add_masks(
-    heads: nn.Module,
+    branch: MaskBranch,
     features: dict[str, Tensor],
     results: list[dict[str, Tensor]],
     image_shapes: list[tuple[int, int]],
 ) -> None:
     """Test time: put ``masks`` (N, 1, 28, 28), the probabilities of each detection's class, into every result
-    dict (which holds ``boxes`` and ``labels``), through ``heads``' mask branch."""
-    roi_pool, head, predictor = _mask_branch(heads)
-    mask_features = head(roi_pool(features, [r["boxes"] for r in results], image_shapes))
+    dict (which holds ``boxes`` and ``labels``), through one mask branch."""
+    mask_features = branch.head(branch.roi_pool(features, [r["boxes"] for r in results], image_shapes))
     labels = [r["labels"] for r in results]
-    for mask_prob, r in zip(mask_probabilities(predictor, mask_features, labels), results):
+    for mask_prob, r in zip(mask_probabilities(branch.predictor, mask_features, labels), results):
         r["masks"] = mask_prob

@@ -15,6 +15,7 @@ model is built, and a file for another architecture is reported (with what it se
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TypeAlias
@@ -32,8 +33,9 @@ from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights, MaskR
 
 log = logging.getLogger(__name__)
 
-# Layers whose shape depends on the number of classes; they are the only ones allowed to differ.
-CLASS_DEPENDENT_PREFIXES = ("roi_heads.box_predictor.", "roi_heads.mask_predictor.mask_fcn_logits.")
+# Layers whose shape depends on the number of classes; they are the only ones allowed to differ. The optional stage
+# index covers a cascade's per-stage predictors (``roi_heads.box_predictor.1.``, ``roi_heads.mask_predictor.2.``).
+CLASS_DEPENDENT_LAYERS = re.compile(r"roi_heads\.(box_predictor\.|mask_predictor\.(\d+\.)?mask_fcn_logits\.)")
 # The classification loss's own state (e.g. Seesaw counts) is a property of a training run, never initialised
 # from a weights file; resuming a run is the engine's checkpoint business.
 LOSS_PREFIX = "roi_heads.cls_loss."
@@ -57,6 +59,11 @@ class WeightsNotFoundError(FileNotFoundError):
 
 class WeightsMismatchError(ValueError):
     """A weights file holds another architecture than the one being built."""
+
+
+def is_class_dependent(key: str) -> bool:
+    """Whether a detector ``state_dict`` key belongs to a class-dependent layer (``CLASS_DEPENDENT_LAYERS``)."""
+    return CLASS_DEPENDENT_LAYERS.match(key) is not None
 
 
 def resolve_weights(
@@ -152,9 +159,7 @@ def load_detector_weights(
     """
     own = model.state_dict()
     given = {k: v for k, v in state_dict.items() if not k.startswith(LOSS_PREFIX)}
-    skipped = [
-        k for k, v in given.items() if k in own and k.startswith(CLASS_DEPENDENT_PREFIXES) and own[k].shape != v.shape
-    ]
+    skipped = [k for k, v in given.items() if k in own and is_class_dependent(k) and own[k].shape != v.shape]
     hint = ""
     if "fc.weight" in given and not any(k.startswith("backbone.") for k in given):
         hint = "; it is a backbone classifier: set detector.weights_backbone instead"
