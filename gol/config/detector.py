@@ -5,13 +5,81 @@ data source's ``train_sizes``, ``test_size`` and ``max_size``. Weights are local
 from its ImageNet file under ``paths.weights_root`` (torchvision's file names; a missing file is refused before
 anything is built or queued, and ``weights_backbone: null`` trains from scratch); ``allow_download: true`` lets
 them name torchvision weights instead.
+
+Three options bring torchvision's Mask R-CNN to mmdetection 2.21's, which the official GOL configs train with
+(``configs/_base_/models/mask_rcnn_r50_fpn.py`` there): ``box_loss: l1``, ``roi_align: mmdet`` and
+``backbone_norm: frozen_stats``. Their defaults keep torchvision's behaviour.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 GROUP = "detector"
+
+
+class _Choice(str, enum.Enum):
+    """A string option; lower-case member names, since OmegaConf validates Enum fields by member name."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> _Choice:
+        options = ", ".join(repr(m.value) for m in cls)
+        raise ValueError(f"detector.{cls._key()} must be one of {options}, got {value!r}")
+
+    @classmethod
+    def _key(cls) -> str:
+        raise NotImplementedError
+
+
+class BoxLoss(_Choice):
+    """The box-regression term of Mask R-CNN's box head (class-specific deltas of the positive sampled RoIs,
+    summed over RoIs and coordinates, divided by the number R of sampled RoIs of the batch).
+
+    smooth_l1: torchvision's ``fastrcnn_loss``, smooth-L1 with beta 1/9.
+    l1: mmdet's ``L1Loss(loss_weight=1.0)`` of the official configs; mmdet 2.21 ``BBoxHead.loss``
+        (``mmdet/models/roi_heads/bbox_heads/bbox_head.py``) passes ``avg_factor=bbox_targets.size(0)``, i.e. R.
+    """
+
+    smooth_l1 = "smooth_l1"
+    l1 = "l1"
+
+    @classmethod
+    def _key(cls) -> str:
+        return "box_loss"
+
+
+class RoIAlignMode(_Choice):
+    """How box and mask features are pooled from the FPN levels.
+
+    torchvision: ``MultiScaleRoIAlign``, ``aligned=False``, ``sampling_ratio=2``.
+    mmdet: mmdet's ``SingleRoIExtractor`` with mmcv's ``RoIAlign(aligned=True, sampling_ratio=0)`` (adaptive
+        sampling), see ``gol.models.roi_align``.
+    """
+
+    torchvision = "torchvision"
+    mmdet = "mmdet"
+
+    @classmethod
+    def _key(cls) -> str:
+        return "roi_align"
+
+
+class BackboneNorm(_Choice):
+    """The normalisation layers of the ResNet backbone.
+
+    torchvision: ``FrozenBatchNorm2d`` (statistics and affine frozen) with pretrained weights, ordinary
+        BatchNorm without them (and in the v2 recipe).
+    frozen_stats: mmdet's ``norm_cfg=dict(type='BN', requires_grad=True), norm_eval=True``: running statistics
+        frozen, affine weight and bias trained in the trainable stages (``gol.models.norm``).
+    """
+
+    torchvision = "torchvision"
+    frozen_stats = "frozen_stats"
+
+    @classmethod
+    def _key(cls) -> str:
+        return "backbone_norm"
 
 
 @dataclass
@@ -28,6 +96,13 @@ class _DetectorCommonConf:
 
 
 @dataclass
+class _MaskRCNNConf(_DetectorCommonConf):
+    """Options of the single-stage (Mask R-CNN) box head."""
+
+    box_loss: BoxLoss = BoxLoss.smooth_l1  # official GOL configs: l1
+
+
+@dataclass
 class _ResNetFPNConf(_DetectorCommonConf):
     weights_backbone: str | None = None  # ImageNet classifier state_dict file (each option names its own)
     allow_download: bool = False  # let weights/weights_backbone name torchvision weights
@@ -37,6 +112,8 @@ class _ResNetFPNConf(_DetectorCommonConf):
     rpn_pre_nms_top_n_test: int = 1000
     rpn_post_nms_top_n_train: int = 1000  # mmdet Mask R-CNN configs: rpn_proposal max_per_img=1000
     rpn_post_nms_top_n_test: int = 1000
+    roi_align: RoIAlignMode = RoIAlignMode.torchvision  # official configs: mmdet
+    backbone_norm: BackboneNorm = BackboneNorm.torchvision  # official configs: frozen_stats
 
 
 # torchvision's ImageNet files (the official configs' torchvision://resnet50 and torchvision://resnet101).
@@ -49,32 +126,40 @@ R50_V2_IMAGENET = "${paths.weights_root}/resnet50-11ad3fa6.pth"  # ResNet50_Weig
 
 
 @dataclass
-class MaskRCNNR50FPNConf(_ResNetFPNConf):
+class _MaskRCNNResNetFPNConf(_ResNetFPNConf, _MaskRCNNConf):
+    """A ResNet-FPN Mask R-CNN: the ResNet-FPN options and the single-stage box head's."""
+
+
+@dataclass
+class MaskRCNNR50FPNConf(_MaskRCNNResNetFPNConf):
     _target_: str = "gol.models.build_maskrcnn_r50_fpn"
     weights_backbone: str | None = R50_IMAGENET
 
 
 @dataclass
-class MaskRCNNR50FPNV2Conf(_ResNetFPNConf):
+class MaskRCNNR50FPNV2Conf(_MaskRCNNResNetFPNConf):
     _target_: str = "gol.models.build_maskrcnn_r50_fpn_v2"
     weights_backbone: str | None = R50_V2_IMAGENET
 
 
 @dataclass
-class MaskRCNNR101FPNConf(_ResNetFPNConf):
+class MaskRCNNR101FPNConf(_MaskRCNNResNetFPNConf):
     _target_: str = "gol.models.build_maskrcnn_r101_fpn"
     weights_backbone: str | None = R101_IMAGENET
 
 
 @dataclass
-class MaskRCNNX101FPNConf(_ResNetFPNConf):
+class MaskRCNNX101FPNConf(_MaskRCNNResNetFPNConf):
     _target_: str = "gol.models.build_maskrcnn_x101_fpn"
     weights_backbone: str | None = X101_IMAGENET
 
 
 @dataclass
 class CascadeR101FPNConf(_ResNetFPNConf):
-    """Cascade Mask R-CNN R101 (the paper's C-R101): three box stages, one entry per stage in each ``stage_*``."""
+    """Cascade Mask R-CNN R101 (the paper's C-R101): three box stages, one entry per stage in each ``stage_*``.
+
+    No ``box_loss``: every stage already uses the official cascade configs' smooth-L1 (beta 1), normalised as mmdet.
+    """
 
     _target_: str = "gol.models.build_cascade_r101_fpn"
     weights_backbone: str | None = R101_IMAGENET
@@ -95,7 +180,7 @@ class HTCR101FPNConf(CascadeR101FPNConf):
 
 
 @dataclass
-class TinyDetectorConf(_DetectorCommonConf):
+class TinyDetectorConf(_MaskRCNNConf):
     """The CPU demo detector (``gol.models.build_tiny``); widths and depths are tunable."""
 
     _target_: str = "gol.models.build_tiny"

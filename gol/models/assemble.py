@@ -16,6 +16,7 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import MultiScaleRoIAlign
 
+from gol.config.detector import BoxLoss
 from gol.models.predictors import GolBoxPredictor, build_mask_predictor
 from gol.models.roi_heads import GolRoIHeads
 from gol.models.transform import GolTransform
@@ -34,7 +35,8 @@ class DetectorOptions:
     """Options every builder shares (the config's detector keys), validated once.
 
     Defaults are the LVIS test settings (paper-notes section 2: score threshold 1e-4, 300 detections per image,
-    NMS 0.5 for the official baselines and 0.3 for GOL) and torchvision's RPN defaults.
+    NMS 0.5 for the official baselines and 0.3 for GOL) and torchvision's RPN defaults. ``box_loss`` is the
+    single-stage box head's regression loss (``gol.config.detector.BoxLoss``); the cascade has its own.
     """
 
     train_sizes: Sequence[int]
@@ -50,10 +52,12 @@ class DetectorOptions:
     rpn_post_nms_top_n_test: int = 1000
     normed_mask: bool = False
     classifier_temperature: float | None = None
+    box_loss: BoxLoss = BoxLoss.smooth_l1
 
     def __post_init__(self) -> None:
         # Config values arrive as OmegaConf containers; keep plain, hashable Python values.
         object.__setattr__(self, "train_sizes", tuple(int(s) for s in self.train_sizes))
+        object.__setattr__(self, "box_loss", BoxLoss(self.box_loss))
         if not 0.0 <= self.box_score_thresh < 1.0:
             raise ValueError(f"box_score_thresh must be in [0, 1), got {self.box_score_thresh}")
         if not 0.0 < self.box_nms_thresh <= 1.0:
@@ -131,7 +135,8 @@ def assemble_maskrcnn(
         bg_iou_thresh=BOX_BG_IOU_THRESH,
         batch_size_per_image=options.box_batch_size_per_image,
         positive_fraction=BOX_POSITIVE_FRACTION,
-        bbox_reg_weights=None,  # torchvision's (10, 10, 5, 5)
+        bbox_reg_weights=None,  # torchvision's (10, 10, 5, 5), the inverse of mmdet's target stds
+        box_loss=options.box_loss,
         score_thresh=options.box_score_thresh,
         nms_thresh=options.box_nms_thresh,
         detections_per_img=options.box_detections_per_img,

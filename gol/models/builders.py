@@ -15,6 +15,10 @@ partial a detector config gives; every other argument comes from the config. Com
     rpn_{pre,post}_nms_top_n_{train,test}: RPN proposals (2000/1000 before NMS; 1000/1000 after, as mmdetection's Mask R-CNN; torchvision 2000/1000).
     normed_mask: GOL's NormedConv2d mask logits (temperature 20).
     classifier_temperature: NormedLinear classifier with this temperature (5 in the official EQL runs), or null.
+    box_loss: box-regression term, ``smooth_l1`` (torchvision) or ``l1`` (mmdet, the official GOL configs).
+    roi_align: FPN RoI pooling, ``torchvision`` or ``mmdet`` (aligned, adaptive sampling; ``gol.models.roi_align``).
+    backbone_norm: ResNet normalisation, ``torchvision`` (FrozenBatchNorm2d with pretrained weights) or
+        ``frozen_stats`` (mmdet's BN with ``norm_eval=True``: frozen statistics, trainable affine).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from torchvision.models.detection import MaskRCNN
 
+from gol.config.detector import BackboneNorm, BoxLoss, RoIAlignMode
 from gol.models.assemble import DetectorOptions
 from gol.models.resnet_fpn import R50, R50_V2, R101, X101, ResNetSpec, build_resnet_maskrcnn
 
@@ -55,6 +60,9 @@ def _resnet_variant(spec: ResNetSpec, name: str, doc: str) -> Callable[..., Mask
         rpn_post_nms_top_n_test: int = 1000,
         normed_mask: bool = False,
         classifier_temperature: float | None = None,
+        box_loss: BoxLoss | str = BoxLoss.smooth_l1,
+        roi_align: RoIAlignMode | str = RoIAlignMode.torchvision,
+        backbone_norm: BackboneNorm | str = BackboneNorm.torchvision,
     ) -> MaskRCNN:
         options = DetectorOptions(
             train_sizes=train_sizes, test_size=test_size, max_size=max_size, box_score_thresh=box_score_thresh,
@@ -62,12 +70,12 @@ def _resnet_variant(spec: ResNetSpec, name: str, doc: str) -> Callable[..., Mask
             box_batch_size_per_image=box_batch_size_per_image, rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
             rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test, rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
             rpn_post_nms_top_n_test=rpn_post_nms_top_n_test, normed_mask=normed_mask,
-            classifier_temperature=classifier_temperature,
+            classifier_temperature=classifier_temperature, box_loss=BoxLoss(box_loss),
         )  # fmt: skip
         return build_resnet_maskrcnn(
             spec, num_classes=num_classes, cls_loss=cls_loss, options=options, weights=weights,
             weights_backbone=weights_backbone, allow_download=allow_download,
-            trainable_backbone_layers=trainable_backbone_layers,
+            trainable_backbone_layers=trainable_backbone_layers, roi_align=roi_align, backbone_norm=backbone_norm,
         )  # fmt: skip
 
     build.__name__ = build.__qualname__ = name

@@ -9,6 +9,10 @@ and transform as ``build_maskrcnn_r101_fpn``, then three stages (``gol.models.ca
 0.5 / 0.6 / 0.7, box-coder weights (10, 10, 5, 5) / (20, 20, 10, 10) / (30, 30, 15, 15) (target stds 0.1/0.2,
 0.05/0.1, 0.033/0.067), a 2FC-1024 box head each, class-agnostic regression, a Mask R-CNN mask head each (4 convs,
 deconv, class-specific logits) and stage loss weights 1 / 0.5 / 0.25 on every stage's box and mask losses.
+Every stage's box loss is the official configs' ``SmoothL1Loss(beta=1.0)`` (``configs/_base_/models/
+cascade_mask_rcnn_r50_fpn.py`` in mmdetection 2.21) with mmdet's normalisation (``BBoxHead.loss``: the sum over
+positives divided by the stage's sampled RoIs), so the Mask R-CNN ``box_loss`` option does not exist here;
+``roi_align`` and ``backbone_norm`` are the ResNet-FPN ones (``gol.models.resnet_fpn``).
 
 Every stage has its own classification loss module, so stateful losses (Seesaw counts, the Federated and DropLoss
 random streams) keep per-stage state, as mmdet's per-stage ``loss_cls`` does; the modules share the one
@@ -29,6 +33,7 @@ from torchvision.models.detection.faster_rcnn import RPNHead, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
 from torchvision.ops import MultiScaleRoIAlign
 
+from gol.config.detector import BackboneNorm, BoxLoss, RoIAlignMode
 from gol.losses.rng import SeededLoss, mix_seed
 from gol.models.assemble import BOX_POSITIVE_FRACTION, DetectorOptions, check_classes, maskrcnn_shell
 from gol.models.cascade_heads import CascadeRoIHeads
@@ -142,6 +147,10 @@ def assemble_cascade(
             ``mask_dim_reduced``, class-specific logits, normalised with ``options.normed_mask``).
     """
     check_classes(num_classes, cls_loss)
+    if options.box_loss is not BoxLoss.smooth_l1:
+        raise ValueError(
+            f"box_loss={options.box_loss.value} is a Mask R-CNN option; the cascade's stages use smooth-L1 (beta 1)"
+        )
     losses = stage_losses(cls_loss, cascade.num_stages)
     box_heads = [box_head_factory() for _ in range(cascade.num_stages)]
     box_predictors = [
@@ -205,6 +214,8 @@ def build_cascade_r101_fpn(
     stage_iou_thresholds: Sequence[float] = STAGE_IOU_THRESHOLDS,
     stage_loss_weights: Sequence[float] = STAGE_LOSS_WEIGHTS,
     stage_box_weights: Sequence[Sequence[float]] = STAGE_BOX_WEIGHTS,
+    roi_align: RoIAlignMode | str = RoIAlignMode.torchvision,
+    backbone_norm: BackboneNorm | str = BackboneNorm.torchvision,
 ) -> MaskRCNN:
     """Cascade Mask R-CNN ResNet-101 FPN (the paper's C-R101).
 
@@ -216,6 +227,7 @@ def build_cascade_r101_fpn(
         stage_iou_thresholds: foreground IoU of each stage (0.5, 0.6, 0.7); their number is S.
         stage_loss_weights: weight of each stage's classification, box and mask losses (1, 0.5, 0.25).
         stage_box_weights: per-stage box-coder weights (wx, wy, ww, wh).
+        roi_align, backbone_norm: as the ResNet-FPN Mask R-CNN builders (mmdet's: ``mmdet``, ``frozen_stats``).
     """
     options = DetectorOptions(
         train_sizes=train_sizes,
@@ -236,10 +248,12 @@ def build_cascade_r101_fpn(
         iou_thresholds=stage_iou_thresholds, loss_weights=stage_loss_weights, box_weights=stage_box_weights
     )
     check_classes(num_classes, cls_loss)
+    pooling = RoIAlignMode(roi_align)
     # As build_maskrcnn_r101_fpn: frozen BatchNorm and frozen early stages with pretrained weights.
     backbone, detector_source = pretrained_fpn_backbone(
         R101, label=CASCADE_LABEL, detector_enum=None, weights=weights, weights_backbone=weights_backbone,
         allow_download=allow_download, trainable_backbone_layers=trainable_backbone_layers,
+        backbone_norm=backbone_norm,
     )  # fmt: skip
     model = assemble_cascade(
         backbone=backbone,
@@ -249,10 +263,10 @@ def build_cascade_r101_fpn(
         cascade=cascade,
         anchor_generator=fpn_anchor_generator(),
         rpn_head=RPNHead(FPN_CHANNELS, 3),
-        box_roi_pool=fpn_roi_align(7),
+        box_roi_pool=fpn_roi_align(7, pooling),
         box_head_factory=lambda: TwoMLPHead(FPN_CHANNELS * 7 * 7, BOX_HEAD_WIDTH),
         box_head_width=BOX_HEAD_WIDTH,
-        mask_roi_pool=fpn_roi_align(14),
+        mask_roi_pool=fpn_roi_align(14, pooling),
         mask_head_factory=lambda: MaskRCNNHeads(FPN_CHANNELS, [256, 256, 256, 256], 1),
         mask_head_width=256,
         mask_dim_reduced=256,

@@ -7,6 +7,10 @@ with pretrained weights (detector or backbone) the v1 backbones use ``FrozenBatc
 last ``trainable_backbone_layers`` stages (default 3; the official configs' ``frozen_stages=1`` with frozen BN
 is torchvision's 3); without weights every layer trains with ordinary BatchNorm. Weights are local files unless
 ``allow_download`` (see ``gol.models.weights``).
+
+Two options bring the backbone and the RoI pooling to mmdetection 2.21's (the official configs'):
+``backbone_norm="frozen_stats"`` (``gol.models.norm``: frozen statistics, trainable affine, in every layer of the
+ResNet whatever the weights) and ``roi_align="mmdet"`` (``gol.models.roi_align``, box and mask pooling).
 """
 
 from __future__ import annotations
@@ -41,7 +45,10 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
 from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from gol.config.detector import BackboneNorm, RoIAlignMode
 from gol.models.assemble import DetectorOptions, assemble_maskrcnn
+from gol.models.norm import FrozenStatsBatchNorm2d
+from gol.models.roi_align import AlignedMultiScaleRoIAlign
 from gol.models.weights import (
     WeightsSource,
     load_backbone_weights,
@@ -57,6 +64,7 @@ log = logging.getLogger(__name__)
 
 FPN_CHANNELS = 256
 FPN_LEVELS = ["0", "1", "2", "3"]
+FPN_STRIDES = (4, 8, 16, 32)  # of layer1..layer4, mmdet's featmap_strides
 # torchvision's default trainable stages with pretrained weights (conv1 and layer1 frozen).
 DEFAULT_TRAINABLE_LAYERS = 3
 ALL_LAYERS = 5
@@ -91,12 +99,15 @@ def build_resnet_maskrcnn(
     weights_backbone: str | None,
     allow_download: bool,
     trainable_backbone_layers: int | None,
+    roi_align: RoIAlignMode | str,
+    backbone_norm: BackboneNorm | str,
 ) -> MaskRCNN:
     """Build the detector described by ``spec`` (the public builders below fill in ``spec``)."""
+    pooling = RoIAlignMode(roi_align)
     backbone, detector_source = pretrained_fpn_backbone(
         spec, label=spec.label, detector_enum=spec.detector_enum, weights=weights,
         weights_backbone=weights_backbone, allow_download=allow_download,
-        trainable_backbone_layers=trainable_backbone_layers,
+        trainable_backbone_layers=trainable_backbone_layers, backbone_norm=backbone_norm,
     )  # fmt: skip
     if spec.v2:
         rpn_head: nn.Module = RPNHead(FPN_CHANNELS, 3, conv_depth=2)
@@ -115,10 +126,10 @@ def build_resnet_maskrcnn(
         options=options,
         anchor_generator=fpn_anchor_generator(),
         rpn_head=rpn_head,
-        box_roi_pool=fpn_roi_align(7),
+        box_roi_pool=fpn_roi_align(7, pooling),
         box_head=box_head,
         box_head_width=1024,
-        mask_roi_pool=fpn_roi_align(14),
+        mask_roi_pool=fpn_roi_align(14, pooling),
         mask_head=mask_head,
         mask_head_width=256,
         mask_dim_reduced=256,
@@ -140,13 +151,17 @@ def pretrained_fpn_backbone(
     weights_backbone: str | None,
     allow_download: bool,
     trainable_backbone_layers: int | None,
+    backbone_norm: BackboneNorm | str,
 ) -> tuple[BackboneWithFPN, WeightsSource | None]:
     """The FPN backbone of ``spec`` (ImageNet weights loaded when ``weights_backbone`` names them; frozen BatchNorm
     and frozen early stages with pretrained weights, as torchvision does) and the resolved whole-detector weights
     (``weights``), which the caller loads with :func:`load_whole_detector` once the detector is assembled.
 
     ``label`` names the detector in messages; ``detector_enum`` is torchvision's weights enum for it, if any.
+    ``backbone_norm="frozen_stats"`` puts ``FrozenStatsBatchNorm2d`` in every normalisation layer of the ResNet
+    (with or without weights, v2 too); the stages that do not train have their affine parameters frozen as well.
     """
+    norm = BackboneNorm(backbone_norm)
     detector_source = resolve_weights(
         weights, config_key="detector.weights", allow_download=allow_download, enum_type=detector_enum
     )
@@ -165,8 +180,12 @@ def pretrained_fpn_backbone(
     if not pretrained:
         log.warning("%s: no pretrained weights configured, training every layer from scratch", label)
 
-    frozen_bn = pretrained and not spec.v2
-    body = spec.resnet(weights=None, norm_layer=FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d)
+    norm_layer: Callable[..., nn.Module] = nn.BatchNorm2d
+    if norm is BackboneNorm.frozen_stats:
+        norm_layer = FrozenStatsBatchNorm2d
+    elif pretrained and not spec.v2:
+        norm_layer = FrozenBatchNorm2d
+    body = spec.resnet(weights=None, norm_layer=norm_layer)
     if backbone_source is not None:
         load_backbone_weights(
             body,
@@ -194,8 +213,11 @@ def fpn_anchor_generator() -> AnchorGenerator:
     return AnchorGenerator(((32,), (64,), (128,), (256,), (512,)), ((0.5, 1.0, 2.0),) * 5)
 
 
-def fpn_roi_align(output_size: int) -> MultiScaleRoIAlign:
-    """RoIAlign over the four FPN levels (7 for the box head, 14 for the mask head)."""
+def fpn_roi_align(output_size: int, mode: RoIAlignMode = RoIAlignMode.torchvision) -> MultiScaleRoIAlign:
+    """RoIAlign over the four FPN levels (7 for the box head, 14 for the mask head): torchvision's
+    (``aligned=False``, 2 samples per bin axis) or mmdet's (``gol.models.roi_align``)."""
+    if mode is RoIAlignMode.mmdet:
+        return AlignedMultiScaleRoIAlign(FPN_LEVELS, output_size, strides=FPN_STRIDES)
     return MultiScaleRoIAlign(FPN_LEVELS, output_size=output_size, sampling_ratio=2)
 
 

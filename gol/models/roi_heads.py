@@ -13,6 +13,7 @@ Fast R-CNN loss is ``cls_loss(class_logits, labels, rois_per_image=...)`` (torch
 ``postprocess_detections`` scores with ``cls_loss.scores(class_logits)`` (torchvision hard-codes a softmax, which
 would silently score sigmoid or Gumbel heads with the wrong activation). One ``cls_loss`` object, and so one
 activation, serves both. The loss is a submodule, so its buffers and extra state are in the model's state_dict.
+The box term is torchvision's by default; ``box_loss="l1"`` makes it mmdet's ``L1Loss`` (``box_regression_loss``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torchvision.models.detection.roi_heads import RoIHeads, maskrcnn_loss
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
 
+from gol.config.detector import BoxLoss
 from gol.models.predictors import mask_probabilities
 
 if TYPE_CHECKING:
@@ -37,25 +39,35 @@ BOX_SMOOTH_L1_BETA = 1.0 / 9.0
 MIN_BOX_SIZE = 1e-2
 
 
-def box_regression_loss(box_regression: Tensor, labels: Tensor, regression_targets: Tensor) -> Tensor:
-    """The box term of torchvision's ``fastrcnn_loss``, unchanged.
+def box_regression_loss(
+    box_regression: Tensor, labels: Tensor, regression_targets: Tensor, *, box_loss: BoxLoss = BoxLoss.smooth_l1
+) -> Tensor:
+    """The box term of the Fast R-CNN loss: torchvision's ``fastrcnn_loss`` term, or mmdet's L1 one.
+
+    Both regress the class-specific deltas of the positive RoIs towards their own class slot and divide the sum
+    over RoIs and coordinates by R, the number of sampled RoIs of the batch (positives and negatives). mmdet 2.21
+    ``BBoxHead.loss`` (``mmdet/models/roi_heads/bbox_heads/bbox_head.py``) does the same with the L1 loss: the
+    positives' deltas with box weight 1, ``avg_factor=bbox_targets.size(0)`` (R), and mmdet's
+    ``weight_reduce_loss`` (``mmdet/models/losses/utils.py``) divides the sum by ``avg_factor``; without positives
+    the term is 0. The targets are encoded with weights (10, 10, 5, 5), mmdet's target stds (0.1, 0.1, 0.2, 0.2).
 
     Args:
         box_regression: (R, (K + 1) * 4) float, class-specific deltas, background slot at index 0.
         labels: (R,) int64 in [0, K]; only RoIs with a label > 0 are regressed, towards their own class slot.
         regression_targets: (R, 4) float, encoded targets of the matched ground-truth boxes.
+        box_loss: ``smooth_l1`` (torchvision, beta 1/9) or ``l1`` (mmdet ``L1Loss``).
 
     Returns:
-        Scalar: smooth-L1 (beta 1/9) summed over positive RoIs and coordinates, divided by R (all sampled RoIs).
+        Scalar: the elementwise loss summed over positive RoIs and coordinates, divided by R.
     """
     positive = torch.where(labels > 0)[0]
     deltas = box_regression.reshape(box_regression.shape[0], -1, 4)  # (R, K + 1, 4)
-    loss = F.smooth_l1_loss(
-        deltas[positive, labels[positive]],  # (P, 4)
-        regression_targets[positive],  # (P, 4)
-        beta=BOX_SMOOTH_L1_BETA,
-        reduction="sum",
-    )
+    predicted = deltas[positive, labels[positive]]  # (P, 4)
+    target = regression_targets[positive]  # (P, 4)
+    if BoxLoss(box_loss) is BoxLoss.l1:
+        loss = F.l1_loss(predicted, target, reduction="sum")
+    else:
+        loss = F.smooth_l1_loss(predicted, target, beta=BOX_SMOOTH_L1_BETA, reduction="sum")
     return loss / labels.numel()
 
 
@@ -106,6 +118,7 @@ class GolRoIHeads(RoIHeads):
         box_roi_pool, box_head, box_predictor: RoIAlign, feature head and ``GolBoxPredictor``.
         fg_iou_thresh, bg_iou_thresh, batch_size_per_image, positive_fraction, bbox_reg_weights: RoI sampling
             and box coding, as torchvision.
+        box_loss: the box-regression term (``box_regression_loss``).
         score_thresh, nms_thresh, detections_per_img: test-time filtering (LVIS: 1e-4, 0.5 or 0.3, 300).
         mask_roi_pool, mask_head, mask_predictor: the mask branch (class-specific over K + 1 slots).
     """
@@ -122,6 +135,7 @@ class GolRoIHeads(RoIHeads):
         batch_size_per_image: int,
         positive_fraction: float,
         bbox_reg_weights: tuple[float, float, float, float] | None,
+        box_loss: BoxLoss,
         score_thresh: float,
         nms_thresh: float,
         detections_per_img: int,
@@ -146,6 +160,7 @@ class GolRoIHeads(RoIHeads):
             mask_predictor=mask_predictor,
         )
         self.cls_loss = cls_loss
+        self.box_loss = BoxLoss(box_loss)
 
     def postprocess_detections(
         self,
@@ -217,7 +232,9 @@ class GolRoIHeads(RoIHeads):
         all_labels = torch.cat(labels)  # (R,)
         losses = {
             "loss_classifier": self.cls_loss(class_logits, all_labels, rois_per_image=[len(lab) for lab in labels]),
-            "loss_box_reg": box_regression_loss(box_regression, all_labels, torch.cat(regression_targets)),
+            "loss_box_reg": box_regression_loss(
+                box_regression, all_labels, torch.cat(regression_targets), box_loss=self.box_loss
+            ),
         }
         assert targets is not None  # training: select_training_samples has used them
         losses["loss_mask"] = mask_loss(

@@ -23,6 +23,7 @@ from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork
 from torchvision.ops.misc import Conv2dNormActivation
 
+from gol.config.detector import BoxLoss
 from gol.models.assemble import DetectorOptions, assemble_maskrcnn
 from gol.models.weights import load_detector_weights, read_state_dict, resolve_weights
 
@@ -93,6 +94,7 @@ def build_tiny(
     rpn_post_nms_top_n_test: int = 200,
     normed_mask: bool = False,
     classifier_temperature: float | None = None,
+    box_loss: BoxLoss | str = BoxLoss.smooth_l1,
 ) -> MaskRCNN:
     """The tiny detector, trained from scratch (BatchNorm everywhere in the backbone, nothing frozen).
 
@@ -112,6 +114,9 @@ def build_tiny(
         box_detections_per_img: 50 rather than LVIS's 300: images hold at most 4 objects, and each kept
             detection costs a mask at test time.
         box_batch_size_per_image: 64 sampled RoIs: RoIAlign's backward over them is the largest part of a CPU step.
+
+    ``box_loss`` applies as in the ResNet detectors; their ``roi_align`` and ``backbone_norm`` do not exist here
+    (the tiny detector pools with its own canonical scale and has no ResNet).
     """
     if weights_backbone is not None:
         raise ValueError(
@@ -133,6 +138,7 @@ def build_tiny(
         rpn_post_nms_top_n_test=rpn_post_nms_top_n_test,
         normed_mask=normed_mask,
         classifier_temperature=classifier_temperature,
+        box_loss=BoxLoss(box_loss),
     )
     backbone = TinyBackbone(
         stage_channels=stage_channels, convs_per_stage=int(convs_per_stage), fpn_channels=int(fpn_channels)

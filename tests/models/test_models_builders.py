@@ -11,6 +11,7 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.ops import FrozenBatchNorm2d
 
 from gol.activations import Gumbel, Softmax
+from gol.config.detector import BackboneNorm, BoxLoss
 from gol.losses import CrossEntropyLoss
 from gol.models import (
     GolRoIHeads,
@@ -23,6 +24,8 @@ from gol.models import (
     build_maskrcnn_x101_fpn,
     build_tiny,
 )
+from gol.models.norm import FrozenStatsBatchNorm2d
+from gol.models.roi_align import AlignedMultiScaleRoIAlign
 
 K = 5
 SIZES = {"train_sizes": (64, 80), "test_size": 72, "max_size": 120}
@@ -33,6 +36,8 @@ QUICK_RESNET = {
     "box_batch_size_per_image": 64,
     "box_detections_per_img": 10,
 }
+# mmdetection 2.21's detector, as the official GOL configs train it.
+MMDET_OPTIONS = {"box_loss": "l1", "roi_align": "mmdet", "backbone_norm": "frozen_stats"}
 
 
 def _loss(activation=Softmax) -> CrossEntropyLoss:
@@ -119,7 +124,13 @@ def test_tiny_widths_are_options() -> None:
 
 
 @pytest.mark.parametrize(
-    ("builder", "options"), [(build_tiny, {"box_detections_per_img": 20}), (build_maskrcnn_r50_fpn, QUICK_RESNET)]
+    ("builder", "options"),
+    [
+        (build_tiny, {"box_detections_per_img": 20}),
+        (build_maskrcnn_r50_fpn, QUICK_RESNET),
+        (build_maskrcnn_r50_fpn, {**QUICK_RESNET, **MMDET_OPTIONS}),
+    ],
+    ids=["tiny", "r50", "r50-mmdet"],
 )
 def test_forward_train_and_eval(builder, options, batch) -> None:
     torch.manual_seed(0)
@@ -144,6 +155,19 @@ def test_forward_train_and_eval(builder, options, batch) -> None:
         assert ((output["scores"] > 0) & (output["scores"] <= 1)).all()
 
 
+def test_mmdet_options_reach_the_model() -> None:
+    model = build_maskrcnn_r50_fpn(num_classes=K, cls_loss=_loss(), **SIZES, **MMDET_OPTIONS)
+    heads = model.roi_heads
+    assert heads.box_loss is BoxLoss.l1
+    assert isinstance(heads.box_roi_pool, AlignedMultiScaleRoIAlign) and heads.box_roi_pool.output_size == (7, 7)
+    assert isinstance(heads.mask_roi_pool, AlignedMultiScaleRoIAlign) and heads.mask_roi_pool.output_size == (14, 14)
+    norms = [m for m in model.backbone.body.modules() if isinstance(m, (nn.BatchNorm2d, FrozenBatchNorm2d))]
+    assert len(norms) == 53 and all(type(m) is FrozenStatsBatchNorm2d for m in norms)
+    # No weights: every stage trains, the BN affine parameters included.
+    assert all(p.requires_grad for p in model.parameters())
+    assert BackboneNorm("frozen_stats") is BackboneNorm.frozen_stats
+
+
 def test_bad_options_fail_with_one_line_errors() -> None:
     with pytest.raises(ValueError, match="built for 5 classes but the detector for 6"):
         build_tiny(num_classes=6, cls_loss=_loss(), **SIZES)
@@ -155,6 +179,8 @@ def test_bad_options_fail_with_one_line_errors() -> None:
         build_tiny(num_classes=K, cls_loss=_loss(), train_sizes=[], test_size=64, max_size=100)
     with pytest.raises(ValueError, match="trainable_backbone_layers=3 needs pretrained weights"):
         build_maskrcnn_r50_fpn(num_classes=K, cls_loss=_loss(), **SIZES, trainable_backbone_layers=3)
+    with pytest.raises(ValueError, match="detector.roi_align must be one of 'torchvision', 'mmdet', got 'mmcv'"):
+        build_maskrcnn_r50_fpn(num_classes=K, cls_loss=_loss(), **SIZES, roi_align="mmcv")
     with pytest.raises(ValueError) as error:
         build_tiny(num_classes=K, cls_loss=_loss(), **SIZES, classifier_temperature=-1.0)
     assert "\n" not in str(error.value)

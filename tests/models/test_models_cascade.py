@@ -40,6 +40,8 @@ from gol.models import (
 from gol.models.assemble import DetectorOptions
 from gol.models.cascade import CascadeOptions, assemble_cascade, stage_losses
 from gol.models.htc import HTC_UNAVAILABLE
+from gol.models.norm import FrozenStatsBatchNorm2d
+from gol.models.roi_align import AlignedMultiScaleRoIAlign
 from gol.models.tiny import TinyBackbone
 from gol.models.weights import is_class_dependent, load_detector_weights
 
@@ -69,7 +71,13 @@ def _roi_align(size: int) -> MultiScaleRoIAlign:
 
 
 def _tiny_cascade(
-    cls_loss: ClassificationLoss, *, seed: int = 0, num_classes: int = K, normed_mask: bool = False, **cascade: object
+    cls_loss: ClassificationLoss,
+    *,
+    seed: int = 0,
+    num_classes: int = K,
+    normed_mask: bool = False,
+    box_loss: str = "smooth_l1",
+    **cascade: object,
 ) -> MaskRCNN:
     """The cascade heads on the tiny backbone (the R101 builder is exercised once, below)."""
     torch.manual_seed(seed)
@@ -87,6 +95,7 @@ def _tiny_cascade(
             rpn_post_nms_top_n_test=50,
             box_detections_per_img=50,
             normed_mask=normed_mask,
+            box_loss=box_loss,
         ),
         cascade=CascadeOptions(**cascade),
         anchor_generator=AnchorGenerator(((12,), (24,), (48,), (96,)), ((0.5, 1.0, 2.0),) * 4),
@@ -460,6 +469,8 @@ def test_options_reach_the_heads() -> None:
         ({"stage_loss_weights": [0.0, 0.0, 0.0]}, "not all 0"),
         ({"trainable_backbone_layers": 3}, "needs pretrained weights"),
         ({"weights": "/nonexistent/cascade.pth"}, "weights file not found"),
+        ({"roi_align": "aligned"}, "detector.roi_align must be one of 'torchvision', 'mmdet'"),
+        ({"backbone_norm": "bn"}, "detector.backbone_norm must be one of"),
     ],
 )
 def test_bad_options_fail_before_building_with_one_line_errors(options: dict, match: str) -> None:
@@ -468,6 +479,25 @@ def test_bad_options_fail_before_building_with_one_line_errors(options: dict, ma
             num_classes=K, cls_loss=LOSSES["ce-gumbel"](), train_sizes=(64,), test_size=64, max_size=96, **options
         )
     assert "\n" not in str(error.value)
+
+
+def test_mmdet_options_reach_the_cascade() -> None:
+    model = build_cascade_r101_fpn(
+        num_classes=K, cls_loss=LOSSES["ce-gumbel"](), train_sizes=(64,), test_size=64, max_size=96,
+        roi_align="mmdet", backbone_norm="frozen_stats",
+    )  # fmt: skip
+    heads = model.roi_heads
+    assert isinstance(heads.box_roi_pool, AlignedMultiScaleRoIAlign) and heads.box_roi_pool.output_size == (7, 7)
+    assert isinstance(heads.mask_roi_pool, AlignedMultiScaleRoIAlign) and heads.mask_roi_pool.output_size == (14, 14)
+    norms = [m for m in model.backbone.body.modules() if isinstance(m, (nn.BatchNorm2d, FrozenBatchNorm2d))]
+    assert norms and all(isinstance(m, FrozenStatsBatchNorm2d) for m in norms)
+    del model, heads
+    gc.collect()
+
+
+def test_the_cascade_refuses_the_mask_rcnn_box_loss() -> None:
+    with pytest.raises(ValueError, match="box_loss=l1 is a Mask R-CNN option"):
+        _tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K), box_loss="l1")
 
 
 def test_build_cascade_r101_fpn_forward_and_weights_file(batch, tmp_path: Path) -> None:

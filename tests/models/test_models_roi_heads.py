@@ -6,10 +6,13 @@ import copy
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import Tensor
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 
 from gol.activations import Gumbel, Sigmoid, Softmax
+from gol.config.detector import BoxLoss
 from gol.data.stats import CategoryStats
 from gol.losses import CrossEntropyLoss, EQLLoss
 from gol.models import GolRoIHeads, build_tiny
@@ -78,6 +81,69 @@ def test_box_regression_loss_is_torchvisions_box_term() -> None:
     targets = torch.randn(40, 4, generator=g)
     _, expected = fastrcnn_loss(logits, deltas, [labels[:25], labels[25:]], [targets[:25], targets[25:]])
     torch.testing.assert_close(box_regression_loss(deltas, labels, targets), expected)
+
+
+def _mmdet_l1_box_loss(box_regression: Tensor, labels: Tensor, regression_targets: Tensor) -> Tensor:
+    """mmdet 2.21 ``BBoxHead.loss`` with ``L1Loss(loss_weight=1.0)``, in mmdet's own conventions: foreground labels
+    0..K-1 and background K, class-specific deltas (R, K * 4) without a background slot, box weights 1 on the
+    positives, ``weight_reduce_loss(reduction='mean', avg_factor=bbox_targets.size(0))``."""
+    num_classes = box_regression.shape[1] // 4 - 1
+    mmdet_labels = torch.where(labels > 0, labels - 1, torch.full_like(labels, num_classes))
+    mmdet_pred = box_regression[:, 4:]  # (R, K * 4): drop torchvision's background slot
+    bbox_weights = torch.zeros_like(regression_targets)
+    pos_inds = (mmdet_labels >= 0) & (mmdet_labels < num_classes)
+    bbox_weights[pos_inds] = 1.0
+    if not pos_inds.any():
+        return mmdet_pred[pos_inds].sum()
+    pos_pred = mmdet_pred.view(mmdet_pred.size(0), -1, 4)[pos_inds, mmdet_labels[pos_inds]]
+    elementwise = torch.abs(pos_pred - regression_targets[pos_inds]) * bbox_weights[pos_inds]
+    return elementwise.sum() / regression_targets.size(0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    rois=st.integers(1, 40),
+    classes=st.integers(1, 6),
+    positive_fraction=st.sampled_from([0.0, 0.25, 1.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_l1_box_loss_is_mmdets_bbox_loss(rois: int, classes: int, positive_fraction: float, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    positive = torch.rand(rois, generator=g, dtype=torch.float64) < positive_fraction
+    labels = torch.where(positive, torch.randint(1, classes + 1, (rois,), generator=g), 0)
+    deltas = torch.randn(rois, (classes + 1) * 4, generator=g, dtype=torch.float64)
+    targets = torch.randn(rois, 4, generator=g, dtype=torch.float64)
+    ours = box_regression_loss(deltas, labels, targets, box_loss=BoxLoss.l1)
+    torch.testing.assert_close(ours, _mmdet_l1_box_loss(deltas, labels, targets), rtol=1e-12, atol=1e-12)
+    assert ours.dtype == torch.float64
+
+
+def test_l1_box_loss_gradcheck() -> None:
+    g = torch.Generator().manual_seed(3)
+    labels = torch.tensor([0, 2, 1, 0, 3, 3, 0])
+    deltas = torch.randn(7, 4 * 4, generator=g, dtype=torch.float64, requires_grad=True)
+    targets = torch.randn(7, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda d, t: box_regression_loss(d, labels, t, box_loss="l1"), (deltas, targets))
+    # Only the positives' own class slots get a gradient, sign(d - t) / R.
+    box_regression_loss(deltas, labels, targets, box_loss=BoxLoss.l1).backward()
+    grad = deltas.grad.view(7, 4, 4)
+    positive = labels > 0
+    expected = torch.zeros_like(grad)
+    rows = torch.where(positive)[0]
+    expected[rows, labels[rows]] = torch.sign(deltas.detach().view(7, 4, 4)[rows, labels[rows]] - targets[rows]) / 7
+    torch.testing.assert_close(grad, expected)
+
+
+def test_box_loss_option_reaches_the_heads(batch) -> None:
+    cls_loss = CrossEntropyLoss(activation=Softmax(), num_classes=K)
+    assert _tiny(cls_loss).roi_heads.box_loss is BoxLoss.smooth_l1
+    model = _tiny(cls_loss, box_loss="l1")
+    assert model.roi_heads.box_loss is BoxLoss.l1
+    images, targets = batch(num_classes=K)
+    losses = model.train()(images, targets)
+    assert torch.isfinite(losses["loss_box_reg"]) and losses["loss_box_reg"] > 0
+    with pytest.raises(ValueError, match="detector.box_loss must be one of 'smooth_l1', 'l1', got 'l2'"):
+        _tiny(cls_loss, box_loss="l2")
 
 
 def _head_inputs(num_logits: int, seed: int = 0) -> tuple[Tensor, Tensor, list[Tensor], list[tuple[int, int]]]:
