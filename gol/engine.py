@@ -22,6 +22,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from gol import checkpoint as ckpt_io
 from gol import distributed, record
 from gol.build import build_components, build_data, build_sampler
+from gol.config.train import EvalConf
 from gol.inference import evaluate_model
 from gol.loader import StreamPosition, batches
 from gol.losses import set_stream_rank
@@ -371,6 +372,9 @@ def evaluate_run(run_dir: Path, *, checkpoint: Path | None = None, out: Path | N
     cfg = OmegaConf.load(config_file)
     if not isinstance(cfg, DictConfig):
         raise ValueError(f"{config_file} does not hold a config mapping")
+    # A config written before an eval option existed takes the option's default (eval.segm_area: mask areas,
+    # which such runs were evaluated with).
+    cfg.eval = OmegaConf.merge(OmegaConf.structured(EvalConf), cfg.get("eval") or {})
     set_threads(cfg)
     path = checkpoint or ckpt_io.latest(run_dir / "checkpoints")
     if path is None:

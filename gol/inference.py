@@ -51,14 +51,21 @@ def predict(
 def evaluate_model(
     model: nn.Module, data: DataSource, conf: EvalConf, *, device: torch.device, num_workers: int = 0
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(metrics, per-category AP) of ``model`` on the val split, as written to metrics.json / per_category.json."""
+    """(metrics, per-category AP) of ``model`` on the val split, as written to metrics.json / per_category.json.
+
+    The detections stay in memory; segm detections' areas (APs/APm/APl) are their masks' or their boxes' as
+    ``conf.segm_area`` says, and metrics.json's ``eval`` block records which.
+    """
     detections = predict(
         model, data.val, category_ids=tuple(data.stats.category_ids), batch_size=conf.batch_size, device=device,
         num_workers=num_workers,
     )  # fmt: skip
     result = evaluate(
         data.val_annotation_file, detections, iou_types=list(conf.iou_types), engine=conf.engine,
-        max_dets=conf.max_dets,
+        max_dets=conf.max_dets, segm_area=conf.segm_area,
     )  # fmt: skip
-    log.info("LVIS evaluation (%s engine, %d detections):\n%s", conf.engine, len(detections), result.table())
+    log.info(
+        "LVIS evaluation (%s engine, %d detections, segm areas from %ss):\n%s",
+        conf.engine, len(detections), conf.segm_area, result.table(),
+    )  # fmt: skip
     return result.metrics(), result.per_category()

@@ -99,8 +99,9 @@ class Tracker:
         if self.run is not None:
             self.run.log({**values, "iteration": iteration})
 
-    def summarize(self, metrics: dict[str, dict[str, float | None]], per_category: dict[str, Any] | None) -> None:
-        """Final metrics as ``segm/AP``, ``bbox/APr``, ... in the summary; per-category AP as a table."""
+    def summarize(self, metrics: dict[str, dict[str, Any]], per_category: dict[str, Any] | None) -> None:
+        """Final metrics as ``segm/AP``, ``bbox/APr``, ... (and the evaluation settings, ``eval/segm_area``) in the
+        summary; per-category AP as a table."""
         if self.run is None:
             return
         import wandb

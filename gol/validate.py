@@ -6,6 +6,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from gol.distributed import check_device_name
+from gol.evaluation.api import SEGM_AREAS
 from gol.losses import check_pair
 from gol.models.htc import check_detector_available
 from gol.models.weights import resolve_weights
@@ -27,6 +28,11 @@ def validate(cfg: DictConfig) -> None:
     unknown = sorted(set(cfg.eval.iou_types) - set(_IOU_TYPES))
     if unknown:
         raise ValueError(f"eval.iou_types holds {unknown}; use a subset of {list(_IOU_TYPES)}")
+    if cfg.eval.segm_area not in SEGM_AREAS:
+        raise ValueError(
+            f"eval.segm_area={cfg.eval.segm_area!r} is unknown; use box (segm areas from boxes, mmdetection) or "
+            "mask (from masks, detectron2)"
+        )
     if cfg.eval.batch_size < 1:
         raise ValueError(f"eval.batch_size (test images per batch) must be at least 1, got {cfg.eval.batch_size}")
     if cfg.num_workers < 0:

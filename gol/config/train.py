@@ -23,6 +23,10 @@ class EvalConf:
     iou_types: list[str] = field(default_factory=lambda: ["bbox", "segm"])
     batch_size: int = 4
     max_dets: int = 300
+    # Area of a segm detection for APs/APm/APl: "mask" (its mask's pixels; detectron2, lvis-api on segm results
+    # without bbox) or "box" (its box's w*h; lvis-api on segm results with bbox, as mmdetection 2.x and the
+    # paper's numbers). Recorded in metrics.json as eval.segm_area.
+    segm_area: str = "mask"
 
 
 @dataclass

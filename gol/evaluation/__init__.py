@@ -6,11 +6,12 @@ vectorised re-implementation checked against it. Typical use during training::
     gt = GroundTruth.load(data.val_annotation_file)            # once
     dets = Detections.concatenate([detections_from_output(o, image_id=i, category_ids=stats.category_ids)
                                    for o, i in zip(outputs, image_ids)])
-    result = evaluate(gt, dets, iou_types=cfg.eval.iou_types, engine=cfg.eval.engine, max_dets=cfg.eval.max_dets)
+    result = evaluate(gt, dets, iou_types=cfg.eval.iou_types, engine=cfg.eval.engine, max_dets=cfg.eval.max_dets,
+                      segm_area=cfg.eval.segm_area)  # segm APs/APm/APl by "mask" or "box" areas
     write_metrics(result, run_dir / "metrics.json"); write_per_category(result, run_dir / "per_category.json")
 """
 
-from gol.evaluation.api import DEFAULT_ENGINE, ENGINES, MAX_DETS, evaluate
+from gol.evaluation.api import DEFAULT_ENGINE, DEFAULT_SEGM_AREA, ENGINES, MAX_DETS, SEGM_AREAS, evaluate
 from gol.evaluation.detections import Detections
 from gol.evaluation.errors import EvaluationInputError
 from gol.evaluation.ground_truth import Category, GroundTruth
@@ -36,10 +37,12 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "DEFAULT_ENGINE",
+    "DEFAULT_SEGM_AREA",
     "ENGINES",
     "IOU_TYPES",
     "MAX_DETS",
     "METRIC_KEYS",
+    "SEGM_AREAS",
     "Category",
     "Detections",
     "EvaluationInputError",

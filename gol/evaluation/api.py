@@ -21,9 +21,17 @@ log = logging.getLogger(__name__)
 ENGINES = ("lvis", "fast")
 DEFAULT_ENGINE = "fast"  # equals lvis-api bit for bit in tests/evaluation; "lvis" stays the reference
 MAX_DETS = 300  # LVIS's per-image detection cap (LVISResults' max_dets)
+# Where a segm detection's area (for APs/APm/APl and the 0 < area filter) comes from. "box": its box's w * h, as
+# lvis-api computes it for results that carry "bbox" (mmdetection 2.x writes segm results with their boxes, so the
+# paper's numbers use it); "mask": the mask's pixel count, as lvis-api computes it for mask-only results
+# (detectron2 drops "bbox" from segm results).
+SEGM_AREAS = ("box", "mask")
+DEFAULT_SEGM_AREA = "mask"
 
 
-def check_options(iou_types: Sequence[str], engine: str, max_dets: int) -> tuple[str, ...]:
+def check_options(
+    iou_types: Sequence[str], engine: str, max_dets: int, segm_area: str | None = DEFAULT_SEGM_AREA
+) -> tuple[str, ...]:
     """Validate the evaluation options; returns the IoU types as a tuple."""
     types = tuple(iou_types)
     if not types or len(set(types)) != len(types) or not set(types) <= set(IOU_TYPES):
@@ -34,7 +42,25 @@ def check_options(iou_types: Sequence[str], engine: str, max_dets: int) -> tuple
         raise EvaluationInputError(
             f"max_dets must be a positive integer (LVIS uses 300) or -1 for no cap, got {max_dets!r}"
         )
+    if segm_area is not None and segm_area not in SEGM_AREAS:
+        raise EvaluationInputError(
+            f"unknown segm_area {segm_area!r}; choose 'box' (box w*h, as lvis-api with boxes in segm results, "
+            "mmdetection) or 'mask' (mask area, detectron2)"
+        )
     return types
+
+
+def resolve_segm_area(segm_area: str | None, dets: Detections) -> str:
+    """The area convention segm evaluation uses: ``segm_area``, or for None what lvis-api does on ``dets`` as they
+    are (box areas if they carry boxes, else mask areas). "box" needs boxes."""
+    if segm_area is None:
+        return "box" if dets.boxes is not None else "mask"
+    if segm_area == "box" and dets.boxes is None:
+        raise EvaluationInputError(
+            "segm_area='box' takes segm areas from the detections' boxes, but they carry no 'bbox'; give boxes "
+            "or use segm_area='mask'"
+        )
+    return segm_area
 
 
 def evaluate(
@@ -44,13 +70,14 @@ def evaluate(
     iou_types: Sequence[str] = IOU_TYPES,
     engine: str = DEFAULT_ENGINE,
     max_dets: int = MAX_DETS,
+    segm_area: str | None = DEFAULT_SEGM_AREA,
 ) -> EvaluationResult:
     """Evaluate detections on an LVIS-format dataset with lvis-api's semantics.
 
     Federated categories (detections of categories neither annotated nor in an image's ``neg_category_ids``
     are dropped), unmatched detections of ``not_exhaustive_category_ids`` ignored, the top ``max_dets``
-    detections per image kept across categories, and segm results without ``bbox`` so mask areas come from
-    the masks (detectron2's practice).
+    detections per image kept across categories. segm detections are assigned to the area ranges (APs/APm/APl)
+    by their mask area or their box area, as ``segm_area`` says.
 
     Args:
         annotations: the LVIS annotation file, or a :class:`GroundTruth` loaded from it (reuse it across calls).
@@ -58,19 +85,23 @@ def evaluate(
         iou_types: any of "bbox", "segm".
         engine: "lvis" (the official lvis-api) or "fast" (the same numbers, vectorised).
         max_dets: detections kept per image (LVIS: 300); -1 keeps all.
+        segm_area: "mask" (mask areas, detectron2's segm results without ``bbox``), "box" (box ``w * h``, lvis-api
+            on segm results with ``bbox``, as mmdetection writes them; needs boxes), or None: as lvis-api does on
+            ``results`` as given (box areas if they carry ``bbox``, else mask areas).
 
     Returns:
         An :class:`EvaluationResult`; an empty result set gives AP 0 wherever there is ground truth (with a warning).
     """
-    types = check_options(iou_types, engine, max_dets)
+    types = check_options(iou_types, engine, max_dets, segm_area)
     gt = annotations if isinstance(annotations, GroundTruth) else GroundTruth.load(annotations)
     if isinstance(results, Detections):
         dets = results
     elif isinstance(results, (str, Path)):
-        dets = Detections.load(results, iou_types=types)
+        dets = Detections.load(results, iou_types=types, segm_area=segm_area)
     else:
-        dets = Detections.from_results(results, iou_types=types)
+        dets = Detections.from_results(results, iou_types=types, segm_area=segm_area)
     image_index, category_index = dets.check(gt, types)
+    area = resolve_segm_area(segm_area, dets) if "segm" in types else None  # None: not evaluated
     gt.require(types)
     if not len(dets):
         log.warning(
@@ -80,10 +111,10 @@ def evaluate(
     if engine == "lvis":
         from gol.evaluation.lvis_engine import evaluate_lvis
 
-        by_type = {t: evaluate_lvis(gt, dets, t, max_dets=max_dets) for t in types}
+        by_type = {t: evaluate_lvis(gt, dets, t, max_dets=max_dets, segm_area=area or DEFAULT_SEGM_AREA) for t in types}
     else:
-        by_type = _evaluate_fast(gt, dets, image_index, category_index, types, max_dets)
-    return EvaluationResult(engine=engine, categories=gt.categories, by_type=by_type)
+        by_type = _evaluate_fast(gt, dets, image_index, category_index, types, max_dets, area or DEFAULT_SEGM_AREA)
+    return EvaluationResult(engine=engine, categories=gt.categories, by_type=by_type, segm_area=area)
 
 
 def _evaluate_fast(
@@ -93,10 +124,11 @@ def _evaluate_fast(
     category_index: np.ndarray,
     types: tuple[str, ...],
     max_dets: int,
+    segm_area: str,
 ) -> dict[str, IouTypeResult]:
     from gol.evaluation.fast_engine import FastEvaluator
 
-    evaluator = FastEvaluator(gt, dets, image_index, category_index, max_dets=max_dets)
+    evaluator = FastEvaluator(gt, dets, image_index, category_index, max_dets=max_dets, segm_area=segm_area)
     if len(types) == 1:
         return {types[0]: evaluator.run(types[0])}
     # bbox and segm concurrently: NumPy releases the GIL in its array work, so one type's array work overlaps the

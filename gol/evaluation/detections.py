@@ -77,13 +77,19 @@ class Detections:
 
     @classmethod
     def from_results(
-        cls, results: Any, *, source: str = "results", iou_types: Sequence[str] = ("bbox", "segm")
+        cls,
+        results: Any,
+        *,
+        source: str = "results",
+        iou_types: Sequence[str] = ("bbox", "segm"),
+        segm_area: str | None = "mask",
     ) -> Detections:
         """Read a list of LVIS result dicts (``image_id``, ``category_id``, ``score``, ``bbox`` and/or
         ``segmentation``), checking their structure.
 
-        Only the geometry ``iou_types`` use is read: segm evaluation takes areas from the masks and never reads
-        ``bbox``; bbox evaluation reads ``segmentation`` only when the results have no ``bbox``.
+        Only the geometry ``iou_types`` use is read: segm evaluation reads ``bbox`` only when its areas may come
+        from the boxes (``segm_area`` "box", or None: box areas if the results carry ``bbox``); bbox evaluation
+        reads ``segmentation`` only when the results have no ``bbox``.
         """
         if not isinstance(results, list):
             raise EvaluationInputError(f"{source} must be a JSON list of detections, got {type(results).__name__}")
@@ -104,7 +110,8 @@ class Detections:
             ) from None
         except (TypeError, ValueError, OverflowError):
             raise EvaluationInputError(f"{source}: image_id and category_id must be integers, score a number") from None
-        box_column = _optional_column(results, "bbox", source) if "bbox" in iou_types else None
+        read_boxes = "bbox" in iou_types or ("segm" in iou_types and segm_area != "mask")
+        box_column = _optional_column(results, "bbox", source) if read_boxes else None
         mask_column = (
             _optional_column(results, "segmentation", source) if "segm" in iou_types or box_column is None else None
         )
@@ -130,10 +137,14 @@ class Detections:
         return cls(image_ids, category_ids, scores, boxes, segmentations)
 
     @classmethod
-    def load(cls, path: str | Path, *, iou_types: Sequence[str] = ("bbox", "segm")) -> Detections:
+    def load(
+        cls, path: str | Path, *, iou_types: Sequence[str] = ("bbox", "segm"), segm_area: str | None = "mask"
+    ) -> Detections:
         """Read an LVIS results JSON file (the geometry ``iou_types`` use, see :meth:`from_results`)."""
         path = Path(path)
-        return cls.from_results(load_json(path, "results"), source=f"results file {path}", iou_types=iou_types)
+        return cls.from_results(
+            load_json(path, "results"), source=f"results file {path}", iou_types=iou_types, segm_area=segm_area
+        )
 
     def to_results(self, *, boxes: bool = True, masks: bool = True) -> list[dict[str, Any]]:
         """LVIS result dicts (JSON-ready: RLE counts as str); ``boxes``/``masks`` choose which geometry to keep."""

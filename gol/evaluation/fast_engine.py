@@ -8,7 +8,8 @@ W = annotation slots per group in a bucket. A *group* is one (image, category) p
 Where lvis-api's semantics live here:
 - ``LVISResults.limit_dets_per_image``: :func:`cap_per_image` (top ``max_dets`` per image by score across
   categories, ties in result order).
-- ``LVISResults`` areas: box ``w * h`` when results have boxes, else the mask area; segm results carry no box.
+- ``LVISResults`` areas: box ``w * h`` when results have boxes, else the mask area. segm results carry their
+  boxes or not as ``segm_area`` says ("box" or "mask"), so segm areas are box or mask areas accordingly.
 - ``LVIS.get_ann_ids``: only 0 < area < inf is evaluated, for annotations and detections alike.
 - ``LVISEval._prepare``: a detection is kept only if its category is annotated in the image or listed in the
   image's ``neg_category_ids``.
@@ -82,13 +83,21 @@ def box_iou(dt: np.ndarray, gt: np.ndarray) -> np.ndarray:
 class FastEvaluator:
     """Prepares what bbox and segm share (the cap, federated filter, groups); :meth:`run` evaluates one IoU type.
 
-    ``run`` may be called from several threads at once.
+    ``run`` may be called from several threads at once. ``segm_area`` ("box" needs ``dets.boxes``) is where segm
+    detections' areas come from.
     """
 
     def __init__(
-        self, gt: GroundTruth, dets: Detections, image_index: np.ndarray, category_index: np.ndarray, *, max_dets: int
+        self,
+        gt: GroundTruth,
+        dets: Detections,
+        image_index: np.ndarray,
+        category_index: np.ndarray,
+        *,
+        max_dets: int,
+        segm_area: str = "mask",
     ) -> None:
-        self.gt, self.dets = gt, dets
+        self.gt, self.dets, self.segm_area = gt, dets, segm_area
         self.kept = cap_per_image(image_index, dets.scores, max_dets)  # (M,)
         k = gt.num_categories
         self.image = image_index[self.kept]  # (M,)
@@ -138,10 +147,12 @@ class FastEvaluator:
     def _geometry(self, iou_type: str, rows: np.ndarray) -> tuple[np.ndarray, Any]:
         """Areas (n,) and boxes (n, 4) or RLEs of kept detections ``rows``, as ``LVISResults`` derives them."""
         idx = self.kept[rows]
-        if iou_type == "bbox" and self.dets.boxes is not None:
-            boxes = self.dets.boxes[idx]
+        boxes = self.dets.boxes[idx] if self.dets.boxes is not None else None  # (n, 4) xywh
+        if iou_type == "bbox" and boxes is not None:
             return boxes[:, 2] * boxes[:, 3], boxes
         rles = _take(self.dets.segmentations, idx)  # type: ignore[arg-type]
+        if iou_type == "segm" and self.segm_area == "box":  # segm results with their boxes: w * h
+            return boxes[:, 2] * boxes[:, 3], rles  # type: ignore[index]
         area = mask_areas(rles)
         if iou_type == "bbox":  # mask-only results: lvis-api takes the box from the mask
             return area, (mask_utils.toBbox(rles) if rles else np.zeros((0, 4)))

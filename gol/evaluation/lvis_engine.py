@@ -16,17 +16,18 @@ from gol.lvis_compat import LVIS, LVISEval, LVISResults
 log = logging.getLogger(__name__)
 
 
-def lvis_results(dets: Detections, gt: GroundTruth, iou_type: str) -> list[dict[str, Any]]:
+def lvis_results(dets: Detections, gt: GroundTruth, iou_type: str, *, segm_area: str = "mask") -> list[dict[str, Any]]:
     """The result dicts lvis-api gets for ``iou_type``.
 
-    segm results carry no ``bbox`` (as in detectron2's LVISEvaluator): ``LVISResults`` then takes each mask's
-    area from the mask, not from the box, which is what APs/APm/APl of masks must use. bbox results carry the
-    box only (or, for mask-only results, the mask, from which lvis-api derives box and area).
+    ``LVISResults`` takes every detection's area (APs/APm/APl) from its ``bbox`` (w * h) when the results carry
+    one, else from its mask. So segm results carry their boxes for ``segm_area="box"`` (as mmdetection writes
+    them) and none for "mask" (as detectron2's LVISEvaluator). bbox results carry the box only (or, for mask-only
+    results, the mask, from which lvis-api derives box and area).
     """
     if not len(dets):
         return [_dropped_detection(gt, iou_type)]
     if iou_type == "segm":
-        return dets.to_results(boxes=False)
+        return dets.to_results(boxes=segm_area == "box")
     return dets.to_results(masks=dets.boxes is None)
 
 
@@ -47,10 +48,14 @@ def _dropped_detection(gt: GroundTruth, iou_type: str) -> dict[str, Any]:
     return det
 
 
-def evaluate_lvis(gt: GroundTruth, dets: Detections, iou_type: str, *, max_dets: int) -> IouTypeResult:
-    """Run lvis-api's evaluation of ``iou_type`` on ``dets`` (already checked against ``gt``)."""
+def evaluate_lvis(
+    gt: GroundTruth, dets: Detections, iou_type: str, *, max_dets: int, segm_area: str = "mask"
+) -> IouTypeResult:
+    """Run lvis-api's evaluation of ``iou_type`` on ``dets`` (already checked against ``gt``); segm detections'
+    areas from their boxes or masks as ``segm_area`` ("box" needs boxes) says."""
     lvis_gt = LVIS(str(gt.path))  # fresh: LVISEval converts the annotations' segmentations in place
-    lvis_dt = LVISResults(lvis_gt, lvis_results(dets, gt, iou_type), max_dets=max_dets)
+    results = lvis_results(dets, gt, iou_type, segm_area=segm_area)
+    lvis_dt = LVISResults(lvis_gt, results, max_dets=max_dets)
     lvis_eval = LVISEval(lvis_gt, lvis_dt, iou_type=iou_type)
     lvis_eval.run()
     return IouTypeResult(

@@ -16,6 +16,8 @@ import numpy as np
 from gol.evaluation.ground_truth import Category
 from gol.evaluation.summary import IOU_TYPES, METRIC_KEYS, category_ap
 
+EVAL_BLOCK = "eval"  # metrics.json's block of evaluation settings that change the numbers (beside the IoU types)
+
 
 @dataclass(frozen=True, eq=False)
 class IouTypeResult:
@@ -34,15 +36,21 @@ class IouTypeResult:
 
 @dataclass(frozen=True, eq=False)
 class EvaluationResult:
-    """Per-IoU-type results plus the categories (sorted by id) that index their K axis."""
+    """Per-IoU-type results plus the categories (sorted by id) that index their K axis, and where segm detections'
+    areas came from (``segm_area`` "box" or "mask"; None when segm was not evaluated)."""
 
     engine: str
     categories: tuple[Category, ...]
     by_type: dict[str, IouTypeResult]
+    segm_area: str | None = None
 
-    def metrics(self) -> dict[str, dict[str, float | None]]:
-        """``{"bbox": {"AP": ..., ...}, "segm": {...}}`` (the evaluated IoU types, metrics.json's content)."""
-        return {t: dict(r.metrics) for t, r in self.by_type.items()}
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """metrics.json's content: ``{"bbox": {"AP": ..., ...}, "segm": {...}, "eval": {"segm_area": "mask"}}``
+        (the evaluated IoU types; the ``eval`` block, which names the segm area convention, only with segm)."""
+        content: dict[str, dict[str, Any]] = {t: dict(r.metrics) for t, r in self.by_type.items()}
+        if self.segm_area is not None:
+            content[EVAL_BLOCK] = {"segm_area": self.segm_area}
+        return content
 
     def per_category(self) -> dict[str, list[dict[str, Any]]]:
         """per_category.json's content: id, name, frequency, image_count, bbox_AP, segm_AP (None if undefined)."""
@@ -81,7 +89,8 @@ def write_json(path: str | Path, content: dict[str, Any]) -> Path:
 
 
 def write_metrics(result: EvaluationResult, path: str | Path) -> Path:
-    """Write metrics.json: ``{"bbox": {...}, "segm": {...}}``, values in [0, 1], null where undefined."""
+    """Write metrics.json: ``{"bbox": {...}, "segm": {...}, "eval": {"segm_area": ...}}``, metric values in
+    [0, 1], null where undefined."""
     return write_json(path, result.metrics())
 
 

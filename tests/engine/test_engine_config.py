@@ -92,3 +92,11 @@ def test_a_gpu_this_machine_lacks_is_refused_where_the_cell_runs():
     missing = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU (cuda:0 without CUDA)
     with pytest.raises(ValueError, match=f"device='{missing}' but "):
         check_device_here(missing)
+
+
+def test_eval_segm_area_is_box_or_mask(tmp_path):
+    for good in ("box", "mask"):
+        validate(compose_train([f"eval.segm_area={good}"], tmp_path))
+    with pytest.raises(ValueError) as error:
+        validate(compose_train(["eval.segm_area=bbox"], tmp_path))
+    assert "eval.segm_area='bbox' is unknown; use box" in str(error.value) and "\n" not in str(error.value)

@@ -23,7 +23,7 @@ def test_smoke_cell_trains_with_amp_on_cuda(tmp_path, data_root):
     (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()
     rec = json.loads((run_dir / "record.json").read_text())
     assert rec["state"] == "finished" and rec["skipped_steps"] == 0
-    assert set(json.loads((run_dir / "metrics.json").read_text())) == {"bbox", "segm"}
+    assert set(json.loads((run_dir / "metrics.json").read_text())) == {"bbox", "segm", "eval"}
 
 
 def test_train_step_benchmark_on_cuda(tmp_path):

@@ -44,7 +44,8 @@ def test_smoke_run_writes_the_local_record_and_offline_wandb(tmp_path, data_root
     assert rec["iteration"] == rec["max_iter"] == 4 and rec["run_id"] == run_id_for(run_dir)
     assert rec["git_commit"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert set(metrics) == {"bbox", "segm"}
+    assert set(metrics) == {"bbox", "segm", "eval"}
+    assert metrics.pop("eval") == {"segm_area": "mask"}  # eval.segm_area's default
     for values in metrics.values():
         assert set(values) == METRIC_KEYS
         assert all(v is None or 0.0 <= v <= 1.0 for v in values.values())

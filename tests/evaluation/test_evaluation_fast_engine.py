@@ -141,7 +141,7 @@ def test_empty_results_give_zero_ap_with_warning(
     fast = evaluate(ann, [], engine="fast")
     assert "no detections" in caplog.text
     _assert_identical(fast, evaluate(ann, [], engine="lvis"))
-    for metrics in fast.metrics().values():
+    for metrics in (r.metrics for r in fast.by_type.values()):
         assert metrics["AP"] == 0.0 and all(v in (0.0, None) for v in metrics.values())
 
 

@@ -127,8 +127,10 @@ def test_segm_needs_masks(ann: Path) -> None:
 
 
 def test_only_the_geometry_of_the_evaluated_types_is_read(ann: Path) -> None:
-    segm_only = Detections.from_results(RESULTS, iou_types=["segm"])
+    segm_only = Detections.from_results(RESULTS, iou_types=["segm"])  # segm_area "mask": areas from the masks
     assert segm_only.boxes is None and len(segm_only.segmentations) == len(RESULTS)
+    for segm_area in ("box", None):  # areas from the boxes (None: if the results carry them)
+        assert Detections.from_results(RESULTS, iou_types=["segm"], segm_area=segm_area).boxes is not None
     assert Detections.from_results(RESULTS, iou_types=["bbox"]).segmentations is None
     masks_only = _results(lambda r: [d.pop("bbox") for d in r])  # bbox evaluation then boxes the masks
     assert len(Detections.from_results(masks_only, iou_types=["bbox"]).segmentations) == len(RESULTS)
@@ -145,6 +147,7 @@ def test_only_the_geometry_of_the_evaluated_types_is_read(ann: Path) -> None:
         ({"iou_types": ["bbox", "bbox"]}, "iou_types must be"),
         ({"iou_types": []}, "iou_types must be"),
         ({"max_dets": 0}, "max_dets must be"),
+        ({"segm_area": "area"}, "unknown segm_area 'area'"),
     ],
 )
 def test_bad_options(ann: Path, options: dict[str, Any], fragment: str) -> None:
