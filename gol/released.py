@@ -19,6 +19,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ class Setting:
         matched: False when ``gol`` cannot reproduce it; ``why`` says what differs.
     """
 
-    key: str
+    key: str  # "" for a setting no key holds (always so in gol when matched; not reproducible when not)
     value: Any
     official: str
     matched: bool = True
@@ -77,7 +78,7 @@ class ReleasedCell:
         """``key=value`` for every matched setting the resolved config holds another value for."""
         found = []
         for s in self.settings:
-            if not s.matched:
+            if not s.matched or not s.key:
                 continue
             actual = _get(resolved, s.key)
             if not s.holds(actual):
@@ -104,6 +105,8 @@ def _get(cfg: Mapping[str, Any], key: str) -> Any:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, Enum):
+        value = value.value
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -211,10 +214,10 @@ def _detector(name: str, *, nms: float, normed_mask: bool = False, temperature: 
                 "mask_head predictor_cfg NormedConv2d tempearture=20" if normed_mask else "plain conv mask logits"),
         Setting("detector.classifier_temperature", temperature,
                 f"cls_predictor_cfg NormedLinear tempearture={temperature}" if temperature else "plain Linear fc_cls"),
-        Setting("detector.box_loss", "l1", "bbox_head loss_bbox L1Loss(loss_weight=1.0)" if not cascade
-                else "each stage: loss_bbox SmoothL1Loss(beta=1.0)"),
+        Setting("detector.box_loss", "l1", "bbox_head loss_bbox L1Loss(loss_weight=1.0)") if not cascade
+        else Setting("", None, "each stage: loss_bbox SmoothL1Loss(beta=1.0), class-agnostic"),
         Setting("detector.roi_align", "mmdet", "RoIAlign sampling_ratio=0, aligned=True"),
-        Setting("detector.norm", "frozen_stats", "norm_cfg BN requires_grad=True, norm_eval=True"),
+        Setting("detector.backbone_norm", "frozen_stats", "norm_cfg BN requires_grad=True, norm_eval=True"),
         _unmatched("rpn_head loss_bbox L1Loss", "torchvision's RPN box loss is smooth-L1 (beta 1/9)"),
         _unmatched("GroupSampler: batches of one aspect-ratio group", "gol's loaders batch in sampler order"),
     ]  # fmt: skip
@@ -470,7 +473,9 @@ def find_cell(experiment: str | None, choices: Mapping[str, Any], resolved: Mapp
 def _rows(settings: Iterable[Setting]) -> list[str]:
     rows = []
     for s in settings:
-        if s.matched:
+        if s.matched and not s.key:
+            rows.append(f"| {s.official} | (always) | | yes |")
+        elif s.matched:
             rows.append(f"| {s.official} | `{s.key}` | `{_show(s.value)}` | yes |")
         else:
             rows.append(f"| {s.official} | (none) | | no: {s.why} |")

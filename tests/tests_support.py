@@ -37,6 +37,24 @@ def user_env(home: Path, **extra: str) -> dict[str, str]:
     return {**env, "HOME": str(home), "PYTHONUNBUFFERED": "1", **extra}
 
 
+# The ImageNet files the paper's detectors start from (gol/config/detector.py; the X101 cells' open-mmlab file).
+IMAGENET_FILES = (
+    "resnet50-0676ba61.pth",
+    "resnet101-63fe2227.pth",
+    "resnext101_64x4d-173b62eb.pth",
+    "resnext101_64x4d-ee2c6f71.pth",
+)
+
+
+def weights_folder(folder: Path) -> dict[str, str]:
+    """A user's GOL_WEIGHTS folder holding the ImageNet files by name (placeholders: enough for the checks and
+    dry runs that only look for them, never for building a model). Returns the environment that names it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in IMAGENET_FILES:
+        (folder / name).write_bytes(b"")
+    return {"GOL_WEIGHTS": str(folder)}
+
+
 def run_train(
     args: list[str], *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:

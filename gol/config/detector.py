@@ -6,9 +6,10 @@ from its ImageNet file under ``paths.weights_root`` (torchvision's file names; a
 anything is built or queued, and ``weights_backbone: null`` trains from scratch); ``allow_download: true`` lets
 them name torchvision weights instead.
 
-Three options bring torchvision's Mask R-CNN to mmdetection 2.21's, which the official GOL configs train with
-(``configs/_base_/models/mask_rcnn_r50_fpn.py`` there): ``box_loss: l1``, ``roi_align: mmdet`` and
-``backbone_norm: frozen_stats``. Their defaults keep torchvision's behaviour.
+The ResNet detectors are mmdetection 2.21's, which the official GOL configs train with
+(``configs/_base_/models/mask_rcnn_r50_fpn.py`` there), built from torchvision's parts: ``box_loss: l1``,
+``roi_align: mmdet`` and ``backbone_norm: frozen_stats`` by default; ``smooth_l1``, ``torchvision`` and
+``torchvision`` give torchvision's own recipe. The tiny detector keeps torchvision's box loss.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class _DetectorCommonConf:
 class _MaskRCNNConf(_DetectorCommonConf):
     """Options of the single-stage (Mask R-CNN) box head."""
 
-    box_loss: BoxLoss = BoxLoss.smooth_l1  # official GOL configs: l1
+    box_loss: BoxLoss = BoxLoss.smooth_l1  # torchvision's; the ResNet detectors default to mmdet's l1
 
 
 @dataclass
@@ -112,8 +113,8 @@ class _ResNetFPNConf(_DetectorCommonConf):
     rpn_pre_nms_top_n_test: int = 1000
     rpn_post_nms_top_n_train: int = 1000  # mmdet Mask R-CNN configs: rpn_proposal max_per_img=1000
     rpn_post_nms_top_n_test: int = 1000
-    roi_align: RoIAlignMode = RoIAlignMode.torchvision  # official configs: mmdet
-    backbone_norm: BackboneNorm = BackboneNorm.torchvision  # official configs: frozen_stats
+    roi_align: RoIAlignMode = RoIAlignMode.mmdet  # the official configs' (torchvision: aligned=False, 2 samples)
+    backbone_norm: BackboneNorm = BackboneNorm.frozen_stats  # the official configs' (torchvision: all frozen)
 
 
 # torchvision's ImageNet files (the official configs' torchvision://resnet50 and torchvision://resnet101).
@@ -128,6 +129,8 @@ R50_V2_IMAGENET = "${paths.weights_root}/resnet50-11ad3fa6.pth"  # ResNet50_Weig
 @dataclass
 class _MaskRCNNResNetFPNConf(_ResNetFPNConf, _MaskRCNNConf):
     """A ResNet-FPN Mask R-CNN: the ResNet-FPN options and the single-stage box head's."""
+
+    box_loss: BoxLoss = BoxLoss.l1  # the official configs' L1Loss (torchvision: smooth_l1)
 
 
 @dataclass

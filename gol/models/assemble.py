@@ -52,7 +52,7 @@ class DetectorOptions:
     rpn_post_nms_top_n_test: int = 1000
     normed_mask: bool = False
     classifier_temperature: float | None = None
-    box_loss: BoxLoss = BoxLoss.smooth_l1
+    box_loss: BoxLoss = BoxLoss.l1
 
     def __post_init__(self) -> None:
         # Config values arrive as OmegaConf containers; keep plain, hashable Python values.

@@ -60,9 +60,9 @@ def _resnet_variant(spec: ResNetSpec, name: str, doc: str) -> Callable[..., Mask
         rpn_post_nms_top_n_test: int = 1000,
         normed_mask: bool = False,
         classifier_temperature: float | None = None,
-        box_loss: BoxLoss | str = BoxLoss.smooth_l1,
-        roi_align: RoIAlignMode | str = RoIAlignMode.torchvision,
-        backbone_norm: BackboneNorm | str = BackboneNorm.torchvision,
+        box_loss: BoxLoss | str = BoxLoss.l1,
+        roi_align: RoIAlignMode | str = RoIAlignMode.mmdet,
+        backbone_norm: BackboneNorm | str = BackboneNorm.frozen_stats,
     ) -> MaskRCNN:
         options = DetectorOptions(
             train_sizes=train_sizes, test_size=test_size, max_size=max_size, box_score_thresh=box_score_thresh,

@@ -214,8 +214,8 @@ def build_cascade_r101_fpn(
     stage_iou_thresholds: Sequence[float] = STAGE_IOU_THRESHOLDS,
     stage_loss_weights: Sequence[float] = STAGE_LOSS_WEIGHTS,
     stage_box_weights: Sequence[Sequence[float]] = STAGE_BOX_WEIGHTS,
-    roi_align: RoIAlignMode | str = RoIAlignMode.torchvision,
-    backbone_norm: BackboneNorm | str = BackboneNorm.torchvision,
+    roi_align: RoIAlignMode | str = RoIAlignMode.mmdet,
+    backbone_norm: BackboneNorm | str = BackboneNorm.frozen_stats,
 ) -> MaskRCNN:
     """Cascade Mask R-CNN ResNet-101 FPN (the paper's C-R101).
 
@@ -243,6 +243,7 @@ def build_cascade_r101_fpn(
         rpn_post_nms_top_n_test=rpn_post_nms_top_n_test,
         normed_mask=normed_mask,
         classifier_temperature=classifier_temperature,
+        box_loss=BoxLoss.smooth_l1,  # each stage: SmoothL1Loss(beta=1.0) (assemble_cascade)
     )
     cascade = CascadeOptions(
         iou_thresholds=stage_iou_thresholds, loss_weights=stage_loss_weights, box_weights=stage_box_weights

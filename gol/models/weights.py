@@ -53,8 +53,8 @@ _PAPER_WEIGHT_ENUMS: tuple[type[WeightsEnum], ...] = (
 )
 
 
-class WeightsNotFoundError(FileNotFoundError):
-    """A configured weights file does not exist."""
+class WeightsNotFoundError(FileNotFoundError, ValueError):
+    """A configured weights file does not exist (a bad config value too: config checks refuse it as one)."""
 
 
 class WeightsMismatchError(ValueError):

@@ -31,6 +31,7 @@ from launch.plan import (
     seconds_per_iteration,
     summary,
 )
+from tests_support import weights_folder
 
 GolTrain = Callable[..., Any]  # the gol_train fixture (conftest.py): starts gol-train, .finish() waits
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -163,9 +164,10 @@ def test_gol_train_dry_run_of_a_paper_table(tmp_path: Path, gol_train: GolTrain)
     SLURM_CONF, or no SLURM at all), so the request is reported unchecked and the dry run still prints."""
     (tmp_path / "slurm.conf").write_text("")
     sweep = tmp_path / "outputs" / "sweeps" / "schedule_sampler"
+    weights = weights_folder(tmp_path / "weights")  # the user's GOL_WEIGHTS with the ImageNet files
     done = gol_train(
         "experiment=schedule_sampler", "hydra/launcher=slurm", "hydra.launcher.dry_run=true",
-        "hydra.launcher.partition=gpu", cwd=tmp_path, env={"SLURM_CONF": str(tmp_path / "slurm.conf")},
+        "hydra.launcher.partition=gpu", cwd=tmp_path, env={"SLURM_CONF": str(tmp_path / "slurm.conf"), **weights},
     ).finish()  # fmt: skip
     code, stdout, err = done.returncode, done.stdout, done.stderr
     assert code == 0, err[-3000:]
@@ -212,6 +214,13 @@ def test_gol_sweep_plan_is_the_dry_run(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GOL_", "WANDB_", "SLURM_"))}
     scripts = Path(sys.executable).parent
     args = ["experiment=losses", "hydra/launcher=slurm"]
+    missing = subprocess.run([str(scripts / "gol-sweep"), "plan", *args], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+    # No ImageNet file: refused before anything is queued, in one line naming the file and where it comes from.
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "resnet50-0676ba61.pth (torchvision's ResNet50_Weights.IMAGENET1K_V1" in missing.stderr.splitlines()[-1]
+    assert "detector.weights_backbone=null" in missing.stderr.splitlines()[-1]
+    env.update(weights_folder(tmp_path / "weights"))
     plan = subprocess.run([str(scripts / "gol-sweep"), "plan", *args], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     dry = subprocess.run([str(scripts / "gol-train"), *args, "hydra.launcher.dry_run=true"], cwd=tmp_path, env=env,

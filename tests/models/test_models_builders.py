@@ -50,7 +50,9 @@ def _loss(activation=Softmax) -> CrossEntropyLoss:
 )
 def test_builder_structure(builder) -> None:
     cls_loss = _loss(Gumbel)
-    model = builder(num_classes=K, cls_loss=cls_loss, **SIZES)
+    # torchvision's norm: without weights, ordinary BatchNorm (mmdet's frozen_stats is checked in test_models_norm)
+    norm = {} if builder is build_tiny else {"backbone_norm": "torchvision"}
+    model = builder(num_classes=K, cls_loss=cls_loss, **SIZES, **norm)
     try:
         assert isinstance(model, MaskRCNN)
         heads = model.roi_heads

@@ -31,7 +31,8 @@ def _schemas() -> None:
 
 def _compose(option: str, *overrides: str):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(overrides=[f"+detector={option}", *overrides]).detector
+        # the ResNet options name their ImageNet file under ${paths.weights_root}
+        return compose(overrides=[f"+detector={option}", "+paths.weights_root=/weights", *overrides]).detector
 
 
 def test_every_builder_has_an_option() -> None:

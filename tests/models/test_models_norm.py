@@ -95,7 +95,7 @@ def test_torchvision_norm_is_unchanged(tmp_path: Path) -> None:
     torch.save(resnet50(weights=None).state_dict(), path)
     model = build_maskrcnn_r50_fpn(
         num_classes=K, cls_loss=CrossEntropyLoss(activation=Softmax(), num_classes=K), **SIZES,
-        weights_backbone=str(path),
+        weights_backbone=str(path), backbone_norm="torchvision",
     )  # fmt: skip
     norms = [m for m in model.backbone.body.modules() if isinstance(m, (nn.BatchNorm2d, FrozenBatchNorm2d))]
     assert all(type(m) is FrozenBatchNorm2d for m in norms)
