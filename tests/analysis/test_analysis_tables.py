@@ -272,3 +272,25 @@ def test_analysis_gol_run_in_sota_and_ablation_tables(tmp_path: Path) -> None:
     ablation = _lines(make_table(frame, "gol_ablation"))
     assert ablation[("+ RFS (GOL)",)].status == "ok"
     assert ablation[("DropLoss (Gumbel)",)].status == ablation[("+ normalised mask",)].status == "missing"
+
+
+def test_analysis_a_cell_that_deviates_from_its_released_config_says_so(tmp_path: Path) -> None:
+    """A run whose record lists deviations from its released config is marked in its row, never passed off."""
+    shutil.copytree(FIXTURES / "activations", tmp_path / "activations")
+    record_file = (
+        _cell_in(tmp_path / "activations", "activation=gumbel,detector=maskrcnn_r50_fpn,seed=0") / "record.json"
+    )
+    record = json.loads(record_file.read_text())
+    record["deviations"] = ["loss.numerics=stable", "detector.box_nms_thresh=0.4"]
+    record_file.write_text(json.dumps(record))
+    table = make_table(load_local_runs([tmp_path])[0], "activations")
+    sources = {labels: line.source for labels, line in _lines(table).items()}
+    marked = [s for s in sources.values() if "deviates from the released config" in s]
+    assert marked and all("detector.box_nms_thresh=0.4, loss.numerics=stable" in s for s in marked)
+    assert "deviates from the released config: detector.box_nms_thresh=0.4" in render(table, "md")
+    assert len(marked) == 1  # the other rows are the released cells
+
+
+def _cell_in(root: Path, cell: str) -> Path:
+    (found,) = root.glob(f"*/{cell}")
+    return found

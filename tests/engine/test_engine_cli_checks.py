@@ -3,6 +3,7 @@ one line before Hydra composes, and `--help` lists options, not schemas."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,33 @@ def test_an_adhoc_sweep_typed_in_a_fresh_folder(tmp_path: Path, data_root: Path)
         "activation=gumbel,detector=tiny",
         "activation=sigmoid,detector=tiny",
     ]
+
+
+@pytest.mark.slow
+def test_a_missing_imagenet_file_is_one_line_and_null_trains_from_scratch(tmp_path: Path, data_root: Path) -> None:
+    """The R50 detector starts from resnet50-0676ba61.pth in GOL_WEIGHTS: without it, one line that names the file and
+    where it comes from; with the explicit detector.weights_backbone=null it trains, and the record says scratch."""
+    args = ["detector=maskrcnn_r50_fpn", "dataset=embedded", "schedule=smoke", "logger=none"]
+    env = {"GOL_DATA": str(data_root)}
+    refused = run_train(args, cwd=tmp_path, env=env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    assert "detector.weights_backbone: weights file not found:" in last
+    assert "resnet50-0676ba61.pth (torchvision's ResNet50_Weights.IMAGENET1K_V1: https://download.pytorch.org" in last
+    assert "GOL_WEIGHTS" in last and "detector.weights_backbone=null" in last
+    assert not list((tmp_path / "outputs").glob("runs/*/checkpoints"))  # refused before anything was built
+
+    small = [
+        "dataset.num_shapes=3",
+        "dataset.num_colours=2",
+        "dataset.num_textures=2",
+        "dataset.num_train=120",
+        "dataset.num_val=16",
+        "dataset.max_images_per_category=105",
+    ]  # scale=smoke's data (and its cache)
+    done = run_train([*args, "detector.weights_backbone=null", *small], cwd=tmp_path, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = [json.loads(p.read_text()) for p in (tmp_path / "outputs" / "runs").glob("*/record.json")]
+    assert {r["state"] for r in records} == {"failed", "finished"}
+    finished = next(r for r in records if r["state"] == "finished")
+    assert finished["backbone_init"] == "scratch" and finished["deviations"] == []

@@ -77,3 +77,32 @@ def test_the_x101_cells_start_from_the_released_backbone(tmp_path: Path) -> None
         assert resolved["schedule"]["amp"] is x101_mixed
         assert resolved["schedule"]["warmup_iters"] == (1000 if x101_mixed else 500)
         assert resolved["schedule"]["ims_per_batch"] == (4 if activation == "softmax" else 16)
+
+
+def test_the_run_record_names_the_released_config_and_the_deviations(tmp_path: Path) -> None:
+    from gol.engine import RunContext, backbone_init, paper_fidelity
+    from gol.record import Record
+
+    cell = next(
+        c for c in CELLS if c.experiment == "losses" and dict(c.choices) == {"loss": "eql", "activation": "gumbel"}
+    )
+    overrides = [f"experiment={cell.experiment}", "loss=eql", "activation=gumbel", "detector.box_nms_thresh=0.4"]
+    cfg = compose_train(overrides, tmp_path)
+    choices = {
+        "experiment": "losses",
+        "loss": "eql",
+        "activation": "gumbel",
+        "scale": "full",
+        "detector": "maskrcnn_r50_fpn",
+    }
+    ctx = RunContext(run_dir=tmp_path, experiment="losses", all_choices=choices)
+    released, deviations = paper_fidelity(cfg, ctx)
+    assert released == cell.config and "eql_r50_4x4_2x_gumbel.py" in released
+    assert deviations == ["detector.box_nms_thresh=0.4"]
+    smoke = RunContext(run_dir=tmp_path, experiment="losses", all_choices={**choices, "scale": "smoke"})
+    assert paper_fidelity(cfg, smoke) == (None, [])  # a smoke cell is never the paper's cell
+    assert backbone_init(cfg.detector) == "imagenet:resnet50-0676ba61.pth"
+    scratch = compose_train([*overrides, "detector.weights_backbone=null"], tmp_path)
+    assert backbone_init(scratch.detector) == "scratch"
+    kept = Record.from_json(Record(deviations=deviations, released_config=released, backbone_init="scratch").to_json())
+    assert (kept.deviations, kept.released_config, kept.backbone_init) == (deviations, released, "scratch")

@@ -1,5 +1,5 @@
 """Imports point down: data -> activations -> losses -> models / evaluation -> run services -> engine -> entry
-points, with the config schemas (and the torch-free helpers they need) at the bottom."""
+points, with the config schemas, the released-config table and the torch-free helpers they need at the bottom."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import gol
 
 PACKAGE = Path(gol.__file__).parent
 LAYERS: list[set[str]] = [
-    {"numerics", "lvis_compat", "config"},
+    {"numerics", "lvis_compat", "config", "released"},
     {"data"},
     {"activations"},
     {"losses"},
