@@ -214,11 +214,10 @@ def _detector(name: str, *, nms: float, normed_mask: bool = False, temperature: 
                 "mask_head predictor_cfg NormedConv2d tempearture=20" if normed_mask else "plain conv mask logits"),
         Setting("detector.classifier_temperature", temperature,
                 f"cls_predictor_cfg NormedLinear tempearture={temperature}" if temperature else "plain Linear fc_cls"),
-        Setting("detector.box_loss", "l1", "bbox_head loss_bbox L1Loss(loss_weight=1.0)") if not cascade
-        else Setting("", None, "each stage: loss_bbox SmoothL1Loss(beta=1.0), class-agnostic"),
+        Setting("detector.box_loss", "l1", "rpn_head and bbox_head loss_bbox L1Loss(loss_weight=1.0)") if not cascade
+        else Setting("", None, "rpn_head SmoothL1Loss(beta=1/9); each stage: SmoothL1Loss(beta=1.0), class-agnostic"),
         Setting("detector.roi_align", "mmdet", "RoIAlign sampling_ratio=0, aligned=True"),
         Setting("detector.backbone_norm", "frozen_stats", "norm_cfg BN requires_grad=True, norm_eval=True"),
-        _unmatched("rpn_head loss_bbox L1Loss", "torchvision's RPN box loss is smooth-L1 (beta 1/9)"),
         _unmatched("GroupSampler: batches of one aspect-ratio group", "gol's loaders batch in sampler order"),
     ]  # fmt: skip
     return out

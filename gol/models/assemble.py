@@ -19,6 +19,7 @@ from torchvision.ops import MultiScaleRoIAlign
 from gol.config.detector import BoxLoss
 from gol.models.predictors import GolBoxPredictor, build_mask_predictor
 from gol.models.roi_heads import GolRoIHeads
+from gol.models.rpn import GolRPN
 from gol.models.transform import GolTransform
 
 if TYPE_CHECKING:
@@ -160,7 +161,8 @@ def maskrcnn_shell(
     mask_head: nn.Module,
     mask_predictor: nn.Module,
 ) -> MaskRCNN:
-    """torchvision's ``MaskRCNN`` around these parts, with the options' RPN settings and ``GolTransform``.
+    """torchvision's ``MaskRCNN`` around these parts, with ``GolRPN`` (the options' RPN settings and box loss) and
+    ``GolTransform``.
 
     Its ``roi_heads`` are torchvision's single-stage ones; the caller replaces them (``GolRoIHeads``, or the
     cascade's heads).
@@ -185,5 +187,12 @@ def maskrcnn_shell(
     )
     model.transform = GolTransform(
         train_sizes=options.train_sizes, test_size=options.test_size, max_size=options.max_size
+    )
+    model.rpn = GolRPN(
+        anchor_generator,
+        rpn_head,
+        pre_nms_top_n={"training": options.rpn_pre_nms_top_n_train, "testing": options.rpn_pre_nms_top_n_test},
+        post_nms_top_n={"training": options.rpn_post_nms_top_n_train, "testing": options.rpn_post_nms_top_n_test},
+        box_loss=options.box_loss,  # the RPN's box loss follows the box head's (mmdetection: both L1, or smooth-L1)
     )
     return model
