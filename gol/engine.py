@@ -26,6 +26,7 @@ from gol.config.train import EvalConf
 from gol.inference import evaluate_model
 from gol.loader import StreamPosition, batches
 from gol.losses import set_stream_rank
+from gol.models.weights import BN_COUNTER_SUFFIX
 from gol.optim import build_optimizer, resolve_length
 from gol.released import find_cell
 from gol.tracking import Tracker, run_id_for
@@ -379,10 +380,19 @@ def evaluate_run(run_dir: Path, *, checkpoint: Path | None = None, out: Path | N
     path = checkpoint or ckpt_io.latest(run_dir / "checkpoints")
     if path is None:
         raise FileNotFoundError(f"{run_dir}/checkpoints holds no checkpoint; pass --checkpoint PATH")
+    # The checkpoint holds every weight: the detector is built without reading (or needing) its weight files.
+    cfg.detector.weights = None
+    if "weights_backbone" in cfg.detector:
+        cfg.detector.weights_backbone = None
     parts = build_components(cfg)
     device = distributed.device_for(cfg.device, distributed.World())
     state = ckpt_io.load(path, map_location=device)
-    parts.model.load_state_dict(state["model"])
+    # Built without pretrained weights, torchvision's norm makes BatchNorm2d where training had FrozenBatchNorm2d:
+    # the same statistics and affine parameters, plus a step counter the checkpoint does not hold.
+    missing, unexpected = parts.model.load_state_dict(state["model"], strict=False)
+    stray = [k for k in missing if not k.endswith(BN_COUNTER_SUFFIX)] + list(unexpected)
+    if stray:
+        raise ValueError(f"{path} does not fit the run's detector (config.yaml): e.g. {', '.join(stray[:3])}")
     metrics, per_category = evaluate_model(parts.model.to(device), parts.data, cfg.eval, device=device)
     if out is not None:
         record.write_json(out, metrics)

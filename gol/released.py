@@ -115,7 +115,9 @@ def _show(value: Any) -> str:
 
 
 # -- the settings every released mmdetection 2.21 config shares --------------------------------------------------
-def _schedule(epochs: int, *, batch: int = 16, warmup: int = 500, amp: bool = False) -> list[Setting]:
+def _schedule(
+    epochs: int, *, batch: int = 16, warmup: int = 500, amp: bool = False, batch_text: str | None = None
+) -> list[Setting]:
     steps = [8, 11] if epochs == 12 else [16, 22]
     src = f"{MMDET} configs/_base_/schedules/schedule_{'1x' if epochs == 12 else '2x'}.py"
     out = [
@@ -128,11 +130,16 @@ def _schedule(epochs: int, *, batch: int = 16, warmup: int = 500, amp: bool = Fa
         Setting("schedule.grad_clip", None, "optimizer_config grad_clip=None"),
         Setting("schedule.warmup_iters", warmup, f"lr_config warmup='linear', warmup_iters={warmup}"),
         Setting("schedule.warmup_ratio", 0.001, "lr_config warmup_ratio=0.001"),
-        Setting("schedule.ims_per_batch", batch, _batch_text(batch)),
+        Setting("schedule.ims_per_batch", batch, batch_text or _batch_text(batch)),
         Setting("schedule.amp", amp, "fp16=dict(loss_scale=512.)" if amp else "no fp16 (fp32)"),
     ]
     if batch != 16:
         out.append(Setting("schedule.scale_lr", False, f"lr 0.02 kept for the global batch of {batch}"))
+    else:
+        out += [
+            Setting("schedule.base_batch", 16, "lr 0.02 is for the global batch of 16"),
+            Setting("schedule.scale_lr", True, "lr 0.02 at 16 images (gol scales it when ims_per_batch differs)"),
+        ]
     if amp:
         out.append(_unmatched("fp16 static loss scale 512", "torch AMP scales the loss dynamically (GradScaler)"))
     return out
@@ -148,7 +155,8 @@ def _batch_text(batch: int) -> str:
 
 
 def _data(version: str) -> list[Setting]:
-    src = f"{MMDET} configs/lvis/mask_rcnn_r50_fpn_sample1e-3_mstrain_1x_lvis_{'v1' if version == 'v1' else 'v0.5'}.py"
+    base = "1x_lvis_v1" if version == "v1" else "2x_lvis_v0.5"  # mmdetection has no 1x LVIS v0.5 base
+    src = f"{MMDET} configs/lvis/mask_rcnn_r50_fpn_sample1e-3_mstrain_{base}.py"
     return [
         Setting("dataset._target_", "gol.data.build_lvis", f"LVISV1Dataset / LVISV05Dataset ({src})"),
         Setting("dataset.version", version, f"LVIS {version}"),
@@ -423,13 +431,15 @@ def _lvis_v05() -> list[ReleasedCell]:
 
 def _sota() -> list[ReleasedCell]:
     seesaw = [
-        *_data("v1"), *_sampler(True), *_schedule(24), *_detector("maskrcnn_r50_fpn", nms=0.5, temperature=20.0),
+        *_data("v1"), *_sampler(True), *_schedule(24, batch_text="8 GPUs x samples_per_gpu=2"),
+        *_detector("maskrcnn_r50_fpn", nms=0.5, temperature=20.0),
         Setting("activation._target_", "gol.activations.Softmax", "softmax over the class logits"),
         Setting("activation.scoring", "own", "SeesawLoss custom_activation: softmax(z) x P(object)"),
         Setting("loss._target_", "gol.losses.seesaw.SeesawLoss", "SeesawLoss"),
         Setting("loss.p", 0.8, "p=0.8"), Setting("loss.q", 2.0, "q=2.0"), Setting("loss.eps", 0.01, "eps=1e-2"),
         Setting("loss.numerics", "official", "seesaw_loss.py as released"),
-        Setting("schedule.ims_per_batch", 16, "8 GPUs x samples_per_gpu=2 (statistics are not per GPU)"),
+        _unmatched("SeesawLoss cum_samples per GPU (mmdet's DDP: broadcast_buffers=False)",
+                   "torch DDP broadcasts rank 0's buffers, so every rank counts with rank 0's cum_samples"),
     ]  # fmt: skip
     rfs = _plain_activation_cell("softmax", "maskrcnn_r50_fpn", epochs=24, rfs=True)
     return [

@@ -36,7 +36,8 @@ class DetectorOptions:
     """Options every builder shares (the config's detector keys), validated once.
 
     Defaults are the LVIS test settings (paper-notes section 2: score threshold 1e-4, 300 detections per image,
-    NMS 0.5 for the official baselines and 0.3 for GOL) and torchvision's RPN defaults. ``box_loss`` is the
+    NMS 0.5 for the official baselines and 0.3 for GOL), mmdetection's Mask R-CNN RPN counts (2000 / 1000 before
+    NMS, 1000 / 1000 after) and its L1 box loss. ``box_loss`` is the
     single-stage box head's regression loss (``gol.config.detector.BoxLoss``); the cascade has its own.
     """
 

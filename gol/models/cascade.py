@@ -250,7 +250,7 @@ def build_cascade_r101_fpn(
     )
     check_classes(num_classes, cls_loss)
     pooling = RoIAlignMode(roi_align)
-    # As build_maskrcnn_r101_fpn: frozen BatchNorm and frozen early stages with pretrained weights.
+    # As build_maskrcnn_r101_fpn: backbone_norm's layers and frozen early stages with pretrained weights.
     backbone, detector_source = pretrained_fpn_backbone(
         R101, label=CASCADE_LABEL, detector_enum=None, weights=weights, weights_backbone=weights_backbone,
         allow_download=allow_download, trainable_backbone_layers=trainable_backbone_layers,

@@ -3,9 +3,10 @@
 Shape shorthand: K = foreground classes (the builders add background: K + 1 box and mask slots).
 
 Each builder mirrors its torchvision counterpart (``maskrcnn_resnet50_fpn`` / ``_v2``, ``resnet_fpn_backbone``):
-with pretrained weights (detector or backbone) the v1 backbones use ``FrozenBatchNorm2d`` and train only the
-last ``trainable_backbone_layers`` stages (default 3; the official configs' ``frozen_stages=1`` with frozen BN
-is torchvision's 3); without weights every layer trains with ordinary BatchNorm. Weights are local files unless
+with pretrained weights (detector or backbone) only the last ``trainable_backbone_layers`` stages train (default
+3, the official configs' ``frozen_stages=1``); without weights every layer trains. The normalisation layers are
+``backbone_norm``'s: ``frozen_stats`` (the default, mmdetection's) everywhere, or with ``torchvision``
+``FrozenBatchNorm2d`` for the pretrained v1 backbones and ordinary BatchNorm otherwise. Weights are local files unless
 ``allow_download`` (see ``gol.models.weights``).
 
 Two options bring the backbone and the RoI pooling to mmdetection 2.21's (the official configs'):
@@ -153,8 +154,8 @@ def pretrained_fpn_backbone(
     trainable_backbone_layers: int | None,
     backbone_norm: BackboneNorm | str,
 ) -> tuple[BackboneWithFPN, WeightsSource | None]:
-    """The FPN backbone of ``spec`` (ImageNet weights loaded when ``weights_backbone`` names them; frozen BatchNorm
-    and frozen early stages with pretrained weights, as torchvision does) and the resolved whole-detector weights
+    """The FPN backbone of ``spec`` (ImageNet weights loaded when ``weights_backbone`` names them; frozen early
+    stages with pretrained weights, as torchvision does) and the resolved whole-detector weights
     (``weights``), which the caller loads with :func:`load_whole_detector` once the detector is assembled.
 
     ``label`` names the detector in messages; ``detector_enum`` is torchvision's weights enum for it, if any.

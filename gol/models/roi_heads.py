@@ -7,13 +7,14 @@ Shape shorthand:
     N  detections of one image after post-processing
 Box deltas are class-specific, (R, (K + 1) * 4) with the background slot at index 0, as in torchvision.
 
-``GolRoIHeads`` differs from torchvision's ``RoIHeads`` in exactly two places: the classification term of the
+``GolRoIHeads`` differs from torchvision's ``RoIHeads`` in three places: the classification term of the
 Fast R-CNN loss is ``cls_loss(class_logits, labels, rois_per_image=...)`` (torchvision hard-codes
 ``F.cross_entropy``; the RoI counts per image let the stochastic losses group RoIs by image), and
 ``postprocess_detections`` scores with ``cls_loss.scores(class_logits)`` (torchvision hard-codes a softmax, which
 would silently score sigmoid or Gumbel heads with the wrong activation). One ``cls_loss`` object, and so one
 activation, serves both. The loss is a submodule, so its buffers and extra state are in the model's state_dict.
-The box term is torchvision's by default; ``box_loss="l1"`` makes it mmdet's ``L1Loss`` (``box_regression_loss``).
+The third is the box term: ``box_loss="smooth_l1"`` is torchvision's, ``"l1"`` mmdet's ``L1Loss`` (the ResNet
+detectors' default; ``box_regression_loss``).
 """
 
 from __future__ import annotations

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from torchvision.models import resnet50
 
 from gol.config import CONF_DIR, register_configs
 from gol.config.choices import check_overrides, group_options
@@ -102,8 +104,17 @@ def test_an_adhoc_sweep_typed_in_a_fresh_folder(tmp_path: Path, data_root: Path)
 @pytest.mark.slow
 def test_a_missing_imagenet_file_is_one_line_and_null_trains_from_scratch(tmp_path: Path, data_root: Path) -> None:
     """The R50 detector starts from resnet50-0676ba61.pth in GOL_WEIGHTS: without it, one line that names the file and
-    where it comes from; with the explicit detector.weights_backbone=null it trains, and the record says scratch."""
-    args = ["detector=maskrcnn_r50_fpn", "dataset=embedded", "schedule=smoke", "logger=none"]
+    where it comes from; with the file it trains (and gol-eval --run needs it no more); with the explicit
+    detector.weights_backbone=null it trains from scratch, and the records say which."""
+    small = [
+        "dataset.num_shapes=3",
+        "dataset.num_colours=2",
+        "dataset.num_textures=2",
+        "dataset.num_train=120",
+        "dataset.num_val=16",
+        "dataset.max_images_per_category=105",
+    ]  # scale=smoke's data (and its cache)
+    args = ["detector=maskrcnn_r50_fpn", "dataset=embedded", "schedule=smoke", "logger=none", *small]
     env = {"GOL_DATA": str(data_root)}
     refused = run_train(args, cwd=tmp_path, env=env)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
@@ -113,17 +124,21 @@ def test_a_missing_imagenet_file_is_one_line_and_null_trains_from_scratch(tmp_pa
     assert "GOL_WEIGHTS" in last and "detector.weights_backbone=null" in last
     assert not list((tmp_path / "outputs").glob("runs/*/checkpoints"))  # refused before anything was built
 
-    small = [
-        "dataset.num_shapes=3",
-        "dataset.num_colours=2",
-        "dataset.num_textures=2",
-        "dataset.num_train=120",
-        "dataset.num_val=16",
-        "dataset.max_images_per_category=105",
-    ]  # scale=smoke's data (and its cache)
-    done = run_train([*args, "detector.weights_backbone=null", *small], cwd=tmp_path, env=env, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    records = [json.loads(p.read_text()) for p in (tmp_path / "outputs" / "runs").glob("*/record.json")]
-    assert {r["state"] for r in records} == {"failed", "finished"}
-    finished = next(r for r in records if r["state"] == "finished")
-    assert finished["backbone_init"] == "scratch" and finished["deviations"] == []
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    torch.save(resnet50(weights=None).state_dict(), weights / "resnet50-0676ba61.pth")  # an ImageNet-format file
+    pretrained = run_train(args, cwd=tmp_path, env={**env, "GOL_WEIGHTS": str(weights)}, timeout=900)
+    assert pretrained.returncode == 0, pretrained.stderr[-3000:]
+    scratch = run_train([*args, "detector.weights_backbone=null"], cwd=tmp_path, env=env, timeout=900)
+    assert scratch.returncode == 0, scratch.stderr[-3000:]
+
+    runs = {json.loads((p / "record.json").read_text())["backbone_init"]: p
+            for p in (tmp_path / "outputs" / "runs").iterdir() if (p / "metrics.json").is_file()}  # fmt: skip
+    assert set(runs) == {"imagenet:resnet50-0676ba61.pth", "scratch"}
+    (weights / "resnet50-0676ba61.pth").unlink()  # evaluating a checkpoint needs no weight file
+    gol_eval = Path(sys.executable).with_name("gol-eval")
+    run = runs["imagenet:resnet50-0676ba61.pth"]
+    again = subprocess.run([str(gol_eval), "--run", str(run), "--out", str(tmp_path / "again.json")], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((tmp_path / "again.json").read_text()) == json.loads((run / "metrics.json").read_text())
