@@ -1,4 +1,4 @@
-"""Paper cells are the paper's cells: every cell composes to the released config's values (gol/released.py,
+"""Paper cells are the paper's cells: every cell composes to the released config's values (gol/released/,
 rendered as docs/fidelity.md), a changed setting is a recorded deviation, and variant=improved is one switch."""
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ def test_every_paper_cell_of_every_experiment_is_in_the_released_table() -> None
         for cell in cells(name):
             choices = {k: v.lower() if v in ("True", "False") else v for k, v in (t.split("=", 1) for t in cell)}
             found = [c for c in CELLS if c.experiment == name and dict(c.choices) == choices]
-            assert len(found) == 1, f"experiment={name} {' '.join(cell)}: {len(found)} entries in gol/released.py"
+            assert len(found) == 1, (
+                f"experiment={name} {' '.join(cell)}: {len(found)} entries in gol/released/tables.py"
+            )
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=lambda c: f"{c.experiment}:{c.label}")
