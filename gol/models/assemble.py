@@ -7,9 +7,9 @@ background itself, so the box regression and mask logits have K + 1 slots and th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 from torchvision.models.detection import MaskRCNN
@@ -55,6 +55,12 @@ class DetectorOptions:
     normed_mask: bool = False
     classifier_temperature: float | None = None
     box_loss: BoxLoss = BoxLoss.l1
+
+    @classmethod
+    def pick(cls, arguments: Mapping[str, Any], **overrides: Any) -> DetectorOptions:
+        """The options among a builder's ``arguments`` (its ``locals()``: every keyword it was called with), by name."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in arguments.items() if k in names}, **overrides)
 
     def __post_init__(self) -> None:
         # Config values arrive as OmegaConf containers; keep plain, hashable Python values.

@@ -64,14 +64,7 @@ def _resnet_variant(spec: ResNetSpec, name: str, doc: str) -> Callable[..., Mask
         roi_align: RoIAlignMode | str = RoIAlignMode.mmdet,
         backbone_norm: BackboneNorm | str = BackboneNorm.frozen_stats,
     ) -> MaskRCNN:
-        options = DetectorOptions(
-            train_sizes=train_sizes, test_size=test_size, max_size=max_size, box_score_thresh=box_score_thresh,
-            box_nms_thresh=box_nms_thresh, box_detections_per_img=box_detections_per_img,
-            box_batch_size_per_image=box_batch_size_per_image, rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
-            rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test, rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
-            rpn_post_nms_top_n_test=rpn_post_nms_top_n_test, normed_mask=normed_mask,
-            classifier_temperature=classifier_temperature, box_loss=BoxLoss(box_loss),
-        )  # fmt: skip
+        options = DetectorOptions.pick(locals())
         return build_resnet_maskrcnn(
             spec, num_classes=num_classes, cls_loss=cls_loss, options=options, weights=weights,
             weights_backbone=weights_backbone, allow_download=allow_download,

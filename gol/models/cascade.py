@@ -229,22 +229,7 @@ def build_cascade_r101_fpn(
         stage_box_weights: per-stage box-coder weights (wx, wy, ww, wh).
         roi_align, backbone_norm: as the ResNet-FPN Mask R-CNN builders (mmdet's: ``mmdet``, ``frozen_stats``).
     """
-    options = DetectorOptions(
-        train_sizes=train_sizes,
-        test_size=test_size,
-        max_size=max_size,
-        box_score_thresh=box_score_thresh,
-        box_nms_thresh=box_nms_thresh,
-        box_detections_per_img=box_detections_per_img,
-        box_batch_size_per_image=box_batch_size_per_image,
-        rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
-        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test,
-        rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
-        rpn_post_nms_top_n_test=rpn_post_nms_top_n_test,
-        normed_mask=normed_mask,
-        classifier_temperature=classifier_temperature,
-        box_loss=BoxLoss.smooth_l1,  # each stage: SmoothL1Loss(beta=1.0) (assemble_cascade)
-    )
+    options = DetectorOptions.pick(locals(), box_loss=BoxLoss.smooth_l1)  # each stage: SmoothL1Loss(beta=1.0)
     cascade = CascadeOptions(
         iou_thresholds=stage_iou_thresholds, loss_weights=stage_loss_weights, box_weights=stage_box_weights
     )

@@ -124,22 +124,7 @@ def build_tiny(
             "from scratch; set detector.weights_backbone=null (or detector.weights= a tiny detector state_dict)"
         )
     source = resolve_weights(weights, config_key="detector.weights", allow_download=False, enum_type=None)
-    options = DetectorOptions(
-        train_sizes=train_sizes,
-        test_size=test_size,
-        max_size=max_size,
-        box_score_thresh=box_score_thresh,
-        box_nms_thresh=box_nms_thresh,
-        box_detections_per_img=box_detections_per_img,
-        box_batch_size_per_image=box_batch_size_per_image,
-        rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
-        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test,
-        rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
-        rpn_post_nms_top_n_test=rpn_post_nms_top_n_test,
-        normed_mask=normed_mask,
-        classifier_temperature=classifier_temperature,
-        box_loss=BoxLoss(box_loss),
-    )
+    options = DetectorOptions.pick(locals())
     backbone = TinyBackbone(
         stage_channels=stage_channels, convs_per_stage=int(convs_per_stage), fpn_channels=int(fpn_channels)
     )

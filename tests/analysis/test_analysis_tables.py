@@ -39,8 +39,8 @@ def _frame(*experiments: str) -> pd.DataFrame:
     return frame
 
 
-def _cell(experiment: str, cell: str) -> Path:
-    (found,) = (FIXTURES / experiment).glob(f"*/{cell}")
+def _cell(experiment: str, cell: str, root: Path = FIXTURES) -> Path:
+    (found,) = (root / experiment).glob(f"*/{cell}")
     return found
 
 
@@ -277,9 +277,7 @@ def test_analysis_gol_run_in_sota_and_ablation_tables(tmp_path: Path) -> None:
 def test_analysis_a_cell_that_deviates_from_its_released_config_says_so(tmp_path: Path) -> None:
     """A run whose record lists deviations from its released config is marked in its row, never passed off."""
     shutil.copytree(FIXTURES / "activations", tmp_path / "activations")
-    record_file = (
-        _cell_in(tmp_path / "activations", "activation=gumbel,detector=maskrcnn_r50_fpn,seed=0") / "record.json"
-    )
+    record_file = _cell("activations", "activation=gumbel,detector=maskrcnn_r50_fpn,seed=0", tmp_path) / "record.json"
     record = json.loads(record_file.read_text())
     record["deviations"] = ["loss.numerics=stable", "detector.box_nms_thresh=0.4"]
     record_file.write_text(json.dumps(record))
@@ -289,8 +287,3 @@ def test_analysis_a_cell_that_deviates_from_its_released_config_says_so(tmp_path
     assert marked and all("detector.box_nms_thresh=0.4, loss.numerics=stable" in s for s in marked)
     assert "deviates from the released config: detector.box_nms_thresh=0.4" in render(table, "md")
     assert len(marked) == 1  # the other rows are the released cells
-
-
-def _cell_in(root: Path, cell: str) -> Path:
-    (found,) = root.glob(f"*/{cell}")
-    return found
