@@ -48,12 +48,16 @@ class RunContext:
     """What the launcher knows about a run and the config does not."""
 
     run_dir: Path
-    choices: dict[str, str | None] = field(default_factory=dict)
+    choices: dict[str, str | None] = field(default_factory=dict)  # every Hydra group choice (cell, scale, ...)
     overrides: list[str] = field(default_factory=list)
     experiment: str | None = None
-    all_choices: dict[str, str | None] = field(default_factory=dict)  # every Hydra group choice (cell, scale, ...)
     git_commit: str | None = None
     skip_finished: bool = False  # sweeps skip finished cells; a single run refuses a finished folder
+
+    @property
+    def recorded_choices(self) -> dict[str, str | None]:
+        """The choices a run record keeps (``record.CHOICE_GROUPS``)."""
+        return {group: self.choices.get(group) for group in record.CHOICE_GROUPS}
 
 
 def _check_folder(ctx: RunContext) -> record.Record | None:
@@ -109,7 +113,7 @@ def _open_record(cfg: DictConfig, ctx: RunContext, prior: record.Record | None) 
         record.Record(
             run_id=(prior.run_id if prior else "") or run_id_for(ctx.run_dir),
             experiment=ctx.experiment,
-            choices=ctx.choices,
+            choices=ctx.recorded_choices,
             overrides=ctx.overrides,
             seed=int(cfg.seed),
             git_commit=ctx.git_commit,
@@ -128,10 +132,10 @@ def _open_record(cfg: DictConfig, ctx: RunContext, prior: record.Record | None) 
 
 def paper_fidelity(cfg: DictConfig, ctx: RunContext) -> tuple[str | None, list[str]]:
     """The released config of a full-scale paper cell and the settings this run changed from it."""
-    if ctx.all_choices.get("scale") not in (None, "full"):
+    if ctx.choices.get("scale") not in (None, "full"):
         return None, []  # a smoke-scale cell is a check that it runs, never the paper's cell
     resolved = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
-    cell = find_cell(ctx.experiment, ctx.all_choices, resolved)
+    cell = find_cell(ctx.experiment, ctx.choices, resolved)
     if cell is None:
         return None, []
     return cell.config or f"(none released for {cell.experiment}: {cell.label})", cell.deviations(resolved)
@@ -201,7 +205,7 @@ def _train(cfg: DictConfig, ctx: RunContext, world: distributed.World, rec: reco
             cfg.logger, run_dir=ctx.run_dir, run_id=rec.record.run_id, group=ctx.experiment or "adhoc",
             name=",".join(ctx.overrides) or "default",
             # The cell's identity beside the resolved config, so tables can be rebuilt from W&B alone.
-            config={**cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)), "choices": ctx.choices,
+            config={**cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)), "choices": ctx.recorded_choices,
                     "experiment": ctx.experiment, "overrides": ctx.overrides,
                     "released_config": rec.record.released_config, "deviations": rec.record.deviations},
         )  # fmt: skip

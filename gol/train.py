@@ -26,7 +26,6 @@ from gol.config.choices import check_overrides
 from gol.config.resolvers import register_resolvers
 from gol.engine import NonFiniteLossError, RunContext, RunFolderError
 from gol.engine import train as train_cell
-from gol.record import CHOICE_GROUPS
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +50,9 @@ def context_from_hydra() -> RunContext:
     overrides = [o for o in hc.overrides.task if o.split("=", 1)[0].lstrip("+~") not in excluded]
     return RunContext(
         run_dir=Path(hc.runtime.output_dir),
-        choices={g: choices.get(g) for g in CHOICE_GROUPS},
+        choices={str(k): None if v is None else str(v) for k, v in choices.items()},
         overrides=overrides,
         experiment=choices.get("experiment"),
-        all_choices={str(k): None if v is None else str(v) for k, v in choices.items()},
         git_commit=git_commit(),
         skip_finished=hc.mode == RunMode.MULTIRUN,
     )

@@ -97,11 +97,11 @@ def test_the_run_record_names_the_released_config_and_the_deviations(tmp_path: P
         "scale": "full",
         "detector": "maskrcnn_r50_fpn",
     }
-    ctx = RunContext(run_dir=tmp_path, experiment="losses", all_choices=choices)
+    ctx = RunContext(run_dir=tmp_path, experiment="losses", choices=choices)
     released, deviations = paper_fidelity(cfg, ctx)
     assert released == cell.config and "eql_r50_4x4_2x_gumbel.py" in released
     assert deviations == ["detector.box_nms_thresh=0.4"]
-    smoke = RunContext(run_dir=tmp_path, experiment="losses", all_choices={**choices, "scale": "smoke"})
+    smoke = RunContext(run_dir=tmp_path, experiment="losses", choices={**choices, "scale": "smoke"})
     assert paper_fidelity(cfg, smoke) == (None, [])  # a smoke cell is never the paper's cell
     assert backbone_init(cfg.detector) == "imagenet:resnet50-0676ba61.pth"
     scratch = compose_train([*overrides, "detector.weights_backbone=null"], tmp_path)
