@@ -14,13 +14,21 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analysis.aggregate import aggregate, select_experiment, spec_for
 from analysis.errors import AnalysisError
 from analysis.experiments import check_experiment, known_experiments
-from analysis.figures import plot_ap_apr, plot_frequency_groups, plot_per_category, save_figure
+from analysis.figures import (
+    ERROR_METRICS,
+    plot_ap_apr,
+    plot_errors,
+    plot_frequency_groups,
+    plot_per_category,
+    save_figure,
+)
 from analysis.records import load_per_category
 from analysis.render import FORMATS, render
 from analysis.sources import load_runs
@@ -44,11 +52,21 @@ def tables_main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--wandb-project", default="gol", help="project of the --wandb-log run")
     parser.add_argument("--wandb-dir", type=Path, help="where the --wandb-log run is written (default: --out or .)")
+    parser.add_argument(
+        "--protocols",
+        nargs="+",
+        choices=("fixed", "pooled"),
+        default=[],
+        help="add mask AP/APr/APc/APf columns of AP-fixed and/or AP-pool beside the paper's (runs evaluated with "
+        "eval.protocols=[standard,fixed,pooled])",
+    )
     args = parser.parse_args(argv)
     _setup_logging()
     try:
         frame = _load(args)
-        table = make_table(frame, args.experiment, ignore_others=args.ignore_other_experiments)
+        table = make_table(
+            frame, args.experiment, ignore_others=args.ignore_other_experiments, protocols=args.protocols
+        )
     except AnalysisError as exc:
         logger.error("%s", exc)
         return 1
@@ -85,9 +103,14 @@ def figures_main(argv: Sequence[str] | None = None) -> int:
             frame, args.experiment, ignore_others=args.ignore_other_experiments
         )
         _warn(selection_messages)
-        aggregation = aggregate(runs, spec_for(runs, args.experiment))
+        spec = spec_for(runs, args.experiment)
+        aggregation = aggregate(runs, spec)
         _warn(aggregation.messages)
         figures = {"ap_apr": plot_ap_apr(aggregation), "frequency_groups": plot_frequency_groups(aggregation)}
+        if runs[[m.column for m in ERROR_METRICS]].notna().to_numpy().any():
+            figures["errors"] = plot_errors(aggregate(runs, replace(spec, metrics=(*spec.metrics, *ERROR_METRICS))))
+        else:
+            logger.info("no errors figure: no run of %r was evaluated with eval.errors=true", args.experiment)
         per_category = load_per_category(runs)
         if per_category.empty:
             logger.warning("no per_category.json in the runs of %r; per-category figure skipped", args.experiment)

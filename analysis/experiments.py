@@ -54,6 +54,21 @@ PAPER_TABLE_METRICS: tuple[Metric, ...] = (
 )
 
 
+# Columns gol-tables --protocols adds beside the paper's (mask AP-fixed and AP-pool, Dave et al. 2021; runs
+# evaluated with eval.protocols=[standard,fixed,pooled]).
+PROTOCOL_METRICS: dict[str, tuple[Metric, ...]] = {
+    protocol: tuple(
+        Metric(
+            f"{name}-{protocol}",
+            f"segm_{protocol}/{name}",
+            f"AP$^{{{protocol}}}_{{{name[2:]}}}$" if name[2:] else f"AP$^{{{protocol}}}$",
+        )
+        for name in ("AP", "APr", "APc", "APf")
+    )
+    for protocol in ("fixed", "pooled")
+}
+
+
 @dataclass(frozen=True)
 class RowSpec:
     """One table row.

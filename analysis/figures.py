@@ -5,6 +5,8 @@
 - `plot_per_category`: per-category mask AP against the number of training images (log x), one panel per
   slice (``figure_x`` value), per activation the categories as dots and their log-binned mean as a line.
 - `plot_frequency_groups`: mask AP per frequency group (rare, common, frequent) as grouped bars.
+- `plot_errors`: where mask AP50 goes per frequency group (TIDE error types, runs evaluated with
+  ``eval.errors=true``), one bar series per row.
 Only rows with finished numbers (status ``ok``) are drawn. Values are percentages.
 """
 
@@ -22,7 +24,9 @@ from matplotlib.figure import Figure
 
 from analysis.aggregate import Aggregation, RowResult
 from analysis.errors import NoRunsError
+from analysis.experiments import Metric
 from analysis.published import PUBLISHED
+from analysis.schema import ERROR_GROUPS, ERROR_NAMES
 
 SERIES = "activation"
 # Paper's Figure 1: Softmax solid, Gumbel dashed.
@@ -34,6 +38,12 @@ _STYLE = {
 }
 _FALLBACK_COLOURS = ("tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
 _GROUPS = (("APr", "rare"), ("APc", "common"), ("APf", "frequent"))
+_ERROR_TYPES = ERROR_NAMES[1:]  # Cls, Loc, Both, Dupe, Bkg, Miss (ERROR_NAMES[0] is the AP50 baseline)
+_GROUP_TITLES = {"all": "all categories", "r": "rare", "c": "common", "f": "frequent"}
+# The columns plot_errors reads (mask): aggregate them with the spec's metrics to draw it.
+ERROR_METRICS: tuple[Metric, ...] = tuple(
+    Metric(f"{group} {name}", f"segm_errors_{group}/{name}", name) for group in ERROR_GROUPS for name in ERROR_NAMES
+)
 
 
 def plot_ap_apr(aggregation: Aggregation) -> Figure:
@@ -126,6 +136,29 @@ def plot_frequency_groups(aggregation: Aggregation) -> Figure:
         ax.set_title(slice_name)
         ax.legend(fontsize="small")
     figure.suptitle(f"{aggregation.spec.name}: mask AP per frequency group")
+    return figure
+
+
+def plot_errors(aggregation: Aggregation) -> Figure:
+    """Mask AP50 lost to each TIDE error type, one panel per frequency group (all, r, c, f), one bar series per row;
+    the aggregation must hold `ERROR_METRICS`."""
+    rows = _finished_rows(aggregation)
+    figure, axes = _figure(len(ERROR_GROUPS))
+    width = 0.8 / max(len(rows), 1)
+    for ax, group in zip(axes, ERROR_GROUPS, strict=True):
+        for index, row in enumerate(rows):
+            stats = [row.stats[f"segm_errors_{group}/{name}"] for name in _ERROR_TYPES]
+            heights = [np.nan if s.mean is None else s.mean for s in stats]
+            spread = [0.0 if s.std is None else s.std for s in stats]
+            offsets = np.arange(len(_ERROR_TYPES)) - 0.4 + width * (index + 0.5)
+            name = " / ".join(label for label in row.row.labels if label)
+            colour, _ = _style(row.facet(SERIES) or name, index)
+            ax.bar(offsets, heights, width=width, yerr=spread, color=colour, label=name)
+        ax.set_xticks(range(len(_ERROR_TYPES)), list(_ERROR_TYPES))
+        ax.set_ylabel("Mask AP50 lost (%)")
+        ax.set_title(_GROUP_TITLES[group])
+        ax.legend(fontsize="small")
+    figure.suptitle(f"{aggregation.spec.name}: where mask AP50 goes (TIDE error types)")
     return figure
 
 

@@ -19,7 +19,7 @@ import yaml
 
 from analysis.errors import NoRunsError
 from analysis.offline import pair_offline_runs
-from analysis.schema import CHOICE_FIELDS, IOU_TYPES, METRIC_NAMES, make_frame, metric_value
+from analysis.schema import CHOICE_FIELDS, METRIC_BLOCKS, make_frame, metric_value
 from gol.record import RECORD, SCHEMA, STATES, Record
 
 RECORD_FILE = RECORD
@@ -91,10 +91,10 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
     metrics_file = run_dir / "metrics.json"
     if metrics_file.is_file():
         metrics = _read_json(metrics_file)
-        for iou in IOU_TYPES:
-            block = metrics.get(iou) or {}
-            for name in METRIC_NAMES:
-                row[f"{iou}/{name}"] = block.get(name)
+        for block_name, names in METRIC_BLOCKS.items():
+            block = metrics.get(block_name) or {}
+            for name in names:
+                row[f"{block_name}/{name}"] = block.get(name)
     elif state == "finished":
         messages.append(f"{run_dir}: finished run has no metrics.json; its metrics count as missing")
     per_category = run_dir / "per_category.json"

@@ -33,6 +33,12 @@ per_category_path      str | None   path of per_category.json when it exists
 segm/AP ... bbox/APf   float64      the 18 LVIS metrics (``segm/`` and ``bbox/`` x AP, AP50, AP75, APs,
                                     APm, APl, APr, APc, APf) as fractions in [0, 1]; NaN where the run has
                                     no value (missing file or key, or null because lvis-api gave -1)
+segm_fixed/AP ...      float64      AP-fixed (``segm_fixed/``, ``bbox_fixed/`` x the same 9) and AP-pool
+                                    (``segm_pooled/``, ``bbox_pooled/`` x AP, APr, APc, APf) of runs
+                                    evaluated with eval.protocols [standard, fixed, pooled]; NaN otherwise
+segm_errors_r/Cls ...  float64      the TIDE breakdown of runs evaluated with eval.errors=true
+                                    (``<type>_errors_<all|r|c|f>/`` x AP50, Cls, Loc, Both, Dupe, Bkg, Miss):
+                                    AP50 and the AP50 each error type costs; NaN otherwise
 =====================  ===========  =====================================================================
 
 APb in the paper's tables is ``bbox/AP``; AP, APr, APc and APf are the ``segm/`` (mask) values.
@@ -53,8 +59,18 @@ CHOICE_FIELDS: tuple[str, ...] = CHOICE_GROUPS  # the choices each run record ke
 SETTING_FIELDS: tuple[str, ...] = (*CHOICE_FIELDS, "normed_mask")
 
 METRIC_NAMES: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
+POOLED_NAMES: tuple[str, ...] = ("AP", "APr", "APc", "APf")
+ERROR_NAMES: tuple[str, ...] = ("AP50", "Cls", "Loc", "Both", "Dupe", "Bkg", "Miss")  # gol.evaluation.tide
+ERROR_GROUPS: tuple[str, ...] = ("all", "r", "c", "f")
 IOU_TYPES: tuple[str, ...] = ("segm", "bbox")
-METRIC_COLUMNS: tuple[str, ...] = tuple(f"{iou}/{name}" for iou in IOU_TYPES for name in METRIC_NAMES)
+# metrics.json block -> the metrics the frame keeps from it (LVIS AP, then AP-fixed and AP-pool).
+METRIC_BLOCKS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(IOU_TYPES, METRIC_NAMES),
+    **{f"{iou}_fixed": METRIC_NAMES for iou in IOU_TYPES},
+    **{f"{iou}_pooled": POOLED_NAMES for iou in IOU_TYPES},
+    **{f"{iou}_errors_{group}": ERROR_NAMES for iou in IOU_TYPES for group in ERROR_GROUPS},
+}
+METRIC_COLUMNS: tuple[str, ...] = tuple(f"{block}/{name}" for block, names in METRIC_BLOCKS.items() for name in names)
 
 STATES: tuple[str, ...] = ("finished", "running", "failed")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from analysis.aggregate import Aggregation, RowResult, aggregate, select_experiment, spec_for
-from analysis.experiments import Metric
+from analysis.experiments import PROTOCOL_METRICS, Metric
 from analysis.published import PUBLISHED, Published
 
 DISPLAY_DECIMALS = 1
@@ -65,10 +65,15 @@ class Table:
     notes: tuple[str, ...]
 
 
-def make_table(frame: pd.DataFrame, experiment: str, *, ignore_others: bool = False) -> Table:
-    """Select the experiment's runs from `frame`, aggregate them over seeds and lay out the table."""
+def make_table(
+    frame: pd.DataFrame, experiment: str, *, ignore_others: bool = False, protocols: Sequence[str] = ()
+) -> Table:
+    """Select the experiment's runs from `frame`, aggregate them over seeds and lay out the table; ``protocols``
+    ("fixed", "pooled") add their mask AP, APr, APc and APf columns beside the paper's."""
     runs, messages = select_experiment(frame, experiment, ignore_others=ignore_others)
-    aggregation = aggregate(runs, spec_for(runs, experiment))
+    spec = spec_for(runs, experiment)
+    extra = tuple(metric for protocol in protocols for metric in PROTOCOL_METRICS[protocol])
+    aggregation = aggregate(runs, replace(spec, metrics=(*spec.metrics, *extra)))
     table = build_table(aggregation)
     return replace(table, notes=(*messages, *table.notes))
 

@@ -30,7 +30,7 @@ from gol.models.weights import BN_COUNTER_SUFFIX
 from gol.optim import build_optimizer, resolve_length
 from gol.released import find_cell
 from gol.tracking import Tracker, run_id_for
-from gol.validate import validate
+from gol.validate import check_protocols, validate
 
 log = logging.getLogger(__name__)
 
@@ -369,8 +369,18 @@ class Loop:
         self.rec.update(iteration=progress.iteration, skipped_steps=progress.skipped)
 
 
-def evaluate_run(run_dir: Path, *, checkpoint: Path | None = None, out: Path | None = None) -> dict[str, Any]:
-    """Evaluate a run's checkpoint (default: its latest) on its val split; writes ``out`` when given."""
+def evaluate_run(
+    run_dir: Path,
+    *,
+    checkpoint: Path | None = None,
+    out: Path | None = None,
+    eval_overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Evaluate a run's checkpoint (default: its latest) on its val split; writes ``out`` when given.
+
+    ``eval_overrides`` (``protocols``, ``dets_per_category``, ``infer_topk``, ``errors``) replace the run's ``eval`` settings for
+    this evaluation, checked before the detector is built.
+    """
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
         raise FileNotFoundError(f"{run_dir} holds no config.yaml; pass the folder of a run started by gol-train")
@@ -380,6 +390,11 @@ def evaluate_run(run_dir: Path, *, checkpoint: Path | None = None, out: Path | N
     # A config written before an eval option existed takes the option's default (eval.segm_area: mask areas,
     # which such runs were evaluated with).
     cfg.eval = OmegaConf.merge(OmegaConf.structured(EvalConf), cfg.get("eval") or {})
+    if cfg.eval.engine == "fast":  # the retired vectorised engine gave lvis-api's numbers, as hotcoco does
+        cfg.eval.engine = "hotcoco"
+    for key, value in (eval_overrides or {}).items():
+        cfg.eval[key] = value
+    check_protocols(cfg.eval)
     set_threads(cfg)
     path = checkpoint or ckpt_io.latest(run_dir / "checkpoints")
     if path is None:

@@ -1,12 +1,16 @@
 """``gol-eval``: evaluate an LVIS results file, or the checkpoint of a run, with lvis-api's semantics.
 
 gol-eval --ann GT.json --results DETS.json --out metrics.json [--per-category PATH]
-         [--iou-types bbox segm] [--engine lvis|fast] [--max-dets 300] [--segm-area box|mask]
-gol-eval --run RUN_DIR [--checkpoint PATH] [--out PATH]
+         [--iou-types bbox segm] [--engine hotcoco|lvis] [--max-dets 300] [--segm-area box|mask]
+         [--protocol standard fixed pooled] [--dets-per-category 10000] [--errors]
+gol-eval --run RUN_DIR [--checkpoint PATH] [--out PATH] [--protocol ...] [--dets-per-category K] [--infer-topk K]
+         [--errors]
 
 A results file is evaluated as lvis-api evaluates it: segm detections' areas (APs/APm/APl) are their boxes' w*h
 when the file's detections carry ``bbox``, else their masks'; ``--segm-area`` picks one convention instead. A
-run's checkpoint is evaluated with its config's ``eval.segm_area``.
+run's checkpoint is evaluated with its config's ``eval`` settings; ``--protocol``, ``--dets-per-category``,
+``--infer-topk`` and ``--errors`` replace them for this evaluation (AP-fixed of a run trained without it), whose metrics go to
+``--out`` only: the run's own metrics.json stays as training recorded it.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from gol.evaluation.api import DEFAULT_ENGINE, ENGINES, MAX_DETS, SEGM_AREAS, evaluate
+from gol.evaluation.api import DEFAULT_ENGINE, DETS_PER_CATEGORY, ENGINES, MAX_DETS, PROTOCOLS, SEGM_AREAS, evaluate
 from gol.evaluation.errors import EvaluationInputError
 from gol.evaluation.result import EVAL_BLOCK, write_metrics, write_per_category
 from gol.evaluation.summary import IOU_TYPES
@@ -28,7 +33,8 @@ log = logging.getLogger(__name__)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gol-eval",
-        description="LVIS bbox/segm evaluation (AP, AP50, AP75, APs, APm, APl, APr, APc, APf) with lvis-api semantics.",
+        description="LVIS bbox/segm evaluation (AP, AP50, AP75, APs, APm, APl, APr, APc, APf, AR@300, ARs@300, "
+        "ARm@300, ARl@300) with lvis-api semantics; AP-fixed and AP-pool on request.",
     )
     files = parser.add_argument_group("evaluate a results file")
     files.add_argument("--ann", type=Path, help="LVIS-format annotation JSON (e.g. lvis_v1_val.json)")
@@ -39,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine",
         choices=ENGINES,
         default=DEFAULT_ENGINE,
-        help=f"'lvis' runs the official lvis-api, 'fast' the same evaluation vectorised (default {DEFAULT_ENGINE})",
+        help=f"'hotcoco' runs hotcoco's LVIS evaluation on the detections lvis-api evaluates, 'lvis' the official "
+        f"lvis-api itself; both give the same numbers (default {DEFAULT_ENGINE})",
     )
     files.add_argument("--max-dets", type=int, default=MAX_DETS, help="detections kept per image; -1 keeps all")
     files.add_argument(
@@ -49,9 +56,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="segm detections' area for APs/APm/APl: 'box' (w*h of their 'bbox', mmdetection) or 'mask' (mask "
         "area, detectron2); default: as lvis-api on the file (box if its detections carry 'bbox', else mask)",
     )
+    files.add_argument(
+        "--protocol",
+        nargs="+",
+        choices=PROTOCOLS,
+        default=None,
+        help="standard: LVIS AP (--max-dets per image); fixed: AP-fixed, the top --dets-per-category detections of "
+        "each category over the set, no per-image cap (Dave et al. 2021); pooled: AP-pool over all categories and "
+        "each frequency group, from the same detections (default: standard)",
+    )
+    files.add_argument(
+        "--dets-per-category",
+        type=int,
+        default=None,
+        help=f"detections per category for --protocol fixed/pooled (default {DETS_PER_CATEGORY})",
+    )
+    parser.add_argument(
+        "--errors",
+        action="store_true",
+        default=None,
+        help="also break AP50 down by error type per frequency group (TIDE, from hotcoco): classification, "
+        "localisation, both, duplicates, background, missed",
+    )
     run = parser.add_argument_group("evaluate a training run")
     run.add_argument("--run", type=Path, default=None, help="run folder written by gol-train")
     run.add_argument("--checkpoint", type=Path, default=None, help="checkpoint to evaluate (default: the run's latest)")
+    run.add_argument(
+        "--infer-topk",
+        type=int,
+        default=None,
+        help="keep the top K detections of each category over the split at inference (eval.infer_topk; AP-fixed "
+        "uses 10000)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="metrics.json to write")
     return parser
 
@@ -65,7 +101,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.run is not None:
         if args.ann is not None or args.results is not None or args.per_category is not None:
             parser.error("--run evaluates a run's checkpoint; do not combine it with --ann/--results/--per-category")
-        return _evaluate_run(args.run, args.checkpoint, args.out)
+        overrides = {
+            key: value
+            for key, value in (
+                ("protocols", args.protocol), ("dets_per_category", args.dets_per_category),
+                ("infer_topk", args.infer_topk), ("errors", args.errors),
+            )
+            if value is not None
+        }  # fmt: skip
+        if overrides and args.out is None:
+            parser.error(
+                "--protocol/--dets-per-category/--infer-topk/--errors with --run need --out PATH for their metrics"
+            )
+        return _evaluate_run(args.run, args.checkpoint, args.out, overrides)
+    if args.infer_topk is not None:
+        parser.error("--infer-topk runs inference: it needs --run RUN_DIR")
     if args.checkpoint is not None:
         parser.error("--checkpoint needs --run RUN_DIR")
     missing = [
@@ -76,28 +126,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = evaluate(
             args.ann, args.results, iou_types=args.iou_types, engine=args.engine, max_dets=args.max_dets,
-            segm_area=args.segm_area,
+            segm_area=args.segm_area, protocols=args.protocol or ["standard"],
+            dets_per_category=DETS_PER_CATEGORY if args.dets_per_category is None else args.dets_per_category, errors=bool(args.errors),
         )  # fmt: skip
     except (EvaluationInputError, FileNotFoundError) as e:
         log.error("gol-eval: error: %s", e)
         return 2
     sys.stdout.write(result.table() + "\n")  # the results on stdout; logs (lvis-api's too) on stderr
     if result.segm_area is not None:
-        log.info("segm areas (APs/APm/APl) from the detections' %ss", result.segm_area)
+        log.info(
+            "segm areas (APs/APm/APl) from the detections' %s", {"box": "boxes", "mask": "masks"}[result.segm_area]
+        )
     log.info("wrote %s", write_metrics(result, args.out))
     if args.per_category is not None:
         log.info("wrote %s", write_per_category(result, args.per_category))
     return 0
 
 
-def _evaluate_run(run_dir: Path, checkpoint: Path | None, out: Path | None) -> int:
+def _evaluate_run(run_dir: Path, checkpoint: Path | None, out: Path | None, overrides: dict[str, Any]) -> int:
     from gol.engine import (
         evaluate_run,  # needs torch and the whole training stack; only this mode pays for it
     )
 
     try:
-        metrics = evaluate_run(run_dir, checkpoint=checkpoint, out=out)
-    except (EvaluationInputError, FileNotFoundError) as e:
+        metrics = evaluate_run(run_dir, checkpoint=checkpoint, out=out, eval_overrides=overrides)
+    except (ValueError, FileNotFoundError) as e:
         log.error("gol-eval: error: %s", e)
         return 2
     for iou_type, values in metrics.items():

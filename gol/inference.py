@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -14,6 +16,7 @@ from gol.data import DataSource, collate
 from gol.evaluation.api import evaluate
 from gol.evaluation.convert import detections_from_output
 from gol.evaluation.detections import Detections
+from gol.evaluation.prepare import top_per_category
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +29,29 @@ def predict(
     batch_size: int,
     device: torch.device,
     num_workers: int = 0,
+    per_image_cap: int | None = None,
+    topk_per_category: int | None = None,
 ) -> Detections:
-    """Run the detector over ``dataset``; detections come back in the dataset's image and category ids."""
+    """Run the detector over ``dataset``; detections come back in the dataset's image and category ids.
+
+    ``per_image_cap`` replaces the detector's detections per image for this pass; ``topk_per_category`` keeps the
+    top K detections of each category over the split (pruned as they come, so at most ~2 K per category are held):
+    large-vocab-devil's ``infer_topk``, which AP-fixed needs.
+    """
     loader = DataLoader(
         dataset, batch_size=batch_size, collate_fn=collate, num_workers=num_workers, pin_memory=device.type == "cuda"
     )  # pinned: the non_blocking copies overlap on CUDA
-    parts = []
+    parts: list[Detections] = []
+    held = 0
+    budget = None if topk_per_category is None else 2 * topk_per_category * len(category_ids)
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode(), torch.autocast(device.type, enabled=device.type == "cuda"):
+        with (
+            torch.inference_mode(),
+            torch.autocast(device.type, enabled=device.type == "cuda"),
+            _per_image_cap(model, per_image_cap),
+        ):
             for images, targets in loader:
                 outputs = model([image.to(device, non_blocking=True) for image in images])
                 for output, target in zip(outputs, targets):
@@ -43,9 +59,33 @@ def predict(
                     parts.append(
                         detections_from_output(output, image_id=int(target["image_id"]), category_ids=category_ids)
                     )
+                    held += len(parts[-1])
+                if budget is not None and held > budget:
+                    parts = [_top(Detections.concatenate(parts), topk_per_category)]  # type: ignore[arg-type]
+                    held = len(parts[0])
     finally:
         model.train(was_training)
-    return Detections.concatenate(parts)
+    dets = Detections.concatenate(parts)
+    return dets if topk_per_category is None else _top(dets, topk_per_category)
+
+
+def _top(dets: Detections, k: int) -> Detections:
+    """The top ``k`` detections of each category, in their order."""
+    return dets.subset(top_per_category(dets.category_ids, dets.scores, k))
+
+
+@contextmanager
+def _per_image_cap(model: nn.Module, cap: int | None) -> Iterator[None]:
+    """The detector keeps ``cap`` detections per image (after its score threshold and NMS) inside the block."""
+    heads: Any = getattr(model, "roi_heads", None)
+    if cap is None or heads is None or not hasattr(heads, "detections_per_img"):
+        yield
+        return
+    old, heads.detections_per_img = heads.detections_per_img, cap
+    try:
+        yield
+    finally:
+        heads.detections_per_img = old
 
 
 def evaluate_model(
@@ -54,18 +94,25 @@ def evaluate_model(
     """(metrics, per-category AP) of ``model`` on the val split, as written to metrics.json / per_category.json.
 
     The detections stay in memory; segm detections' areas (APs/APm/APl) are their masks' or their boxes' as
-    ``conf.segm_area`` says, and metrics.json's ``eval`` block records which.
+    ``conf.segm_area`` says, and metrics.json's ``eval`` block records which (and the protocols and
+    ``infer_topk`` when they are not the defaults).
     """
+    topk = conf.infer_topk
     detections = predict(
         model, data.val, category_ids=tuple(data.stats.category_ids), batch_size=conf.batch_size, device=device,
-        num_workers=num_workers,
+        num_workers=num_workers, per_image_cap=None if topk is None else conf.infer_topk_per_image,
+        topk_per_category=topk,
     )  # fmt: skip
     result = evaluate(
         data.val_annotation_file, detections, iou_types=list(conf.iou_types), engine=conf.engine,
-        max_dets=conf.max_dets, segm_area=conf.segm_area,
+        max_dets=conf.max_dets, segm_area=conf.segm_area, protocols=list(conf.protocols),
+        dets_per_category=conf.dets_per_category, errors=conf.errors,
     )  # fmt: skip
     log.info(
-        "LVIS evaluation (%s engine, %d detections, segm areas from %ss):\n%s",
-        conf.engine, len(detections), conf.segm_area, result.table(),
+        "LVIS evaluation (%s engine, %d detections, segm areas from %s):\n%s",
+        result.engine, len(detections), {"box": "boxes", "mask": "masks"}[conf.segm_area], result.table(),
     )  # fmt: skip
-    return result.metrics(), result.per_category()
+    metrics = result.metrics()
+    if topk is not None:  # inference kept other detections than the detector's cap: the numbers say so
+        metrics.setdefault("eval", {})["infer_topk"] = topk
+    return metrics, result.per_category()

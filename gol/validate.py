@@ -6,13 +6,12 @@ from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from gol.distributed import check_device_name
-from gol.evaluation.api import SEGM_AREAS
+from gol.evaluation.api import ENGINES, PROTOCOLS, SEGM_AREAS
 from gol.losses import check_pair
 from gol.models.htc import check_detector_available
 from gol.models.weights import resolve_weights
 from gol.optim import check_schedule
 
-_EVAL_ENGINES = ("lvis", "fast")
 _IOU_TYPES = ("bbox", "segm")
 
 
@@ -23,8 +22,8 @@ def validate(cfg: DictConfig) -> None:
     check_pair(get_class(cfg.activation._target_), get_class(cfg.loss._target_))
     check_schedule(cfg.schedule)
     check_weight_files(cfg.detector)
-    if cfg.eval.engine not in _EVAL_ENGINES:
-        raise ValueError(f"eval.engine={cfg.eval.engine!r} is unknown; use one of {', '.join(_EVAL_ENGINES)}")
+    if cfg.eval.engine not in ENGINES:
+        raise ValueError(f"eval.engine={cfg.eval.engine!r} is unknown; use one of {', '.join(ENGINES)}")
     unknown = sorted(set(cfg.eval.iou_types) - set(_IOU_TYPES))
     if unknown:
         raise ValueError(f"eval.iou_types holds {unknown}; use a subset of {list(_IOU_TYPES)}")
@@ -33,10 +32,31 @@ def validate(cfg: DictConfig) -> None:
             f"eval.segm_area={cfg.eval.segm_area!r} is unknown; use box (segm areas from boxes, mmdetection) or "
             "mask (from masks, detectron2)"
         )
+    check_protocols(cfg.eval)
     if cfg.eval.batch_size < 1:
         raise ValueError(f"eval.batch_size (test images per batch) must be at least 1, got {cfg.eval.batch_size}")
     if cfg.num_workers < 0:
         raise ValueError(f"num_workers must be 0 (load in the training process) or more, got {cfg.num_workers}")
+
+
+def check_protocols(conf: DictConfig) -> None:
+    """eval.protocols, dets_per_category and infer_topk make sense together."""
+    protocols = list(conf.protocols)
+    if "standard" not in protocols or not set(protocols) <= set(PROTOCOLS) or len(set(protocols)) != len(protocols):
+        raise ValueError(
+            f"eval.protocols={protocols} must list standard (LVIS AP, every run's table) and may add fixed "
+            "(AP-fixed) and pooled (AP-pool), e.g. eval.protocols=[standard,fixed]"
+        )
+    if conf.dets_per_category < 1:
+        raise ValueError(
+            f"eval.dets_per_category must be at least 1 (AP-fixed uses 10000), got {conf.dets_per_category}"
+        )
+    if conf.infer_topk is not None and conf.infer_topk < 1:
+        raise ValueError(f"eval.infer_topk must be null or at least 1 (AP-fixed uses 10000), got {conf.infer_topk}")
+    if conf.infer_topk_per_image < 1:
+        raise ValueError(f"eval.infer_topk_per_image must be at least 1, got {conf.infer_topk_per_image}")
+    if conf.errors and conf.engine != "hotcoco":
+        raise ValueError("eval.errors=true (the TIDE breakdown) comes from hotcoco: keep eval.engine=hotcoco")
 
 
 def check_weight_files(detector: DictConfig) -> None:

@@ -1,13 +1,14 @@
-"""Benchmark: the fast LVIS evaluation engine against the official lvis-api, side by side in one process.
+"""Benchmark: ``gol-eval`` against lvis-api and hotcoco alone, whole commands side by side on one results file.
 
-    python -m gol.bench.eval --size smoke|full [--json PATH]
+    python -m gol.bench eval --size smoke|full [--repeat N] [--json PATH]
 
-Generates an LVIS-format set (full: 2000 images, 1203 categories, ~620k detections, ~600k after the cap of
-300 per image), then times, per IoU type, lvis-api (``LVIS`` + ``LVISResults`` + ``LVISEval.run``, on result
-dicts prepared beforehand) and the fast engine end to end (``evaluate(..., engine="fast")``: reading the
-annotation file, checking the result dicts, evaluating). It also times the fast engine on preloaded data with
-bbox and segm one after the other and in two threads, and reports the largest metric difference between the
-engines and whether their precision arrays are identical. The full lvis-api run takes many minutes.
+Generates an LVIS-format set (full: 2000 images, 1203 categories, ~620k detections with boxes and RLE masks,
+~190 MB of JSON), writes the annotation and results files, then runs three commands on them, each from process
+start to metrics written, bbox and segm: lvis-api (``LVIS`` + ``LVISResults`` + ``LVISEval`` per type), hotcoco
+alone (``COCO`` + ``LVISResults`` once + ``LVISeval`` per type), and ``gol-eval --ann --results --out``. It reports
+the median wall time of each (lvis-api runs once: minutes at full size), its peak resident memory, the ratios, and
+each one's largest difference from lvis-api over the 13 metrics. ``gol-eval --protocol standard fixed pooled`` is
+timed too (the price of AP-fixed and AP-pool).
 """
 
 from __future__ import annotations
@@ -15,22 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gol.bench._report import add_json_option, write_json
-from gol.evaluation import Detections, GroundTruth, evaluate
-from gol.evaluation.fast_engine import FastEvaluator
-from gol.evaluation.lvis_engine import lvis_results
-from gol.evaluation.summary import IOU_TYPES, METRIC_KEYS, metrics_from_lvis
-from gol.evaluation.synthetic import SyntheticSpec, make_lvis_set
-from gol.lvis_compat import LVIS, LVISEval, LVISResults
+from gol.data.synthetic_lvis import SyntheticSpec, make_lvis_set
+from gol.evaluation.summary import IOU_TYPES, METRIC_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -40,107 +38,120 @@ SIZES = {
         num_images=2000, num_categories=1203, dets_per_image=(290, 330), image_size=(240, 480), seed=0
     ),
 }
+COMMANDS = ("lvis-api", "hotcoco", "gol-eval", "gol-eval, 3 protocols")
 
 
-def _lvis_api(ann_file: Path, results: list[dict[str, Any]], iou_type: str) -> tuple[float, Any]:
+def _command(name: str, ann: Path, results: Path, out: Path) -> list[str]:
+    if name in ("lvis-api", "hotcoco"):
+        which = "lvis" if name == "lvis-api" else "hotcoco"
+        return [sys.executable, "-m", "gol.bench._eval_commands", which, str(ann), str(results), str(out)]
+    gol_eval = str(Path(sys.executable).with_name("gol-eval"))  # the console script, as a user types it
+    command = [gol_eval, "--ann", str(ann), "--results", str(results), "--out", str(out)]
+    return command + (["--protocol", "standard", "fixed", "pooled"] if "protocols" in name else [])
+
+
+def _run(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (MiB) of one command, from process start to exit."""
     start = time.perf_counter()
-    lvis_gt = LVIS(str(ann_file))
-    lvis_eval = LVISEval(lvis_gt, LVISResults(lvis_gt, results, max_dets=300), iou_type=iou_type)
-    lvis_eval.run()
-    return time.perf_counter() - start, lvis_eval
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own resource usage
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:3])} ... failed ({proc.returncode}): {stderr.strip()[-500:]}")
+    return seconds, usage.ru_maxrss / 1024  # Linux reports KiB
 
 
-def _max_difference(a: dict[str, float | None], b: dict[str, float | None]) -> float:
-    diffs = [
-        0.0 if a[k] is None and b[k] is None else float("inf") if a[k] is None or b[k] is None else abs(a[k] - b[k])  # type: ignore[operator]
-        for k in METRIC_KEYS
-    ]
-    return max(diffs)
+def _max_difference(got: dict[str, Any], reference: dict[str, Any]) -> float:
+    """Largest |difference| over the 13 metrics of both IoU types (null and -1 both mean undefined)."""
+    worst = 0.0
+    for iou_type in IOU_TYPES:
+        for key in METRIC_KEYS:
+            a, b = got[iou_type].get(key), reference[iou_type].get(key)
+            a = None if a is None or a == -1 else a
+            b = None if b is None or b == -1 else b
+            if (a is None) != (b is None):
+                return float("inf")
+            if a is not None:
+                worst = max(worst, abs(a - b))
+    return worst
 
 
-def run(size: str) -> dict[str, Any]:
-    """Generate the ``size`` set, time both engines; returns the report as a dict."""
+def run(size: str, repeat: int) -> dict[str, Any]:
+    """Generate the ``size`` set, run the commands side by side; returns the report as a dict."""
     spec = SIZES[size]
     gt_dict, results = make_lvis_set(spec)
     with tempfile.TemporaryDirectory() as tmp:
-        ann_file = Path(tmp) / "annotations.json"
+        ann_file, results_file = Path(tmp) / "annotations.json", Path(tmp) / "results.json"
         ann_file.write_text(json.dumps(gt_dict), encoding="utf-8")
-        gt = GroundTruth.load(ann_file)
-        dets = Detections.from_results(results)
+        results_file.write_text(json.dumps(results), encoding="utf-8")
         report: dict[str, Any] = {
             "size": size,
             "images": spec.num_images,
             "categories": spec.num_categories,
-            "detections": len(results),
             "annotations": len(gt_dict["annotations"]),
-            "seconds": {"lvis": {}, "fast": {}},
-            "ratio": {},
+            "detections": len(results),
+            "results_mb": results_file.stat().st_size / 2**20,
+            "repeat": repeat,
+            "seconds": {},
+            "peak_rss_mib": {},
             "max_metric_difference": {},
-            "precision_identical": {},
         }
-        del gt_dict
-        for iou_type in IOU_TYPES:
-            start = time.perf_counter()
-            fast = evaluate(ann_file, results, engine="fast", iou_types=[iou_type]).by_type[iou_type]
-            fast_s = time.perf_counter() - start
-            lvis_s, lvis_eval = _lvis_api(ann_file, lvis_results(dets, gt, iou_type), iou_type)
-            log.info("%s: lvis-api %.2f s, fast %.2f s", iou_type, lvis_s, fast_s)
-            report["seconds"]["lvis"][iou_type] = lvis_s
-            report["seconds"]["fast"][iou_type] = fast_s
-            report["ratio"][iou_type] = lvis_s / fast_s
-            report["max_metric_difference"][iou_type] = _max_difference(
-                metrics_from_lvis(lvis_eval.results), fast.metrics
-            )
-            report["precision_identical"][iou_type] = bool(
-                np.array_equal(lvis_eval.eval["precision"], fast.precision)
-                and np.array_equal(lvis_eval.eval["recall"], fast.recall)
-            )
-            del lvis_eval
-        image_index, category_index = dets.check(gt, IOU_TYPES)
-        evaluator = FastEvaluator(gt, dets, image_index, category_index, max_dets=300)
-        report["detections_after_cap"] = int(evaluator.kept.size)
-        start = time.perf_counter()
-        for iou_type in IOU_TYPES:
-            evaluator.run(iou_type)
-        serial = time.perf_counter() - start
-        start = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=len(IOU_TYPES)) as pool:
-            list(pool.map(evaluator.run, IOU_TYPES))
-        threads = time.perf_counter() - start
-        report["fast_preloaded_both_seconds"] = {"serial": serial, "two_threads": threads}
+        del gt_dict, results
+        timings: dict[str, list[float]] = {name: [] for name in COMMANDS}
+        memory: dict[str, float] = {}
+        outputs = {name: Path(tmp) / f"metrics-{i}.json" for i, name in enumerate(COMMANDS)}
+        for round_ in range(repeat):  # interleaved, so a slow moment of the machine hits every command alike
+            for name in COMMANDS:
+                if name == "lvis-api" and round_ > 0:
+                    continue  # minutes at full size: once
+                seconds, rss = _run(_command(name, ann_file, results_file, outputs[name]))
+                timings[name].append(seconds)
+                memory[name] = max(memory.get(name, 0.0), rss)
+                log.info("%s: %.2f s, %.0f MiB", name, seconds, rss)
+        reference = json.loads(outputs["lvis-api"].read_text())
+        for name in COMMANDS:
+            report["seconds"][name] = statistics.median(timings[name])
+            report["peak_rss_mib"][name] = memory[name]
+            report["max_metric_difference"][name] = _max_difference(json.loads(outputs[name].read_text()), reference)
+    s = report["seconds"]
+    report["ratio"] = {
+        "lvis-api / gol-eval": s["lvis-api"] / s["gol-eval"],
+        "gol-eval / hotcoco": s["gol-eval"] / s["hotcoco"],
+        "peak rss gol-eval / lvis-api": report["peak_rss_mib"]["gol-eval"] / report["peak_rss_mib"]["lvis-api"],
+    }
     return report
 
 
 def format_report(report: dict[str, Any]) -> str:
-    s, r = report["seconds"], report["ratio"]
     lines = [
         (
             f"set ({report['size']}): {report['images']} images, {report['categories']} categories, "
             f"{report['annotations']} annotations, {report['detections']} detections "
-            f"({report['detections_after_cap']} after the cap of 300 per image)"
+            f"({report['results_mb']:.0f} MB of results JSON); median of {report['repeat']} run(s), lvis-api once"
         ),
-        f"{'':<10}{'bbox (s)':>10}{'segm (s)':>10}",
-        f"{'lvis-api':<10}{s['lvis']['bbox']:>10.2f}{s['lvis']['segm']:>10.2f}",
-        f"{'fast':<10}{s['fast']['bbox']:>10.2f}{s['fast']['segm']:>10.2f}",
-        f"{'ratio':<10}{r['bbox']:>9.1f}x{r['segm']:>9.1f}x",
-        "max |metric difference|: " + ", ".join(f"{t} {report['max_metric_difference'][t]:.3g}" for t in IOU_TYPES),
-        "precision and recall arrays identical: "
-        + ", ".join(f"{t} {'yes' if report['precision_identical'][t] else 'NO'}" for t in IOU_TYPES),
-        "fast, preloaded, bbox then segm: {serial:.2f} s; in two threads: {two_threads:.2f} s".format(
-            **report["fast_preloaded_both_seconds"]
-        ),
+        f"{'command (bbox + segm)':<24}{'seconds':>9}{'peak MiB':>10}   max |metric - lvis-api|",
     ]
+    for name in COMMANDS:
+        lines.append(
+            f"{name:<24}{report['seconds'][name]:>9.2f}{report['peak_rss_mib'][name]:>10.0f}   "
+            f"{report['max_metric_difference'][name]:.3g}"
+        )
+    lines += [f"{k}: {v:.2f}x" for k, v in report["ratio"].items()]
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gol.bench.eval", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m gol.bench eval", description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="smoke")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each fast command (lvis-api runs once)")
     add_json_option(parser)
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("lvis").setLevel(logging.ERROR)  # lvis-api warns on every in-memory result list
-    report = run(args.size)
+    report = run(args.size, args.repeat)
     log.info("%s", format_report(report))
     write_json(report, args.json)
     return 0

@@ -1,11 +1,14 @@
-"""``gol-data``: build the embedded dataset, or summarise the class statistics of an LVIS-format training file.
+"""``gol-data``: build the embedded dataset, summarise an LVIS-format training file, or write an evaluation set.
 
 ```
 gol-data embedded --out data/embedded [--seed 0] [--num-train 1200] [--num-val 250] ...
 gol-data stats data/lvis/lvis_v1_train.json
+gol-data eval-set --out evalset [--images 200] [--categories 100] [--seed 0]
 ```
 ``embedded`` writes (or finds, if already built) ``<out>/<key>/`` and prints that folder. Training configs look in
 ``${paths.data_root}/embedded``, so ``--out <data_root>/embedded`` pre-builds the dataset a run will use.
+``eval-set`` writes a generated LVIS-format ``annotations.json`` and a matching ``results.json`` (boxes and RLE
+masks, up to 330 detections per image, every LVIS evaluation rule exercised) to try ``gol-eval`` on.
 """
 
 from __future__ import annotations
@@ -37,7 +40,29 @@ def _parser() -> argparse.ArgumentParser:
         emb.add_argument(f"--{f.name.replace('_', '-')}", type=int, default=f.default, help=f"default {f.default}")
     st = sub.add_parser("stats", help="r/c/f groups and counts of an LVIS-format training annotation file")
     st.add_argument("annotation_file", type=Path)
+    ev = sub.add_parser("eval-set", help="write a generated LVIS-format annotation file and results file")
+    ev.add_argument("--out", type=Path, required=True, help="folder for annotations.json and results.json")
+    ev.add_argument("--images", type=int, default=200)
+    ev.add_argument("--categories", type=int, default=100)
+    ev.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def _eval_set(args: argparse.Namespace) -> None:
+    from gol.data.synthetic_lvis import SyntheticSpec, make_lvis_set
+
+    if args.images < 1 or args.categories < 1:
+        raise ValueError(f"--images and --categories must be at least 1, got {args.images} and {args.categories}")
+    spec = SyntheticSpec(
+        num_images=args.images, num_categories=args.categories, dets_per_image=(200, 330), image_size=(120, 480),
+        seed=args.seed,
+    )  # fmt: skip
+    gt, results = make_lvis_set(spec)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, content in (("annotations.json", gt), ("results.json", results)):
+        (args.out / name).write_text(json.dumps(content), encoding="utf-8")
+    log.info("%d images, %d categories, %d detections", len(gt["images"]), len(gt["categories"]), len(results))
+    sys.stdout.write(f"{args.out / 'annotations.json'}\n{args.out / 'results.json'}\n")
 
 
 def _embedded(args: argparse.Namespace) -> None:
@@ -80,10 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
     args = _parser().parse_args(argv)
     try:
-        if args.command == "embedded":
-            _embedded(args)
-        else:
-            _stats(args)
+        {"embedded": _embedded, "stats": _stats, "eval-set": _eval_set}[args.command](args)
     except (ValueError, FileNotFoundError) as e:
         log.error("%s", e)
         return 2

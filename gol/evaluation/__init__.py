@@ -1,17 +1,27 @@
-"""LVIS evaluation with lvis-api's semantics: bbox and segm AP, APr/APc/APf, per-category AP.
+"""LVIS evaluation with lvis-api's semantics: bbox and segm AP/AR, APr/APc/APf, per-category AP, AP-fixed, AP-pool.
 
-Two engines give the same numbers: "lvis" runs the official lvis-api (through ``gol.lvis_compat``), "fast" is a
-vectorised re-implementation checked against it. Typical use during training::
+Two engines give the same numbers: "hotcoco" (the default) runs hotcoco's LVIS evaluation on exactly the
+detections and annotations lvis-api evaluates, "lvis" runs the official lvis-api (through ``gol.lvis_compat``).
+Typical use during training::
 
     gt = GroundTruth.load(data.val_annotation_file)            # once
     dets = Detections.concatenate([detections_from_output(o, image_id=i, category_ids=stats.category_ids)
                                    for o, i in zip(outputs, image_ids)])
     result = evaluate(gt, dets, iou_types=cfg.eval.iou_types, engine=cfg.eval.engine, max_dets=cfg.eval.max_dets,
-                      segm_area=cfg.eval.segm_area)  # segm APs/APm/APl by "mask" or "box" areas
+                      segm_area=cfg.eval.segm_area, protocols=cfg.eval.protocols)
     write_metrics(result, run_dir / "metrics.json"); write_per_category(result, run_dir / "per_category.json")
 """
 
-from gol.evaluation.api import DEFAULT_ENGINE, DEFAULT_SEGM_AREA, ENGINES, MAX_DETS, SEGM_AREAS, evaluate
+from gol.evaluation.api import (
+    DEFAULT_ENGINE,
+    DEFAULT_SEGM_AREA,
+    DETS_PER_CATEGORY,
+    ENGINES,
+    MAX_DETS,
+    PROTOCOLS,
+    SEGM_AREAS,
+    evaluate,
+)
 from gol.evaluation.detections import Detections
 from gol.evaluation.errors import EvaluationInputError
 from gol.evaluation.ground_truth import Category, GroundTruth
@@ -38,10 +48,12 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "DEFAULT_ENGINE",
     "DEFAULT_SEGM_AREA",
+    "DETS_PER_CATEGORY",
     "ENGINES",
     "IOU_TYPES",
     "MAX_DETS",
     "METRIC_KEYS",
+    "PROTOCOLS",
     "SEGM_AREAS",
     "Category",
     "Detections",

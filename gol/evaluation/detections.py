@@ -146,6 +146,18 @@ class Detections:
             load_json(path, "results"), source=f"results file {path}", iou_types=iou_types, segm_area=segm_area
         )
 
+    def subset(self, rows: np.ndarray) -> Detections:
+        """The detections at integer positions ``rows`` (in that order)."""
+        return Detections(
+            image_ids=self.image_ids[rows],
+            category_ids=self.category_ids[rows],
+            scores=self.scores[rows],
+            boxes=None if self.boxes is None else self.boxes[rows],
+            segmentations=None
+            if self.segmentations is None
+            else tuple(map(self.segmentations.__getitem__, rows.tolist())),
+        )
+
     def to_results(self, *, boxes: bool = True, masks: bool = True) -> list[dict[str, Any]]:
         """LVIS result dicts (JSON-ready: RLE counts as str); ``boxes``/``masks`` choose which geometry to keep."""
         keep_boxes = boxes and self.boxes is not None

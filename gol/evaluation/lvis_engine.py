@@ -9,8 +9,9 @@ import pycocotools.mask as mask_utils
 
 from gol.evaluation.detections import Detections
 from gol.evaluation.ground_truth import GroundTruth
+from gol.evaluation.pooled import LVIS_FIELDS, pooled_metrics, records_from_eval_imgs
 from gol.evaluation.result import IouTypeResult
-from gol.evaluation.summary import metrics_from_lvis
+from gol.evaluation.summary import metric_keys, metrics_from_lvis
 from gol.lvis_compat import LVIS, LVISEval, LVISResults
 
 log = logging.getLogger(__name__)
@@ -48,19 +49,38 @@ def _dropped_detection(gt: GroundTruth, iou_type: str) -> dict[str, Any]:
     return det
 
 
+def _lvis_eval(gt: GroundTruth, dets: Detections, iou_type: str, max_dets: int, segm_area: str) -> Any:
+    lvis_gt = LVIS(str(gt.path))  # fresh: LVISEval converts the annotations' segmentations in place
+    results = lvis_results(dets, gt, iou_type, segm_area=segm_area)
+    lvis_eval = LVISEval(lvis_gt, LVISResults(lvis_gt, results, max_dets=max_dets), iou_type=iou_type)
+    lvis_eval.params.max_dets = max_dets  # only names the recall metrics (AR@300), as detectron2's max_dets option
+    return lvis_eval
+
+
 def evaluate_lvis(
     gt: GroundTruth, dets: Detections, iou_type: str, *, max_dets: int, segm_area: str = "mask"
 ) -> IouTypeResult:
     """Run lvis-api's evaluation of ``iou_type`` on ``dets`` (already checked against ``gt``); segm detections'
     areas from their boxes or masks as ``segm_area`` ("box" needs boxes) says."""
-    lvis_gt = LVIS(str(gt.path))  # fresh: LVISEval converts the annotations' segmentations in place
-    results = lvis_results(dets, gt, iou_type, segm_area=segm_area)
-    lvis_dt = LVISResults(lvis_gt, results, max_dets=max_dets)
-    lvis_eval = LVISEval(lvis_gt, lvis_dt, iou_type=iou_type)
+    lvis_eval = _lvis_eval(gt, dets, iou_type, max_dets, segm_area)
     lvis_eval.run()
     return IouTypeResult(
         iou_type=iou_type,
-        metrics=metrics_from_lvis(lvis_eval.results),
+        metrics=metrics_from_lvis(lvis_eval.results, metric_keys(max_dets)),
         precision=lvis_eval.eval["precision"],
         recall=lvis_eval.eval["recall"],
     )
+
+
+def evaluate_pooled_lvis(
+    gt: GroundTruth, dets: Detections, iou_type: str, *, segm_area: str = "mask"
+) -> dict[str, float | None]:
+    """AP-pool of ``iou_type`` from lvis-api's own per-image matching of ``dets`` (no per-image cap)."""
+    lvis_eval = _lvis_eval(gt, dets, iou_type, -1, segm_area)
+    params = lvis_eval.params
+    params.area_rng, params.area_rng_lbl = [params.area_rng[0]], [params.area_rng_lbl[0]]  # "all" only
+    lvis_eval.evaluate()
+    records = records_from_eval_imgs(
+        lvis_eval.eval_imgs, LVIS_FIELDS, gt.image_ids, gt.category_ids, len(params.iou_thrs)
+    )
+    return pooled_metrics(records, gt.frequency_groups(), gt.num_categories, len(params.iou_thrs))

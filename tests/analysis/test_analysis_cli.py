@@ -191,3 +191,66 @@ def test_analysis_sources_need_some_runs(no_wandb_login: None, tmp_path: Path) -
     assert len(frame) == 8 and messages[-1].startswith("no W&B login")
     with pytest.raises(Exception, match="no record.json found under"):
         load_runs([tmp_path], experiment="demo")
+
+
+def test_analysis_cli_protocol_columns_beside_the_paper_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Runs evaluated with eval.protocols=[standard,fixed,pooled] show AP-fixed and AP-pool with --protocols;
+    runs without them show '-' there, with one message."""
+    import shutil
+
+    runs = tmp_path / "demo"
+    shutil.copytree(FIXTURES / "demo", runs)
+    with_fixed = sorted(runs.rglob("metrics.json"))
+    for i, path in enumerate(with_fixed):
+        metrics = json.loads(path.read_text())
+        metrics["segm_fixed"] = {k: v + 0.01 for k, v in metrics["segm"].items()}
+        metrics["segm_pooled"] = {"AP": 0.05 * (i + 1), "APr": 0.01, "APc": 0.02, "APf": 0.03}
+        path.write_text(json.dumps(metrics))
+    argv = ["--runs", str(runs), "--experiment", "demo", "--format", "csv"]
+    assert tables_main([*argv, "--protocols", "fixed", "pooled"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    names = [c for c in header.split(",") if c.startswith("AP") and not c.endswith(("_std", "_n"))]
+    assert names == [
+        "AP",
+        "APr",
+        "APc",
+        "APf",
+        "APb",
+        *(f"{m}-{p}" for p in ("fixed", "pooled") for m in ("AP", "APr", "APc", "APf")),
+    ]
+    assert any(",5.00," in row or ",5.0," in row for row in rows)  # a pooled AP of 0.05 shown in percent
+    assert tables_main(argv) == 0  # without the option: the paper's columns only
+    assert "AP-fixed" not in capsys.readouterr().out
+    first = json.loads(with_fixed[0].read_text())
+    del first["segm_fixed"]
+    with_fixed[0].write_text(json.dumps(first))
+    assert tables_main([*argv[:-1], "md", "--protocols", "fixed"]) == 0
+    assert "segm_fixed/AP (AP-fixed) is missing in 1 of" in capsys.readouterr().out  # the table's notes
+
+
+def test_analysis_cli_errors_figure_from_runs_evaluated_with_errors(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    runs = tmp_path / "demo"
+    shutil.copytree(FIXTURES / "demo", runs)
+    with caplog.at_level(logging.INFO):
+        assert (
+            figures_main(["--runs", str(runs), "--experiment", "demo", "--out", str(tmp_path / "a"), "--format", "png"])
+            == 0
+        )
+    assert not (tmp_path / "a" / "demo_errors.png").exists() and "no errors figure" in caplog.text
+    for i, path in enumerate(sorted(runs.rglob("metrics.json"))):
+        metrics = json.loads(path.read_text())
+        for group in ("all", "r", "c", "f"):
+            metrics[f"segm_errors_{group}"] = {"AP50": 0.3, "Cls": 0.01 * i, "Loc": 0.02, "Both": 0.005, "Dupe": 0.03,
+                                               "Bkg": 0.1, "Miss": 0.04}  # fmt: skip
+        path.write_text(json.dumps(metrics))
+    assert (
+        figures_main(["--runs", str(runs), "--experiment", "demo", "--out", str(tmp_path / "b"), "--format", "png"])
+        == 0
+    )
+    assert (tmp_path / "b" / "demo_errors.png").stat().st_size > 10_000

@@ -100,3 +100,24 @@ def test_eval_segm_area_is_box_or_mask(tmp_path):
     with pytest.raises(ValueError) as error:
         validate(compose_train(["eval.segm_area=bbox"], tmp_path))
     assert "eval.segm_area='bbox' is unknown; use box" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_eval_protocols_and_infer_topk_are_checked_in_one_line(tmp_path):
+    validate(compose_train(["eval.protocols=[standard,fixed,pooled]", "eval.infer_topk=10000"], tmp_path))
+    for bad, fragment in (
+        ("eval.protocols=[fixed]", "must list standard"),
+        ("eval.protocols=[standard,topk]", "must list standard"),
+        ("eval.dets_per_category=0", "eval.dets_per_category must be at least 1"),
+        ("eval.infer_topk=0", "eval.infer_topk must be null or at least 1"),
+        ("eval.engine=fast", "eval.engine='fast' is unknown; use one of hotcoco, lvis"),
+    ):
+        with pytest.raises(ValueError) as error:
+            validate(compose_train([bad], tmp_path))
+        assert fragment in str(error.value) and "\n" not in str(error.value), bad
+
+
+def test_eval_errors_need_hotcoco(tmp_path):
+    validate(compose_train(["eval.errors=true"], tmp_path))
+    with pytest.raises(ValueError) as error:
+        validate(compose_train(["eval.errors=true", "eval.engine=lvis"], tmp_path))
+    assert "keep eval.engine=hotcoco" in str(error.value) and "\n" not in str(error.value)

@@ -156,3 +156,21 @@ def test_gol_eval_on_a_run_reproduces_its_metrics(tmp_path, data_root):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(out.read_text()) == json.loads((run_dir / "metrics.json").read_text())
+    # AP-fixed and AP-pool of the finished run, without retraining; the run's own metrics.json is left as recorded.
+    recorded = (run_dir / "metrics.json").read_text()
+    more = subprocess.run(
+        [str(gol_eval), "--run", str(run_dir), "--out", "fixed.json", "--protocol", "standard", "fixed", "pooled",
+         "--dets-per-category", "100", "--infer-topk", "100"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert more.returncode == 0, more.stderr[-3000:]
+    metrics = json.loads((tmp_path / "fixed.json").read_text())
+    assert {"segm_fixed", "bbox_fixed", "segm_pooled", "bbox_pooled"} <= set(metrics)
+    assert metrics["eval"]["infer_topk"] == 100 and metrics["eval"]["protocols"] == ["standard", "fixed", "pooled"]
+    assert (run_dir / "metrics.json").read_text() == recorded
+    bad = subprocess.run(
+        [str(gol_eval), "--run", str(run_dir), "--out", "bad.json", "--protocol", "fixed"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "must list standard" in bad.stderr and "Traceback" not in bad.stderr
+    assert len([line for line in bad.stderr.splitlines() if "error" in line]) == 1

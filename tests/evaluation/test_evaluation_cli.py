@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from gol.data.synthetic_lvis import SyntheticSpec, make_lvis_set
 from gol.evaluate import main
 from gol.evaluation import METRIC_KEYS
-from gol.evaluation.synthetic import SyntheticSpec, make_lvis_set
 from gol.lvis_compat import LVIS, LVISEval, LVISResults
 
 pytestmark = pytest.mark.filterwarnings("ignore:The 'warn' method is deprecated:DeprecationWarning")
@@ -65,7 +65,7 @@ def _assert_matches(metrics: dict[str, dict[str, float | None]], official: dict[
                 assert got == pytest.approx(expected, abs=1e-9, rel=0), (iou_type, key)
 
 
-@pytest.mark.parametrize("engine", ["lvis", "fast"])
+@pytest.mark.parametrize("engine", ["lvis", "hotcoco"])
 def test_gol_eval_equals_lvis_api(
     files: tuple[Path, Path], official: dict[str, LVISEval], tmp_path: Path, engine: str
 ) -> None:
@@ -92,7 +92,7 @@ def test_gol_eval_equals_lvis_api(
     assert all(official["segm"].results[k] > 0 for k in ("APr", "APc", "APf"))  # every group is exercised
 
 
-@pytest.mark.parametrize("engine", ["fast", "lvis"])
+@pytest.mark.parametrize("engine", ["hotcoco", "lvis"])
 def test_gol_eval_subprocess(
     files: tuple[Path, Path], official: dict[str, LVISEval], tmp_path: Path, engine: str
 ) -> None:
@@ -110,7 +110,13 @@ def test_gol_eval_subprocess(
     # stdout holds the metric table alone (a header and one row per IoU type); lvis-api's chatter, if any, and
     # the log go to stderr.
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf"]
+    assert lines[0].split() == [
+        *["AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf"],
+        "AR@300",
+        "ARs@300",
+        "ARm@300",
+        "ARl@300",
+    ]
     assert [line.split()[0] for line in lines[1:]] == ["bbox", "segm"]
     assert f"wrote {out}" in proc.stderr
     _assert_matches(json.loads(out.read_text()), official)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from gol.data.synthetic_lvis import SyntheticSpec, make_lvis_set
 from gol.evaluation import Detections, EvaluationInputError, GroundTruth, evaluate
-from gol.evaluation.synthetic import SyntheticSpec, make_lvis_set
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -123,7 +123,7 @@ def test_mask_size_must_match_image(ann: Path) -> None:
 def test_segm_needs_masks(ann: Path) -> None:
     results = _results(lambda r: [d.pop("segmentation") for d in r])
     _raises(EvaluationInputError, lambda: evaluate(ann, results, iou_types=["segm"]), "segm evaluation needs masks")
-    assert evaluate(ann, results, iou_types=["bbox"], engine="fast").by_type.keys() == {"bbox"}
+    assert evaluate(ann, results, iou_types=["bbox"], engine="hotcoco").by_type.keys() == {"bbox"}
 
 
 def test_only_the_geometry_of_the_evaluated_types_is_read(ann: Path) -> None:
@@ -160,10 +160,10 @@ def test_segm_annotation_without_segmentation(ann: Path, tmp_path: Path) -> None
         a.pop("segmentation")
     path = tmp_path / "gt_boxes.json"
     path.write_text(json.dumps(gt))
-    for engine in ("lvis", "fast"):
+    for engine in ("lvis", "hotcoco"):
         _raises(
             EvaluationInputError,
             lambda e=engine: evaluate(path, RESULTS, engine=e, iou_types=["segm"]),
             "no polygon or RLE 'segmentation'",
         )
-    assert evaluate(path, RESULTS, engine="fast", iou_types=["bbox"]).metrics()["bbox"]["AP"] is not None
+    assert evaluate(path, RESULTS, engine="hotcoco", iou_types=["bbox"]).metrics()["bbox"]["AP"] is not None

@@ -20,12 +20,12 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from gol.config.train import EvalConf
+from gol.data.synthetic_lvis import SyntheticSpec, make_lvis_set
 from gol.evaluate import main
 from gol.evaluation import EvaluationInputError, EvaluationResult, GroundTruth, evaluate
 from gol.evaluation.convert import outputs_to_results
-from gol.evaluation.fast_engine import mask_areas
+from gol.evaluation.prepare import mask_areas
 from gol.evaluation.summary import AREA_RANGES
-from gol.evaluation.synthetic import SyntheticSpec, make_lvis_set
 from gol.inference import evaluate_model
 from gol.lvis_compat import LVIS, LVISEval, LVISResults
 
@@ -107,7 +107,7 @@ def test_both_engines_equal_lvis_api_for_each_convention(lvis_set: tuple[Path, l
     ann, results = lvis_set
     gt = GroundTruth.load(ann)
     expected = _lvis_api(ann, results, with_boxes=segm_area == "box")
-    for engine in ("fast", "lvis"):
+    for engine in ("hotcoco", "lvis"):
         result = evaluate(gt, results, engine=engine, iou_types=["segm"], segm_area=segm_area)
         assert result.segm_area == segm_area and result.metrics()["eval"] == {"segm_area": segm_area}
         _assert_equals_lvis_api(result, expected)
@@ -133,11 +133,11 @@ def test_plain_generated_sets_equal_lvis_api_for_each_convention(tmp_path: Path)
     assert _straddling(results) > 0
     for segm_area in ("box", "mask"):
         expected = _lvis_api(ann, results, with_boxes=segm_area == "box")
-        fast = evaluate(ann, results, engine="fast", segm_area=segm_area)
+        got = evaluate(ann, results, engine="hotcoco", segm_area=segm_area)
         lvis = evaluate(ann, results, engine="lvis", segm_area=segm_area)
-        _assert_equals_lvis_api(fast, expected)
+        _assert_equals_lvis_api(got, expected)
         _assert_equals_lvis_api(lvis, expected)
-        assert fast.metrics()["bbox"] == lvis.metrics()["bbox"]  # bbox evaluation is untouched by the option
+        assert got.metrics()["bbox"] == lvis.metrics()["bbox"]  # bbox evaluation is untouched by the option
 
 
 def test_mask_is_the_default_and_box_needs_boxes(lvis_set: tuple[Path, list[Any]]) -> None:
@@ -210,7 +210,7 @@ def test_in_training_evaluation_takes_the_configured_convention(tmp_path: Path) 
     by_convention = {}
     for segm_area in ("box", "mask"):
         expected = _lvis_api(ann, predicted, with_boxes=segm_area == "box")
-        for engine in ("fast", "lvis"):
+        for engine in ("hotcoco", "lvis"):
             conf = OmegaConf.structured(EvalConf(engine=engine, iou_types=["segm"], batch_size=2, segm_area=segm_area))
             metrics, _ = evaluate_model(_Replay(outputs), cast(Any, data), conf, device=torch.device("cpu"))
             assert metrics["eval"] == {"segm_area": segm_area}

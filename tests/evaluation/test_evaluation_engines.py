@@ -1,4 +1,5 @@
-"""The fast engine equals lvis-api (the "lvis" engine) exactly, on many generated sets and edge cases."""
+"""The hotcoco engine equals lvis-api (the "lvis" engine) exactly, on many generated sets and edge cases: every one
+of the 13 metrics, and the precision and recall arrays."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gol.data.synthetic_lvis import SyntheticSpec, make_lvis_set
 from gol.evaluation import EvaluationResult, GroundTruth, evaluate
-from gol.evaluation.fast_engine import box_iou, cap_per_image, mask_areas
-from gol.evaluation.synthetic import SyntheticSpec, make_lvis_set
+from gol.evaluation.prepare import cap_per_image, mask_areas, top_per_category
 from gol.lvis_compat import LVIS, LVISResults
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -27,10 +28,11 @@ def _write(tmp_path: Path, spec: SyntheticSpec) -> tuple[Path, list[dict[str, An
     return ann, results
 
 
-def _assert_identical(fast: EvaluationResult, lvis: EvaluationResult) -> None:
-    assert fast.by_type.keys() == lvis.by_type.keys()
+def _assert_identical(got_result: EvaluationResult, lvis: EvaluationResult) -> None:
+    assert got_result.by_type.keys() == lvis.by_type.keys()
     for iou_type, ref in lvis.by_type.items():
-        got = fast.by_type[iou_type]
+        got = got_result.by_type[iou_type]
+        assert list(got.metrics) == list(ref.metrics) and len(ref.metrics) == 13
         np.testing.assert_array_equal(got.precision, ref.precision, err_msg=iou_type)
         np.testing.assert_array_equal(got.recall, ref.recall, err_msg=iou_type)
         for key, value in ref.metrics.items():
@@ -62,10 +64,10 @@ SPECS = [
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"seed{s.seed}")
-def test_fast_equals_lvis_api(tmp_path: Path, spec: SyntheticSpec) -> None:
+def test_hotcoco_equals_lvis_api(tmp_path: Path, spec: SyntheticSpec) -> None:
     ann, results = _write(tmp_path, spec)
     gt = GroundTruth.load(ann)
-    _assert_identical(evaluate(gt, results, engine="fast"), evaluate(gt, results, engine="lvis"))
+    _assert_identical(evaluate(gt, results, engine="hotcoco"), evaluate(gt, results, engine="lvis"))
 
 
 @settings(max_examples=10, deadline=None)
@@ -77,7 +79,7 @@ def test_fast_equals_lvis_api(tmp_path: Path, spec: SyntheticSpec) -> None:
     decimals=st.sampled_from([None, 1, 2]),
     ignore=st.booleans(),
 )
-def test_fast_equals_lvis_api_random_sets(
+def test_hotcoco_equals_lvis_api_random_sets(
     tmp_path_factory: pytest.TempPathFactory,
     seed: int,
     images: int,
@@ -97,36 +99,36 @@ def test_fast_equals_lvis_api_random_sets(
     )
     ann, results = _write(tmp_path_factory.mktemp("random"), spec)
     gt = GroundTruth.load(ann)
-    _assert_identical(evaluate(gt, results, engine="fast"), evaluate(gt, results, engine="lvis"))
+    _assert_identical(evaluate(gt, results, engine="hotcoco"), evaluate(gt, results, engine="lvis"))
 
 
 @pytest.fixture(scope="module")
 def edge_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
     spec = SyntheticSpec(num_images=8, num_categories=12, dets_per_image=(20, 150), max_instances=6, seed=11)
     gt, results = make_lvis_set(spec)
-    gt["annotations"][0]["id"] = 0  # lvis-api stores the matched id as the match flag: id 0 never counts
     ann = tmp_path_factory.mktemp("edge") / "gt.json"
     ann.write_text(json.dumps(gt))
     return ann, results
 
 
 @pytest.mark.parametrize("max_dets", [-1, 1, 7])
-def test_fast_equals_lvis_api_max_dets(edge_set: tuple[Path, list[dict[str, Any]]], max_dets: int) -> None:
+def test_hotcoco_equals_lvis_api_max_dets(edge_set: tuple[Path, list[dict[str, Any]]], max_dets: int) -> None:
     ann, results = edge_set
     _assert_identical(
-        evaluate(ann, results, engine="fast", max_dets=max_dets),
+        evaluate(ann, results, engine="hotcoco", max_dets=max_dets),
         evaluate(ann, results, engine="lvis", max_dets=max_dets),
     )
 
 
 @pytest.mark.parametrize("drop", ["bbox", "segmentation"])
-def test_fast_equals_lvis_api_one_geometry(edge_set: tuple[Path, list[dict[str, Any]]], drop: str) -> None:
+def test_hotcoco_equals_lvis_api_one_geometry(edge_set: tuple[Path, list[dict[str, Any]]], drop: str) -> None:
     """Mask-only results (lvis-api takes boxes and areas from masks) and box-only results."""
     ann, results = edge_set
     results = [{k: v for k, v in r.items() if k != drop} for r in results]
     types = ["bbox"] if drop == "segmentation" else ["bbox", "segm"]
     _assert_identical(
-        evaluate(ann, results, engine="fast", iou_types=types), evaluate(ann, results, engine="lvis", iou_types=types)
+        evaluate(ann, results, engine="hotcoco", iou_types=types),
+        evaluate(ann, results, engine="lvis", iou_types=types),
     )
 
 
@@ -138,28 +140,11 @@ def test_empty_results_give_zero_ap_with_warning(
     with pytest.raises(IndexError):
         LVISResults(LVIS(str(ann)), [])
     # ... so both engines give what lvis-api computes when every detection is dropped: 0 where GT exists.
-    fast = evaluate(ann, [], engine="fast")
+    got = evaluate(ann, [], engine="hotcoco")
     assert "no detections" in caplog.text
-    _assert_identical(fast, evaluate(ann, [], engine="lvis"))
-    for metrics in (r.metrics for r in fast.by_type.values()):
+    _assert_identical(got, evaluate(ann, [], engine="lvis"))
+    for metrics in (r.metrics for r in got.by_type.values()):
         assert metrics["AP"] == 0.0 and all(v in (0.0, None) for v in metrics.values())
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(
-        st.tuples(*[st.integers(0, 40).map(float)] * 2, *[st.integers(0, 30).map(lambda v: v / 2)] * 2),
-        min_size=1,
-        max_size=8,
-    ),
-    st.lists(
-        st.tuples(*[st.floats(0, 40, allow_subnormal=False)] * 2, *[st.floats(0, 20)] * 2), min_size=1, max_size=8
-    ),
-)
-def test_box_iou_equals_pycocotools_bit_for_bit(dt: list[tuple[float, ...]], gt: list[tuple[float, ...]]) -> None:
-    expected = mask_utils.iou([list(d) for d in dt], [list(g) for g in gt], [0] * len(gt))
-    got = box_iou(np.array(dt)[:, None, :], np.array(gt)[None, :, :])
-    np.testing.assert_array_equal(got, expected)
 
 
 @settings(max_examples=60, deadline=None)
@@ -174,3 +159,40 @@ def test_cap_per_image_equals_lvis_results(dets: list[tuple[int, int]], max_dets
 def test_mask_areas_beyond_pycocotools_uint8_limit() -> None:
     rle = mask_utils.frPyObjects([[0, 0, 10, 0, 10, 10, 0, 10]], 20, 20)[0]
     np.testing.assert_array_equal(mask_areas([rle] * 600), np.full(600, float(mask_utils.area(rle))))
+
+
+def test_hotcoco_engine_runs_on_lvis_files(edge_set: tuple[Path, list[dict[str, Any]]]) -> None:
+    ann, results = edge_set
+    assert evaluate(ann, results).engine == "hotcoco"  # the default
+
+
+@pytest.mark.parametrize("quirk", ["ignore", "id0"])
+def test_files_only_lvis_api_reads_exactly_go_to_lvis_api(
+    tmp_path: Path, quirk: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """lvis-api's optional 'ignore' flag, and its id-0 match flag (a detection matched to annotation id 0 never
+    counts): hotcoco reads both otherwise, so such files are evaluated by lvis-api itself, and say so."""
+    spec = SyntheticSpec(
+        num_images=6, num_categories=8, dets_per_image=(20, 80), ignore_flags=quirk == "ignore", seed=12
+    )
+    gt, results = make_lvis_set(spec)
+    if quirk == "id0":
+        gt["annotations"][0]["id"] = 0
+    ann = tmp_path / "gt.json"
+    ann.write_text(json.dumps(gt))
+    caplog.set_level("INFO")
+    got = evaluate(ann, results)
+    assert got.engine == "lvis" and "lvis-api itself" in caplog.text
+    _assert_identical(got, evaluate(ann, results, engine="lvis"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5)), max_size=40), st.integers(1, 6))
+def test_top_per_category_equals_the_reference_selection(dets: list[tuple[int, int]], k: int) -> None:
+    """large-vocab-devil's evaluate_ap_fixed.py: per category, sorted(score, reverse=True)[:k]."""
+    by_cat: dict[int, list[int]] = {}
+    for n, (c, _) in enumerate(dets):
+        by_cat.setdefault(c, []).append(n)
+    expected = sorted(n for ns in by_cat.values() for n in sorted(ns, key=lambda n: dets[n][1] / 5, reverse=True)[:k])
+    got = top_per_category(np.array([c for c, _ in dets], dtype=np.int64), np.array([s / 5 for _, s in dets]), k)
+    assert got.tolist() == expected

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pycocotools.mask as mask_utils
 
-from gol.evaluation.ground_truth import FREQUENCIES
+FREQUENCIES = ("r", "c", "f")  # LVIS frequency groups: rare, common, frequent
 
 
 @dataclass(frozen=True)
