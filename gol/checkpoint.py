@@ -3,22 +3,23 @@ and the resume lookup.
 
 A checkpoint holds everything needed to continue bit-for-bit: model (with the loss's buffers and generator
 state), optimizer, scheduler, AMP scaler, sampler position, RNG states, the iteration and the skipped-step count.
-Files are written to a temporary name in the same folder, flushed to disk and renamed, so a job killed mid-write
-never leaves a corrupt ``last.pt``.
+Files are written to a temporary name in the same folder, flushed to disk and renamed (``gol.files``), so a job
+killed mid-write never leaves a corrupt ``last.pt``; a file damaged anyway (a node lost during a copy, a network
+filesystem that lost the tail) is skipped on resume for the newest one that loads whole (:func:`load_latest`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from gol.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +88,17 @@ def restore(
     return int(state["iteration"]), int(state["skipped_steps"]), dict(state["sampler"])
 
 
+_KEYS = ("model", "optimizer", "scheduler", "scaler", "sampler", "rng", "iteration", "skipped_steps")
+
+
+class NoIntactCheckpointError(ValueError):
+    """Every checkpoint of a run folder is damaged; the message names each and why."""
+
+
 def save_atomic(obj: dict[str, Any], path: Path) -> None:
-    """``torch.save`` to ``path`` through a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` to ``path`` through a temporary file, an atomic rename and a folder fsync; a full disk is a
+    one-line ``gol.files.DiskFullError`` and leaves the previous file intact."""
+    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
 
 
 def save(state: dict[str, Any], folder: Path, *, iteration: int, keep: int = 2) -> Path:
@@ -120,13 +119,39 @@ def periodic_checkpoints(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if _PERIODIC.match(p.name))
 
 
-def latest(folder: Path) -> Path | None:
-    """The checkpoint a restarted run resumes from, or None when the folder holds none."""
-    last = folder / LAST
-    if last.is_file():
-        return last
-    periodic = periodic_checkpoints(folder)
-    return periodic[-1] if periodic else None
+def resume_candidates(folder: Path) -> list[Path]:
+    """Checkpoints a restarted run may resume from, newest first: the newest periodic file (``save`` writes it
+    before ``last.pt``), ``last.pt``, then the older periodic files."""
+    periodic = periodic_checkpoints(folder)[::-1]
+    last = [folder / LAST] if (folder / LAST).is_file() else []
+    return periodic[:1] + last + periodic[1:]
+
+
+def load_latest(folder: Path, *, map_location: str | torch.device = "cpu") -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint of ``folder`` that loads whole, and its state; None when the folder holds none.
+
+    A damaged file (truncated, unreadable, or missing part of the state) is skipped with a warning naming it and
+    why; NoIntactCheckpointError when every file is damaged.
+    """
+    skipped: list[str] = []
+    for path in resume_candidates(folder):
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=False)
+            missing = [k for k in _KEYS if not isinstance(state, dict) or k not in state]
+            if missing:
+                raise ValueError(f"holds no {', '.join(missing)}")
+        except Exception as error:  # a damaged file fails in many ways: zip, pickle, EOF, wrong content
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            skipped.append(f"{path.name} ({type(error).__name__}: {reason[:160]})")
+            continue
+        if skipped:
+            log.warning("skipped damaged checkpoint(s) %s; resuming from %s", "; ".join(skipped), path)
+        return path, state
+    if skipped:
+        raise NoIntactCheckpointError(
+            f"no checkpoint in {folder} loads whole: {'; '.join(skipped)}; move them away to start the run over"
+        )
+    return None
 
 
 def load(path: Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -135,4 +160,11 @@ def load(path: Path, *, map_location: str | torch.device = "cpu") -> dict[str, A
         raise FileNotFoundError(
             f"checkpoint {path} does not exist; pass the path of a .pt file in a run's checkpoints/"
         )
-    return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as error:  # zip, pickle, EOF: a truncated or foreign file
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise NoIntactCheckpointError(
+            f"checkpoint {path} cannot be loaded ({type(error).__name__}: {first[:160]}): it is damaged or not a "
+            "checkpoint of gol-train; pass another one"
+        ) from None

@@ -32,6 +32,11 @@ class World:
         return self.world_size > 1
 
 
+def launch_rank() -> int:
+    """This process's rank as its launcher set it (torchrun's RANK, a SLURM task's SLURM_PROCID), before init."""
+    return int(os.environ.get("RANK") or os.environ.get("SLURM_PROCID") or 0)
+
+
 def _slurm_world() -> bool:
     """Export torch.distributed's env:// variables from a multi-task SLURM job started by submitit."""
     if int(os.environ.get("SLURM_NTASKS", "1")) <= 1 or "RANK" in os.environ:

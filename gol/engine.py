@@ -39,6 +39,10 @@ class RunFolderError(RuntimeError):
     """The run folder cannot be used: it holds a finished run, or a run that is alive elsewhere."""
 
 
+class RunClaimedError(RunFolderError):
+    """Another live process has claimed the run folder (a second launch of the same sweep): it runs the cell."""
+
+
 class NonFiniteLossError(RuntimeError):
     """Too many training steps produced a non-finite loss."""
 
@@ -80,7 +84,26 @@ def _check_folder(ctx: RunContext) -> record.Record | None:
 
 
 def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
-    """Train, evaluate and record one cell; returns the final metrics ``{"bbox": {...}, "segm": {...}}``."""
+    """Train, evaluate and record one cell; returns the final metrics ``{"bbox": {...}, "segm": {...}}``.
+
+    The job's first process claims the run folder first (``record.claim``): of two launches of one sweep at the
+    same time, exactly one runs each cell; the other gets RunClaimedError for it.
+    """
+    me = record.owner()
+    claimed = None
+    if distributed.launch_rank() == 0:
+        try:
+            claimed = record.claim(ctx.run_dir, me)
+        except record.ClaimedError as error:
+            raise RunClaimedError(f"{ctx.run_dir} is being run by another process {error.owner}") from None
+    try:
+        return _train_claimed(cfg, ctx)
+    finally:
+        if claimed is not None:
+            record.release(claimed, me)
+
+
+def _train_claimed(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     prior = _check_folder(ctx)
     if prior is not None and prior.state == "finished":
         log.info("%s already finished; skipping (its metrics stay as recorded)", ctx.run_dir)
@@ -188,9 +211,9 @@ def _train(cfg: DictConfig, ctx: RunContext, world: distributed.World, rec: reco
 
     ckpt_dir = ctx.run_dir / "checkpoints"
     progress = Progress()
-    resume_from = ckpt_io.latest(ckpt_dir)
-    if resume_from is not None:
-        state = ckpt_io.load(resume_from, map_location=device)
+    found = ckpt_io.load_latest(ckpt_dir, map_location=device)
+    if found is not None:
+        resume_from, state = found
         iteration, skipped, sampler_position = ckpt_io.restore(
             state, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler
         )
@@ -396,16 +419,19 @@ def evaluate_run(
         cfg.eval[key] = value
     check_protocols(cfg.eval)
     set_threads(cfg)
-    path = checkpoint or ckpt_io.latest(run_dir / "checkpoints")
-    if path is None:
-        raise FileNotFoundError(f"{run_dir}/checkpoints holds no checkpoint; pass --checkpoint PATH")
+    device = distributed.device_for(cfg.device, distributed.World())
+    if checkpoint is not None:
+        path, state = checkpoint, ckpt_io.load(checkpoint, map_location=device)
+    else:  # the newest checkpoint that loads whole
+        found = ckpt_io.load_latest(run_dir / "checkpoints", map_location=device)
+        if found is None:
+            raise FileNotFoundError(f"{run_dir}/checkpoints holds no checkpoint; pass --checkpoint PATH")
+        path, state = found
     # The checkpoint holds every weight: the detector is built without reading (or needing) its weight files.
     cfg.detector.weights = None
     if "weights_backbone" in cfg.detector:
         cfg.detector.weights_backbone = None
     parts = build_components(cfg)
-    device = distributed.device_for(cfg.device, distributed.World())
-    state = ckpt_io.load(path, map_location=device)
     # Built without pretrained weights, torchvision's norm makes BatchNorm2d where training had FrozenBatchNorm2d:
     # the same statistics and affine parameters, plus a step counter the checkpoint does not hold.
     missing, unexpected = parts.model.load_state_dict(state["model"], strict=False)

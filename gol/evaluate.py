@@ -127,19 +127,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = evaluate(
             args.ann, args.results, iou_types=args.iou_types, engine=args.engine, max_dets=args.max_dets,
             segm_area=args.segm_area, protocols=args.protocol or ["standard"],
-            dets_per_category=DETS_PER_CATEGORY if args.dets_per_category is None else args.dets_per_category, errors=bool(args.errors),
+            dets_per_category=DETS_PER_CATEGORY if args.dets_per_category is None else args.dets_per_category,
+            errors=bool(args.errors),
         )  # fmt: skip
-    except (EvaluationInputError, FileNotFoundError) as e:
+        sys.stdout.write(result.table() + "\n")  # the results on stdout; logs (lvis-api's too) on stderr
+        if result.segm_area is not None:
+            areas = {"box": "boxes", "mask": "masks"}[result.segm_area]
+            log.info("segm areas (APs/APm/APl) from the detections' %s", areas)
+        log.info("wrote %s", write_metrics(result, args.out))
+        if args.per_category is not None:
+            log.info("wrote %s", write_per_category(result, args.per_category))
+    except (EvaluationInputError, OSError) as e:  # FileNotFoundError, DiskFullError: one line
         log.error("gol-eval: error: %s", e)
         return 2
-    sys.stdout.write(result.table() + "\n")  # the results on stdout; logs (lvis-api's too) on stderr
-    if result.segm_area is not None:
-        log.info(
-            "segm areas (APs/APm/APl) from the detections' %s", {"box": "boxes", "mask": "masks"}[result.segm_area]
-        )
-    log.info("wrote %s", write_metrics(result, args.out))
-    if args.per_category is not None:
-        log.info("wrote %s", write_per_category(result, args.per_category))
     return 0
 
 
@@ -150,7 +150,7 @@ def _evaluate_run(run_dir: Path, checkpoint: Path | None, out: Path | None, over
 
     try:
         metrics = evaluate_run(run_dir, checkpoint=checkpoint, out=out, eval_overrides=overrides)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:  # FileNotFoundError, DiskFullError, a damaged checkpoint: one line
         log.error("gol-eval: error: %s", e)
         return 2
     for iou_type, values in metrics.items():

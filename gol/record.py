@@ -2,8 +2,9 @@
 
 It is the source of truth for sweep status and table regeneration when W&B is offline or unreachable. One typed
 ``Record`` is written by the engine and read by the launchers (``launch``) and the tables (``analysis``); this
-module imports neither torch nor the rest of ``gol``, so both can use it cheaply. Every write goes through a
-temporary file and an atomic rename, so a killed job never leaves a half-written record.
+module imports neither torch nor the rest of ``gol`` (but the torch-free ``gol.files``), so both can use it
+cheaply. Every write goes through a temporary file, an atomic rename and a folder fsync (``gol.files``), so a
+killed job never leaves a half-written record, and a full disk is a one-line ``DiskFullError``.
 
 Whether a run is still alive has one rule, ``Record.is_alive``: a running record whose SLURM job is queued or
 running, whose process on this host still exists, or (for a process elsewhere) that was updated within
@@ -18,13 +19,14 @@ import json
 import logging
 import os
 import socket
-import tempfile
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from gol.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -169,30 +171,79 @@ def read_metrics(run_dir: Path) -> dict[str, Any]:
 
 
 def write_json(path: Path, payload: Any) -> None:
-    """Atomically replace ``path`` with ``payload`` as indented JSON."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomically replace ``path`` with ``payload`` as indented JSON (``gol.files.atomic_write``)."""
+    atomic_write(path, lambda f: f.write(json.dumps(payload, indent=2, sort_keys=False) + "\n"))
 
 
 def write_yaml(path: Path, cfg: DictConfig) -> None:
     """Atomically write the resolved config (every interpolation replaced by its value)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    atomic_write(path, lambda f: f.write(OmegaConf.to_yaml(cfg, resolve=True)))
+
+
+CLAIM = ".claim"  # the run folder's claim: created with O_EXCL by the process that runs it
+
+
+class ClaimedError(RuntimeError):
+    """Another live process has claimed the run folder; ``owner`` is who (host, pid, SLURM job id)."""
+
+    def __init__(self, run_dir: Path, owner: Mapping[str, Any]) -> None:
+        super().__init__(f"{run_dir} is being run by another process ({dict(owner)})")
+        self.owner = dict(owner)
+
+
+def claim(run_dir: Path, me: Mapping[str, Any]) -> Path:
+    """Claim ``run_dir`` for this process: exactly one of several processes launched on it at once gets it.
+
+    The claim is a file created with ``O_CREAT | O_EXCL`` (atomic on local and network filesystems) holding
+    ``me``. A claim already there is judged by the project's one liveness rule, ``Record.is_alive`` (its owner's
+    SLURM job, its process on this host, or the run's record updated recently): alive, ClaimedError; dead, or the
+    asking process's own (a requeued SLURM job), it is taken over, by a rename only one taker can win.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / CLAIM
+    for attempt in range(5):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _claim_holder(path)
+            if holder is not None and holder.is_alive(me=me):
+                raise ClaimedError(run_dir, holder.owner) from None
+            stale = path.with_name(f"{CLAIM}.stale-{os.getpid()}-{attempt}")
+            try:
+                os.rename(path, stale)  # the one taker whose rename finds the file takes the claim over
+            except FileNotFoundError:
+                continue
+            stale.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump({"owner": dict(me), "claimed_at": now()}, f)
+        return path
+    raise ClaimedError(run_dir, {"contended": True})
+
+
+def release(claim_path: Path, me: Mapping[str, Any]) -> None:
+    """Give the claim back (when it is still this process's)."""
+    holder = _claim_holder(claim_path)
+    if holder is not None and holder.owner == dict(me):
+        claim_path.unlink(missing_ok=True)
+
+
+def _claim_holder(path: Path) -> Record | None:
+    """The claim's owner as a running Record: its heartbeat is the run's record.json when that is the same owner's,
+    else the claim's own time (a claim being written, with no owner yet, counts as fresh)."""
     try:
-        OmegaConf.save(cfg, tmp, resolve=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        stat = path.stat()
+        data = json.loads(path.read_text() or "{}")
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError):
+        data = {}
+    owner = dict(data.get("owner") or {}) if isinstance(data, dict) else {}
+    updated = dt.datetime.fromtimestamp(stat.st_mtime, dt.timezone.utc).isoformat(timespec="seconds")
+    run = read(path.parent)
+    if run is not None and run.owner == owner and run.updated_at:
+        updated = max(updated, run.updated_at)
+    return Record(state="running", owner=owner, updated_at=updated)
 
 
 class RunRecord:
@@ -217,5 +268,10 @@ class RunRecord:
         self.update(state="finished", error=None, finished_at=now())
 
     def fail(self, error: BaseException) -> None:
+        """Record the run failed with the error's first line; a record that cannot be written (the disk that
+        failed the run is full) is logged and left "running": its owner's process is gone, so it reads as dead."""
         text = f"{type(error).__name__}: {error}".strip()
-        self.update(state="failed", error=text.splitlines()[0] if text else type(error).__name__)
+        try:
+            self.update(state="failed", error=text.splitlines()[0] if text else type(error).__name__)
+        except OSError as unwritable:
+            log.error("could not record the failure in %s: %s", self.run_dir / RECORD, unwritable)

@@ -4,10 +4,15 @@ The W&B mode comes from ``logger.mode`` or ``WANDB_MODE``; with neither, it is o
 and offline otherwise (a warning says so once). Online mode asked for without a login also falls back to offline
 with one warning instead of hanging. The run id is derived from the run folder, so a requeued or restarted job
 continues the same W&B run.
+
+W&B never takes a run down: if ``wandb.init`` fails or times out (``logger.init_timeout_s``: a compute node
+without internet, a bad key, server errors), the run logs offline under the same id, with one warning saying how to
+sync it later, and trains on; if W&B fails mid-run, logging goes on in the local record only, with one warning.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import netrc
@@ -22,6 +27,11 @@ log = logging.getLogger(__name__)
 
 WandbMode = Literal["online", "offline", "disabled"]
 _MODES = ("online", "offline", "disabled")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
 def run_id_for(run_dir: Path) -> str:
@@ -70,7 +80,7 @@ class Tracker:
         if self.mode == "disabled":
             return
         os.environ.setdefault("WANDB_SILENT", "true")
-        self.run = wandb.init(
+        options: dict[str, Any] = dict(
             project=conf.project,
             entity=conf.entity,
             group=conf.group or group,
@@ -82,10 +92,23 @@ class Tracker:
             resume="allow",
             dir=str(run_dir),
             config=config,
-            mode=self.mode,
             reinit="finish_previous",
-            settings=wandb.Settings(init_timeout=conf.init_timeout_s, console="off"),
         )
+        try:
+            self.run = wandb.init(
+                **options, mode=self.mode, settings=wandb.Settings(init_timeout=conf.init_timeout_s, console="off")
+            )
+        except Exception as error:  # CommError, timeouts, authentication, server errors: W&B's, not the run's
+            if self.mode != "online":
+                raise
+            log.warning(
+                "W&B unreachable (%s): logging offline under the same run id; `wandb sync %s` uploads it later",
+                _first_line(error), run_dir / "wandb",
+            )  # fmt: skip
+            with contextlib.suppress(Exception):
+                wandb.teardown()  # the failed attempt's service holds the run id
+            self.mode = "offline"
+            self.run = wandb.init(**options, mode="offline", settings=wandb.Settings(console="off"))
         self.run.define_metric("train/*", step_metric="iteration")
         log.info("W&B run %s (%s) in %s", run_id, self.mode, run_dir)
 
@@ -97,7 +120,17 @@ class Tracker:
 
     def log(self, values: dict[str, float], *, iteration: int) -> None:
         if self.run is not None:
-            self.run.log({**values, "iteration": iteration})
+            try:
+                self.run.log({**values, "iteration": iteration})
+            except Exception as error:
+                self._lost(error)
+
+    def _lost(self, error: BaseException) -> None:
+        """W&B failed mid-run: stop using it; the local record (train.log, record.json, metrics.json) goes on."""
+        log.warning("W&B failed (%s): the rest of this run is logged in its local record only", _first_line(error))
+        run, self.run = self.run, None
+        with contextlib.suppress(Exception):
+            run.finish(exit_code=1)
 
     def summarize(self, metrics: dict[str, dict[str, Any]], per_category: dict[str, Any] | None) -> None:
         """Final metrics as ``segm/AP``, ``bbox/APr``, ... (and the evaluation settings, ``eval/segm_area``) in the
@@ -106,14 +139,17 @@ class Tracker:
             return
         import wandb
 
-        for iou_type, values in metrics.items():
-            for key, value in values.items():
-                self.run.summary[f"{iou_type}/{key}"] = value
-        if per_category is not None:
-            rows = per_category["categories"]
-            columns = list(rows[0]) if rows else ["id"]
-            table = wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in rows])
-            self.run.log({"per_category_ap": table})
+        try:
+            for iou_type, values in metrics.items():
+                for key, value in values.items():
+                    self.run.summary[f"{iou_type}/{key}"] = value
+            if per_category is not None:
+                rows = per_category["categories"]
+                columns = list(rows[0]) if rows else ["id"]
+                table = wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in rows])
+                self.run.log({"per_category_ap": table})
+        except Exception as error:
+            self._lost(error)
 
     def finish(self, outcome: str) -> None:
         """End the run: ``finished``, ``failed``, or ``preempted`` (marked so; the requeued job continues it).

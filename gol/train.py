@@ -24,8 +24,9 @@ from omegaconf import DictConfig
 from gol.config import CONF_DIR, register_configs
 from gol.config.choices import check_overrides
 from gol.config.resolvers import register_resolvers
-from gol.engine import NonFiniteLossError, RunContext, RunFolderError
+from gol.engine import NonFiniteLossError, RunClaimedError, RunContext, RunFolderError
 from gol.engine import train as train_cell
+from gol.files import DiskFullError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def context_from_hydra() -> RunContext:
 
 
 # Bad input (config values, files, folders): one line naming the problem and the fix, not a traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, RunFolderError, NonFiniteLossError)
+USER_ERRORS = (ValueError, FileNotFoundError, RunFolderError, NonFiniteLossError, DiskFullError)
 
 
 class CellError(CompactHydraException):
@@ -75,6 +76,12 @@ _failed_here: list[str] | None = None
 def _hydra_main(cfg: DictConfig) -> float | None:
     try:
         metrics = train_cell(cfg, context_from_hydra())
+    except RunClaimedError as error:
+        if HydraConfig.get().mode == RunMode.RUN:
+            log.error("RunClaimedError: %s", error)
+            raise SystemExit(2) from None
+        log.warning("%s; this launch leaves the cell to it", error)  # a second launch of the same sweep
+        return None
     except USER_ERRORS as error:
         message = f"{type(error).__name__}: {error}"
         if HydraConfig.get().mode == RunMode.RUN:

@@ -20,7 +20,8 @@ class LoggerConf:
     tags: list[str] = field(default_factory=list)
     notes: str | None = None
     mode: str | None = None  # "online" | "offline" | "disabled" | None
-    init_timeout_s: float = 90.0
+    # Seconds wandb.init may take before the run logs offline instead (a compute node without internet).
+    init_timeout_s: float = 30.0
 
 
 SCHEMAS = {"logger_schema": LoggerConf}

@@ -15,6 +15,7 @@ import numpy as np
 
 from gol.evaluation.ground_truth import Category
 from gol.evaluation.summary import IOU_TYPES, METRIC_KEYS, category_ap
+from gol.files import atomic_write
 
 EVAL_BLOCK = "eval"  # metrics.json's block of evaluation settings that change the numbers (beside the IoU types)
 PROTOCOLS = ("standard", "fixed", "pooled")
@@ -130,12 +131,9 @@ class EvaluationResult:
 
 
 def write_json(path: str | Path, content: dict[str, Any]) -> Path:
-    """Write ``content`` as indented JSON (creating the folder); returns the path."""
+    """Write ``content`` as indented JSON (creating the folder, atomically: a reader never sees half a file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)  # a reader never sees half a file
+    atomic_write(path, lambda f: f.write(json.dumps(content, indent=2) + "\n"))
     return path
 
 

@@ -10,7 +10,7 @@ import gol
 
 PACKAGE = Path(gol.__file__).parent
 LAYERS: list[set[str]] = [
-    {"numerics", "lvis_compat", "config", "released"},
+    {"numerics", "lvis_compat", "config", "released", "files"},
     {"data"},
     {"activations"},
     {"losses"},

@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from gol import record
 from gol.record import Record
 
@@ -55,3 +57,63 @@ def test_records_of_any_schema_read_as_one_type(tmp_path) -> None:
     assert rec == Record(run_id="x", state="failed", overrides=["a=1"])
     (tmp_path / record.RECORD).write_text('{"run_id": "x", "sta')  # torn while rewritten
     assert record.read(tmp_path) is None
+
+
+def test_claim_is_exclusive_among_processes_started_together(tmp_path):
+    """Eight processes claim one folder at the same moment: exactly one gets it."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(8)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_claim_in_child, args=(tmp_path, barrier, results)) for _ in range(8)]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert sorted(outcomes).count("claimed") == 1 and outcomes.count("refused") == 7
+
+
+def _claim_in_child(folder, barrier, results):
+    import time
+
+    barrier.wait()
+    try:
+        record.claim(folder, record.owner())
+    except record.ClaimedError:
+        results.put("refused")
+        return
+    results.put("claimed")
+    time.sleep(2)  # hold it (alive) while the others try
+
+
+def test_a_dead_owners_claim_is_taken_over_and_a_live_ones_is_not(tmp_path):
+    import subprocess
+    import sys
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        me = record.owner()
+        for pid, taken in ((live.pid, False), (dead.pid, True)):
+            folder = tmp_path / str(pid)
+            folder.mkdir()
+            (folder / record.CLAIM).write_text(json.dumps({"owner": {**me, "pid": pid}}))
+            if taken:
+                assert record.claim(folder, me) == folder / record.CLAIM
+                assert json.loads((folder / record.CLAIM).read_text())["owner"] == me
+            else:
+                with pytest.raises(record.ClaimedError, match=str(pid)):
+                    record.claim(folder, me)
+        # A requeued SLURM job (same job id, new process) takes its own claim back.
+        folder = tmp_path / "requeued"
+        folder.mkdir()
+        (folder / record.CLAIM).write_text(json.dumps({"owner": {"host": "elsewhere", "pid": 1, "slurm_job_id": "77"}}))
+        assert record.claim(folder, {**me, "slurm_job_id": "77"})
+        record.release(folder / record.CLAIM, {**me, "slurm_job_id": "77"})
+        assert not (folder / record.CLAIM).exists()
+    finally:
+        live.kill()
+        live.wait()

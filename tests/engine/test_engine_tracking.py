@@ -93,3 +93,56 @@ def test_failed_record_keeps_first_line_of_error(tmp_path):
     rec = record.RunRecord(tmp_path, record.Record(run_id="r", state="running"))
     rec.fail(ValueError("bad lambda\nsecond line"))
     assert record.read(tmp_path).error == "ValueError: bad lambda"
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on: connections to it are refused at once."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_wandb_with_a_login_logs_offline_and_trains_on(no_login, monkeypatch, tmp_path, caplog):
+    """A compute node without internet, a W&B key in the environment: the run logs offline under its id."""
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{_closed_port()}")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    rid = run_id_for(run_dir)
+    started = time.monotonic()
+    tracker = Tracker(
+        LoggerConf(project="gol-test", mode="online", init_timeout_s=3.0),
+        run_dir=run_dir,
+        run_id=rid,
+        group="g",
+        name="n",
+        config={},
+    )
+    assert time.monotonic() - started < 60  # bounded by init_timeout_s, plus the offline start
+    assert tracker.info["mode"] == "offline" and tracker.info["id"] == rid
+    warnings = [r.getMessage() for r in caplog.records if "W&B unreachable" in r.getMessage()]
+    assert len(warnings) == 1 and f"wandb sync {run_dir / 'wandb'}" in warnings[0]
+    tracker.log({"train/loss": 1.0}, iteration=1)
+    tracker.summarize({"segm": {"AP": 0.5}}, None)
+    tracker.finish("finished")
+    (offline,) = (run_dir / "wandb").glob(f"offline-run-*-{rid}")
+    assert (offline / f"run-{rid}.wandb").stat().st_size > 0
+
+
+def test_wandb_failing_mid_run_leaves_the_local_record(tmp_path, caplog):
+    tracker = Tracker(LoggerConf(enabled=False), run_dir=tmp_path, run_id="x", group="g", name="n", config={})
+
+    class Broken:
+        def log(self, values):
+            raise ConnectionError("server went away")
+
+        def finish(self, exit_code=0):
+            raise ConnectionError("still away")
+
+    tracker.run = Broken()
+    tracker.log({"train/loss": 1.0}, iteration=1)
+    tracker.log({"train/loss": 0.5}, iteration=2)  # no second warning: W&B is dropped after the first failure
+    assert tracker.run is None
+    assert sum("W&B failed (ConnectionError: server went away)" in r.getMessage() for r in caplog.records) == 1

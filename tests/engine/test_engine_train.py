@@ -14,7 +14,21 @@ from gol import checkpoint
 from gol.tracking import run_id_for
 from tests_support import run_train, user_env
 
-METRIC_KEYS = {"AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf"}
+METRIC_KEYS = {
+    "AP",
+    "AP50",
+    "AP75",
+    "APs",
+    "APm",
+    "APl",
+    "APr",
+    "APc",
+    "APf",
+    "AR@300",
+    "ARs@300",
+    "ARm@300",
+    "ARl@300",
+}
 
 
 def smoke(*extra):
