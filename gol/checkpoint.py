@@ -11,8 +11,10 @@ filesystem that lost the tail) is skipped on resume for the newest one that load
 from __future__ import annotations
 
 import logging
+import pickle
 import random
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,12 @@ def restore(
 _KEYS = ("model", "optimizer", "scheduler", "scaler", "sampler", "rng", "iteration", "skipped_steps")
 
 
+# How a damaged file fails to load: torch's zip reader (RuntimeError), pickle, a cut stream, content of another kind.
+# Other OSErrors (EIO, ESTALE, permissions) are the storage's, not the file's: they propagate.
+_DAMAGED = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError, AttributeError,
+            UnicodeDecodeError, ModuleNotFoundError)  # fmt: skip
+
+
 class NoIntactCheckpointError(ValueError):
     """Every checkpoint of a run folder is damaged; the message names each and why."""
 
@@ -140,7 +148,9 @@ def load_latest(folder: Path, *, map_location: str | torch.device = "cpu") -> tu
             missing = [k for k in _KEYS if not isinstance(state, dict) or k not in state]
             if missing:
                 raise ValueError(f"holds no {', '.join(missing)}")
-        except Exception as error:  # a damaged file fails in many ways: zip, pickle, EOF, wrong content
+        except torch.cuda.OutOfMemoryError:
+            raise  # the file is fine; the device is full
+        except _DAMAGED as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             skipped.append(f"{path.name} ({type(error).__name__}: {reason[:160]})")
             continue
@@ -162,7 +172,9 @@ def load(path: Path, *, map_location: str | torch.device = "cpu") -> dict[str, A
         )
     try:
         return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as error:  # zip, pickle, EOF: a truncated or foreign file
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except _DAMAGED as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise NoIntactCheckpointError(
             f"checkpoint {path} cannot be loaded ({type(error).__name__}: {first[:160]}): it is damaged or not a "

@@ -10,11 +10,14 @@ import datetime
 import logging
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -30,11 +33,6 @@ class World:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def launch_rank() -> int:
-    """This process's rank as its launcher set it (torchrun's RANK, a SLURM task's SLURM_PROCID), before init."""
-    return int(os.environ.get("RANK") or os.environ.get("SLURM_PROCID") or 0)
 
 
 def _slurm_world() -> bool:
@@ -103,6 +101,15 @@ def mean_over_ranks(value: torch.Tensor, world: World) -> torch.Tensor:
     value = value.clone()
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return value / world.world_size
+
+
+def broadcast_from_main(value: T, world: World) -> T:
+    """Rank 0's ``value`` on every rank (a picklable object); ``value`` itself in a single process."""
+    if not world.distributed:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def barrier(world: World) -> None:

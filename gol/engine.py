@@ -23,6 +23,7 @@ from gol import checkpoint as ckpt_io
 from gol import distributed, record
 from gol.build import build_components, build_data, build_sampler
 from gol.config.train import EvalConf
+from gol.evaluation.errors import EvaluationInputError
 from gol.inference import evaluate_model
 from gol.loader import StreamPosition, batches
 from gol.losses import set_stream_rank
@@ -86,29 +87,37 @@ def _check_folder(ctx: RunContext) -> record.Record | None:
 def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """Train, evaluate and record one cell; returns the final metrics ``{"bbox": {...}, "segm": {...}}``.
 
-    The job's first process claims the run folder first (``record.claim``): of two launches of one sweep at the
-    same time, exactly one runs each cell; the other gets RunClaimedError for it.
+    The job's first process claims the run folder (``record.claim``) once every process has joined, and tells the
+    others: of two launches of one sweep at the same time, exactly one runs each cell, and every process of the
+    other job stops with RunClaimedError for it.
     """
+    world = distributed.init("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     me = record.owner()
-    claimed = None
-    if distributed.launch_rank() == 0:
-        try:
-            claimed = record.claim(ctx.run_dir, me)
-        except record.ClaimedError as error:
-            raise RunClaimedError(f"{ctx.run_dir} is being run by another process {error.owner}") from None
     try:
-        return _train_claimed(cfg, ctx)
+        holder = None
+        claimed = None
+        if world.is_main:
+            try:
+                claimed = record.claim(ctx.run_dir, me)
+            except record.ClaimedError as error:
+                holder = error.owner
+        holder = distributed.broadcast_from_main(holder, world)
+        if holder is not None:
+            raise RunClaimedError(f"{ctx.run_dir} is being run by another process {holder}")
+        try:
+            return _train_claimed(cfg, ctx, world)
+        finally:
+            if claimed is not None:
+                record.release(claimed, me)
     finally:
-        if claimed is not None:
-            record.release(claimed, me)
+        distributed.shutdown(world)
 
 
-def _train_claimed(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+def _train_claimed(cfg: DictConfig, ctx: RunContext, world: distributed.World) -> dict[str, Any]:
     prior = _check_folder(ctx)
     if prior is not None and prior.state == "finished":
         log.info("%s already finished; skipping (its metrics stay as recorded)", ctx.run_dir)
         return record.read_metrics(ctx.run_dir)
-    world = distributed.init("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     rec = _open_record(cfg, ctx, prior) if world.is_main else None
     try:
         # Checked before anything is built; a refused cell still leaves a failed record with the reason.
@@ -121,8 +130,6 @@ def _train_claimed(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         if rec is not None:
             rec.fail(error)  # the sweep status shows the first line of the error
         raise
-    finally:
-        distributed.shutdown(world)
 
 
 def _open_record(cfg: DictConfig, ctx: RunContext, prior: record.Record | None) -> record.RunRecord:
@@ -417,7 +424,10 @@ def evaluate_run(
         cfg.eval.engine = "hotcoco"
     for key, value in (eval_overrides or {}).items():
         cfg.eval[key] = value
-    check_protocols(cfg.eval)
+    try:
+        check_protocols(cfg.eval)
+    except ValueError as error:
+        raise EvaluationInputError(str(error)) from None
     set_threads(cfg)
     device = distributed.device_for(cfg.device, distributed.World())
     if checkpoint is not None:
@@ -437,7 +447,7 @@ def evaluate_run(
     missing, unexpected = parts.model.load_state_dict(state["model"], strict=False)
     stray = [k for k in missing if not k.endswith(BN_COUNTER_SUFFIX)] + list(unexpected)
     if stray:
-        raise ValueError(f"{path} does not fit the run's detector (config.yaml): e.g. {', '.join(stray[:3])}")
+        raise EvaluationInputError(f"{path} does not fit the run's detector (config.yaml): e.g. {', '.join(stray[:3])}")
     metrics, per_category = evaluate_model(parts.model.to(device), parts.data, cfg.eval, device=device)
     if out is not None:
         record.write_json(out, metrics)

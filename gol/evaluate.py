@@ -144,13 +144,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _evaluate_run(run_dir: Path, checkpoint: Path | None, out: Path | None, overrides: dict[str, Any]) -> int:
+    from gol.checkpoint import NoIntactCheckpointError
     from gol.engine import (
         evaluate_run,  # needs torch and the whole training stack; only this mode pays for it
     )
 
     try:
         metrics = evaluate_run(run_dir, checkpoint=checkpoint, out=out, eval_overrides=overrides)
-    except (ValueError, OSError) as e:  # FileNotFoundError, DiskFullError, a damaged checkpoint: one line
+    except (EvaluationInputError, NoIntactCheckpointError, OSError) as e:  # bad input, a damaged checkpoint, a full
+        # disk, a missing file: one line; anything else is a bug and keeps its traceback
         log.error("gol-eval: error: %s", e)
         return 2
     for iou_type, values in metrics.items():

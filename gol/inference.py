@@ -35,8 +35,8 @@ def predict(
     """Run the detector over ``dataset``; detections come back in the dataset's image and category ids.
 
     ``per_image_cap`` replaces the detector's detections per image for this pass; ``topk_per_category`` keeps the
-    top K detections of each category over the split (pruned as they come, so at most ~2 K per category are held):
-    large-vocab-devil's ``infer_topk``, which AP-fixed needs.
+    top K detections of each category over the split (large-vocab-devil's ``infer_topk``, which AP-fixed needs):
+    whenever more than 2 K x categories detections are held, they are cut back to the top K of each category.
     """
     loader = DataLoader(
         dataset, batch_size=batch_size, collate_fn=collate, num_workers=num_workers, pin_memory=device.type == "cuda"

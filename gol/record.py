@@ -13,12 +13,16 @@ running, whose process on this host still exists, or (for a process elsewhere) t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import logging
 import os
+import shutil
 import socket
+import subprocess
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,28 +201,63 @@ def claim(run_dir: Path, me: Mapping[str, Any]) -> Path:
     The claim is a file created with ``O_CREAT | O_EXCL`` (atomic on local and network filesystems) holding
     ``me``. A claim already there is judged by the project's one liveness rule, ``Record.is_alive`` (its owner's
     SLURM job, its process on this host, or the run's record updated recently): alive, ClaimedError; dead, or the
-    asking process's own (a requeued SLURM job), it is taken over, by a rename only one taker can win.
+    asking process's own (a requeued SLURM job), it is taken over. A takeover holds a second O_EXCL file and judges
+    the claim again under it, so two processes that both found a dead claim cannot both take it.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / CLAIM
-    for attempt in range(5):
+    for _ in range(20):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            holder = _claim_holder(path)
-            if holder is not None and holder.is_alive(me=me):
-                raise ClaimedError(run_dir, holder.owner) from None
-            stale = path.with_name(f"{CLAIM}.stale-{os.getpid()}-{attempt}")
-            try:
-                os.rename(path, stale)  # the one taker whose rename finds the file takes the claim over
-            except FileNotFoundError:
-                continue
-            stale.unlink(missing_ok=True)
+            _judge(path, run_dir, me)  # ClaimedError when its owner lives
+            _take_over(path, run_dir, me)
             continue
         with os.fdopen(fd, "w") as f:
             json.dump({"owner": dict(me), "claimed_at": now()}, f)
         return path
-    raise ClaimedError(run_dir, {"contended": True})
+    raise ClaimedError(run_dir, {"contended": "the claim kept changing hands; launch again"})
+
+
+def _judge(path: Path, run_dir: Path, me: Mapping[str, Any]) -> None:
+    holder = _claim_holder(path)
+    if holder is not None and holder.is_alive(me=me, **_slurm_liveness(holder)):
+        raise ClaimedError(run_dir, holder.owner)
+
+
+def _take_over(path: Path, run_dir: Path, me: Mapping[str, Any]) -> None:
+    """Remove a dead claim, under the takeover lock (a lock left by a dead taker expires after a minute)."""
+    lock = path.with_name(CLAIM + ".takeover")
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        with contextlib.suppress(FileNotFoundError):
+            if dt.datetime.now().timestamp() - lock.stat().st_mtime > 60:
+                lock.unlink()
+        time.sleep(0.05)
+        return
+    os.close(fd)
+    try:
+        _judge(path, run_dir, me)  # again, under the lock: another taker may have claimed it meanwhile
+        path.unlink(missing_ok=True)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _slurm_liveness(holder: Record) -> dict[str, Any]:
+    """``is_alive``'s SLURM arguments for a claim owned by a SLURM job: whether squeue still lists that job (empty
+    when SLURM cannot be asked, and the heartbeat decides)."""
+    job = holder.owner.get("slurm_job_id")
+    if not job or shutil.which("squeue") is None:
+        return {}
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", str(job), "-o", "%i"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if out.returncode != 0 and "Invalid job id" not in out.stderr:
+        return {}
+    live = {line.strip() for line in out.stdout.splitlines() if line.strip()}
+    return {"job_id": str(job), "live_jobs": live}
 
 
 def release(claim_path: Path, me: Mapping[str, Any]) -> None:

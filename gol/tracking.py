@@ -108,7 +108,13 @@ class Tracker:
             with contextlib.suppress(Exception):
                 wandb.teardown()  # the failed attempt's service holds the run id
             self.mode = "offline"
-            self.run = wandb.init(**options, mode="offline", settings=wandb.Settings(console="off"))
+            try:
+                self.run = wandb.init(**options, mode="offline", settings=wandb.Settings(console="off"))
+            except Exception as offline_error:  # e.g. an unwritable folder: the local record alone goes on
+                log.warning("W&B offline failed too (%s): this run is logged in its local record only",
+                            _first_line(offline_error))  # fmt: skip
+                self.mode, self.run = "disabled", None
+                return
         self.run.define_metric("train/*", step_metric="iteration")
         log.info("W&B run %s (%s) in %s", run_id, self.mode, run_dir)
 

@@ -52,14 +52,16 @@ def _command(name: str, ann: Path, results: Path, out: Path) -> list[str]:
 
 def _run(command: list[str]) -> tuple[float, float]:
     """Wall seconds and peak resident memory (MiB) of one command, from process start to exit."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)  # this child's own resource usage
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:3])} ... failed ({proc.returncode}): {stderr.strip()[-500:]}")
+    with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: a chatty command never blocks on it
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own resource usage
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            stderr.seek(0)
+            text = stderr.read().decode(errors="replace").strip()[-500:]
+            raise RuntimeError(f"{' '.join(command[:3])} ... failed ({proc.returncode}): {text}")
     return seconds, usage.ru_maxrss / 1024  # Linux reports KiB
 
 

@@ -2,13 +2,13 @@
 
 Shape shorthand: I = images (sorted by id, as lvis-api's ``params.img_ids``), K = categories (sorted by id, the
 order of lvis-api's precision array), G = annotations lvis-api evaluates (those with 0 < area < inf, in file
-order). Image and category *indices* below index those sorted arrays.
+order). Image and category *indices* below index those sorted arrays. The engines read the file themselves; this is
+what gol checks detections against and what it needs to prepare them.
 """
 
 from __future__ import annotations
 
 import gc
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-import pycocotools.mask as mask_utils
 
 from gol.evaluation.errors import EvaluationInputError
 
@@ -68,10 +67,8 @@ class GroundTruth:
         path: the annotation file (the reference engine hands it to lvis-api).
         image_ids, heights, widths: (I,) int64, sorted by image id.
         categories: (K,) sorted by id; category_ids: (K,) int64.
-        neg_keys, not_exhaustive_keys: sorted unique ``image_index * K + category_index`` of each image's
-            ``neg_category_ids`` / ``not_exhaustive_category_ids`` (ids outside the dataset are left out).
-        ann_image, ann_category: (G,) int64 indices; ann_area: (G,) float64 (the file's ``area``);
-        ann_ignore: (G,) bool (the optional ``ignore`` field lvis-api honours); ann_id: (G,) int64.
+        ann_ignore: (G,) bool (the optional ``ignore`` field lvis-api honours); ann_crowd: (G,) bool (``iscrowd``,
+            which LVIS files lack and lvis-api ignores); ann_id: (G,) int64.
         ann_records: (G,) the annotation dicts, for their ``bbox`` and ``segmentation``.
         all_annotations_evaluated: whether every annotation of the file has ``0 < area < inf`` (G is all of them).
     """
@@ -82,18 +79,12 @@ class GroundTruth:
     widths: np.ndarray
     categories: tuple[Category, ...]
     category_ids: np.ndarray
-    neg_keys: np.ndarray
-    not_exhaustive_keys: np.ndarray
-    ann_image: np.ndarray
-    ann_category: np.ndarray
-    ann_area: np.ndarray
     ann_ignore: np.ndarray
+    ann_crowd: np.ndarray
     ann_id: np.ndarray
     ann_records: tuple[dict[str, Any], ...]
     all_annotations_evaluated: bool = True
     _boxes: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-    _rles: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def load(cls, path: str | Path) -> GroundTruth:
@@ -132,15 +123,8 @@ class GroundTruth:
             )
             for c in cats
         )
-        num_cats = len(categories)
-
-        def keys(field_name: str) -> np.ndarray:
-            img = np.repeat(np.arange(len(images)), [len(im[field_name]) for im in images])
-            cat_ids = _int_array([c for im in images for c in im[field_name]], where, field_name)
-            cat = np.searchsorted(category_ids, cat_ids)
-            known = (cat < num_cats) & (category_ids[np.minimum(cat, num_cats - 1)] == cat_ids)
-            return np.unique(img[known] * num_cats + cat[known])
-
+        for field_name in ("neg_category_ids", "not_exhaustive_category_ids"):
+            _int_array([c for im in images for c in im[field_name]], where, field_name)
         ann_image_ids = _int_array([a["image_id"] for a in anns], where, "annotation image ids")
         ann_cat_ids = _int_array([a["category_id"] for a in anns], where, "annotation category ids")
         ann_ids = _int_array([a["id"] for a in anns], where, "annotation ids")
@@ -151,10 +135,8 @@ class GroundTruth:
         except (TypeError, ValueError):
             raise EvaluationInputError(f"{where} is not LVIS format: annotation areas must be numbers") from None
         hint = "every annotation must refer to an entry of 'images' and of 'categories'"
-        ann_image = _index_of(image_ids, ann_image_ids, f"{where} has annotations on image ids", "'images'", hint)
-        ann_category = _index_of(
-            category_ids, ann_cat_ids, f"{where} has annotations of category ids", "'categories'", hint
-        )
+        _index_of(image_ids, ann_image_ids, f"{where} has annotations on image ids", "'images'", hint)
+        _index_of(category_ids, ann_cat_ids, f"{where} has annotations of category ids", "'categories'", hint)
         # lvis-api's get_ann_ids keeps only 0 < area < inf (LVIS.get_ann_ids with cat_ids), so do we.
         kept = np.flatnonzero((area > 0) & (area < np.inf))
         return cls(
@@ -164,12 +146,8 @@ class GroundTruth:
             widths=_int_array([im["width"] for im in images], where, "image widths"),
             categories=categories,
             category_ids=category_ids,
-            neg_keys=keys("neg_category_ids"),
-            not_exhaustive_keys=keys("not_exhaustive_category_ids"),
-            ann_image=ann_image[kept],
-            ann_category=ann_category[kept],
-            ann_area=area[kept],
             ann_ignore=np.array([bool(anns[i].get("ignore", 0)) for i in kept], dtype=bool),
+            ann_crowd=np.array([bool(anns[i].get("iscrowd", 0)) for i in kept], dtype=bool),
             ann_id=ann_ids[kept],
             ann_records=tuple(anns[i] for i in kept),
             all_annotations_evaluated=kept.size == len(anns),
@@ -187,12 +165,14 @@ class GroundTruth:
     def reference_only(self) -> str | None:
         """Why only lvis-api itself evaluates this file exactly (hotcoco reads it otherwise), or None.
 
-        lvis-api honours an optional per-annotation ``ignore`` flag, and its matcher stores the matched annotation's
-        id as the match flag, so a detection matched to annotation id 0 never counts as a true positive. LVIS
-        files have neither; hotcoco treats both as ordinary annotations.
+        lvis-api honours an optional per-annotation ``ignore`` flag, ignores ``iscrowd``, and its matcher stores the
+        matched annotation's id as the match flag, so a detection matched to annotation id 0 never counts as a true
+        positive. LVIS files have none of these; hotcoco reads each otherwise (crowd annotations as COCO does).
         """
         if self.ann_ignore.any():
             return f"{int(self.ann_ignore.sum())} annotation(s) carry lvis-api's optional 'ignore' flag"
+        if self.ann_crowd.any():
+            return f"{int(self.ann_crowd.sum())} annotation(s) are marked iscrowd, which lvis-api ignores"
         if (self.ann_id == 0).any():
             return "an annotation has id 0, which lvis-api's matcher never counts as a true positive"
         return None
@@ -231,33 +211,16 @@ class GroundTruth:
 
     def boxes(self) -> np.ndarray:
         """(G, 4) float64 xywh boxes of the evaluated annotations (needed for bbox evaluation; cached)."""
-        with self._lock:
-            if "bbox" not in self._boxes:
-                try:
-                    boxes = np.array([a["bbox"] for a in self.ann_records], dtype=np.float64).reshape(-1, 4)
-                except (KeyError, TypeError, ValueError):
-                    raise EvaluationInputError(
-                        f"annotation file {self.path} has annotations without a 4-number 'bbox'; bbox evaluation "
-                        "needs one on every annotation"
-                    ) from None
-                self._boxes["bbox"] = boxes
-            return self._boxes["bbox"]
-
-    def rles(self, indices: np.ndarray) -> list[dict[str, Any]]:
-        """Compressed RLEs of annotations ``indices``, converted as lvis-api's ``ann_to_rle`` does (cached)."""
-        with self._lock:
-            for i in indices.tolist():
-                if i not in self._rles:
-                    self._rles[i] = self._to_rle(i)
-            return [self._rles[i] for i in indices.tolist()]
-
-    def _to_rle(self, i: int) -> dict[str, Any]:
-        img = int(self.ann_image[i])
-        h, w = int(self.heights[img]), int(self.widths[img])
-        segm = self.ann_records[i]["segmentation"]  # checked by require()
-        if isinstance(segm, list):
-            return mask_utils.merge(mask_utils.frPyObjects(segm, h, w))  # polygons: one mask from all parts
-        return mask_utils.frPyObjects(segm, h, w) if isinstance(segm["counts"], list) else segm
+        if "bbox" not in self._boxes:
+            try:
+                boxes = np.array([a["bbox"] for a in self.ann_records], dtype=np.float64).reshape(-1, 4)
+            except (KeyError, TypeError, ValueError):
+                raise EvaluationInputError(
+                    f"annotation file {self.path} has annotations without a 4-number 'bbox'; bbox evaluation "
+                    "needs one on every annotation"
+                ) from None
+            self._boxes["bbox"] = boxes
+        return self._boxes["bbox"]
 
 
 def _is_mask(segm: Any) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,14 @@ from gol.evaluation.pooled import HOTCOCO_FIELDS, pooled_metrics, records_from_e
 from gol.evaluation.prepare import areas, evaluated, take
 from gol.evaluation.result import IouTypeResult
 from gol.evaluation.summary import IOU_THRESHOLDS, summarize
+
+
+def quietly(step: Any) -> None:
+    """Run an evaluator step without hotcoco's printed summary, nor its note that ``max_dets`` is not [300] (gol
+    lifts it on purpose, see ``ResultSets._lvis_eval``)."""
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="hotcoco: max_dets differ", category=UserWarning)
+        step()
 
 
 def _hotcoco() -> Any:
@@ -67,12 +76,21 @@ class ResultSets:
         area = areas(self.dets, kept, iou_type, self.segm_area)
         keep = evaluated(area)
         rows, area = kept[keep], area[keep]  # (M,), (M,)
-        for seen_kept, seen_rows, seen_area, result in self._built:
+        for seen_kept, seen_rows, seen_area, seen in self._built:
             if seen_kept is kept and np.array_equal(seen_rows, rows) and np.array_equal(seen_area, area):
-                return _hotcoco().LVISeval(self.hotcoco_gt, result, iou_type)
+                return self._lvis_eval(seen, iou_type, rows.size)
         result = self._load(rows, area)
         self._built.append((kept, rows, area, result))
-        return _hotcoco().LVISeval(self.hotcoco_gt, result, iou_type)
+        return self._lvis_eval(result, iou_type, rows.size)
+
+    def _lvis_eval(self, result: Any, iou_type: str, count: int) -> Any:
+        """LVISeval of ``result`` that keeps every detection of an (image, category): hotcoco otherwise keeps its
+        ``params.max_dets`` (300) best there, which lvis-api never does (AP-fixed and AP-pool have thousands)."""
+        evaluator = _hotcoco().LVISeval(self.hotcoco_gt, result, iou_type)
+        params = evaluator.params
+        params.max_dets = [max(1, count)]
+        evaluator.params = params
+        return evaluator
 
     def _load(self, rows: np.ndarray, area: np.ndarray) -> Any:
         """hotcoco's result set of detections ``rows`` (M,), in result order, with lvis-api's ``area`` (M,)."""
@@ -102,8 +120,7 @@ def evaluate_hotcoco(
 ) -> IouTypeResult:
     """Evaluate ``iou_type`` on the detections ``kept`` (already capped): lvis-api's metrics and arrays."""
     evaluator = sets.evaluator(kept, iou_type)
-    with contextlib.redirect_stdout(io.StringIO()):  # hotcoco prints lvis-api's summary table
-        evaluator.run()
+    quietly(evaluator.run)
     precision = np.asarray(evaluator.eval["precision"])[..., 0]  # (T, R, K, A)
     recall = np.asarray(evaluator.eval["recall"])[..., 0]  # (T, K, A)
     metrics = summarize(precision, recall, gt.frequency_groups(), max_dets)
@@ -118,8 +135,7 @@ def evaluate_pooled_hotcoco(
     params = evaluator.params
     params.area_rng, params.area_rng_lbl = [params.area_rng[0]], [params.area_rng_lbl[0]]  # "all" only
     evaluator.params = params
-    with contextlib.redirect_stdout(io.StringIO()):
-        evaluator.evaluate()
+    quietly(evaluator.evaluate)
     records = records_from_eval_imgs(
         evaluator.eval_imgs, HOTCOCO_FIELDS, gt.image_ids, gt.category_ids, IOU_THRESHOLDS.size
     )

@@ -31,7 +31,6 @@ METRIC_KEYS = metric_keys()
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)  # (T,)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)  # (R,)
 AREA_RANGES = ((0**2, 1e5**2), (0**2, 32**2), (32**2, 96**2), (96**2, 1e5**2))  # (A,) inclusive bounds
-AREA_LABELS = ("all", "small", "medium", "large")
 
 
 def mean_defined(s: np.ndarray) -> float | None:

@@ -9,13 +9,12 @@ detection of nothing; ``Miss``: objects never detected. ``AP50`` is the group's 
 
 from __future__ import annotations
 
-import contextlib
-import io
 from typing import Any
 
 import numpy as np
 
 from gol.evaluation.ground_truth import FREQUENCIES, GroundTruth
+from gol.evaluation.hotcoco_engine import quietly
 
 ERROR_TYPES = ("Cls", "Loc", "Both", "Dupe", "Bkg", "Miss")
 GROUPS = ("all", *FREQUENCIES)
@@ -33,8 +32,7 @@ def error_breakdown(evaluator_for: Any, gt: GroundTruth) -> dict[str, dict[str, 
         params = evaluator.params
         params.cat_ids = gt.category_ids[members[group]].tolist()
         evaluator.params = params
-        with contextlib.redirect_stdout(io.StringIO()):
-            evaluator.run()
+        quietly(evaluator.run)
         tide = evaluator.tide_errors(pos_thr=0.5, bg_thr=0.1)
         out[group] = {"AP50": float(tide["ap_base"]), **{k: float(tide["delta_ap"][k]) for k in ERROR_TYPES}}
     return out

@@ -74,6 +74,7 @@ def test_a_full_disk_leaves_the_previous_checkpoint_whole(tmp_path):
 import resource, sys, torch
 from pathlib import Path
 from gol import checkpoint
+from gol.files import DiskFullError
 resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 state = {{**{_state(4)!r}, "model": {{"w": torch.zeros(1_000_000)}}}}
 try:

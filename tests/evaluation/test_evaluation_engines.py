@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gol.data.synthetic_lvis import SyntheticSpec, make_lvis_set
-from gol.evaluation import EvaluationResult, GroundTruth, evaluate
+from gol.evaluation import ENGINES, EvaluationResult, GroundTruth, evaluate
 from gol.evaluation.prepare import cap_per_image, mask_areas, top_per_category
 from gol.lvis_compat import LVIS, LVISResults
 
@@ -196,3 +196,33 @@ def test_top_per_category_equals_the_reference_selection(dets: list[tuple[int, i
     expected = sorted(n for ns in by_cat.values() for n in sorted(ns, key=lambda n: dets[n][1] / 5, reverse=True)[:k])
     got = top_per_category(np.array([c for c, _ in dets], dtype=np.int64), np.array([s / 5 for _, s in dets]), k)
     assert got.tolist() == expected
+
+
+@pytest.fixture(scope="module")
+def crowded_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    """Over 400 detections of one category in one image: hotcoco alone keeps its params.max_dets (300) best of an
+    (image, category), lvis-api keeps them all, which AP-fixed, AP-pool and max_dets=-1 rely on."""
+    spec = SyntheticSpec(num_images=2, num_categories=2, dets_per_image=(700, 800), max_instances=10, seed=2)
+    gt, results = make_lvis_set(spec)
+    ann = tmp_path_factory.mktemp("crowded") / "gt.json"
+    ann.write_text(json.dumps(gt))
+    groups: dict[tuple[int, int], int] = {}
+    for r in results:
+        groups[r["image_id"], r["category_id"]] = groups.get((r["image_id"], r["category_id"]), 0) + 1
+    assert max(groups.values()) > 400
+    return ann, results
+
+
+def test_hotcoco_keeps_every_detection_of_a_crowded_image_and_category(
+    crowded_set: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    ann, results = crowded_set
+    _assert_identical(evaluate(ann, results, max_dets=-1), evaluate(ann, results, engine="lvis", max_dets=-1))
+    fixed = {
+        e: evaluate(ann, results, engine=e, protocols=["fixed", "pooled"], dets_per_category=1000) for e in ENGINES
+    }
+    for iou_type in ("bbox", "segm"):
+        np.testing.assert_array_equal(
+            fixed["hotcoco"].fixed[iou_type].precision, fixed["lvis"].fixed[iou_type].precision
+        )
+        assert fixed["hotcoco"].pooled[iou_type] == fixed["lvis"].pooled[iou_type]
