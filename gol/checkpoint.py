@@ -128,11 +128,10 @@ def periodic_checkpoints(folder: Path) -> list[Path]:
 
 
 def resume_candidates(folder: Path) -> list[Path]:
-    """Checkpoints a restarted run may resume from, newest first: the newest periodic file (``save`` writes it
-    before ``last.pt``), ``last.pt``, then the older periodic files."""
-    periodic = periodic_checkpoints(folder)[::-1]
+    """Checkpoints a restarted run may resume from, in order: ``last.pt``, then the periodic files newest first
+    (``save`` writes each state to both, so ``last.pt`` is the latest whole state unless it is damaged)."""
     last = [folder / LAST] if (folder / LAST).is_file() else []
-    return periodic[:1] + last + periodic[1:]
+    return last + periodic_checkpoints(folder)[::-1]
 
 
 def load_latest(folder: Path, *, map_location: str | torch.device = "cpu") -> tuple[Path, dict[str, Any]] | None:

@@ -16,12 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -51,18 +49,19 @@ def _command(name: str, ann: Path, results: Path, out: Path) -> list[str]:
 
 
 def _run(command: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak resident memory (MiB) of one command, from process start to exit."""
+    """Wall seconds and peak resident memory (MiB) of one command, from process start to exit, timed by a small
+    process of its own (``_eval_commands measure``) so that its memory is not mixed with this benchmark's."""
     with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: a chatty command never blocks on it
-        start = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own resource usage
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
+        done = subprocess.run(
+            [sys.executable, "-m", "gol.bench._eval_commands", "measure", *command],
+            stdout=subprocess.PIPE, stderr=stderr, text=True, check=False,
+        )  # fmt: skip
+        report = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {"returncode": -1}
+        if done.returncode != 0 or report["returncode"] != 0:
             stderr.seek(0)
             text = stderr.read().decode(errors="replace").strip()[-500:]
-            raise RuntimeError(f"{' '.join(command[:3])} ... failed ({proc.returncode}): {text}")
-    return seconds, usage.ru_maxrss / 1024  # Linux reports KiB
+            raise RuntimeError(f"{' '.join(command[:3])} ... failed ({report['returncode']}): {text}")
+    return float(report["seconds"]), report["max_rss_kib"] / 1024  # Linux reports KiB
 
 
 def _max_difference(got: dict[str, Any], reference: dict[str, Any]) -> float:

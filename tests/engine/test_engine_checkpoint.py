@@ -22,7 +22,7 @@ def test_save_keeps_newest_periodic_and_last(tmp_path):
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["iter_0000004.pt", "iter_0000006.pt", "last.pt"]
     path, state = checkpoint.load_latest(tmp_path)
-    assert state["iteration"] == 6 and path.name == "iter_0000006.pt"
+    assert state["iteration"] == 6 and path.name == "last.pt"
 
 
 def test_resume_lookup_falls_back_to_periodic_and_none(tmp_path):

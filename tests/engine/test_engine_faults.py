@@ -69,7 +69,7 @@ def test_damaged_newest_checkpoints_resume_from_the_newest_whole_one(
     resumed = _train(tmp_path, data_root, f"hydra.run.dir={run_dir}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     log = (run_dir / "train.log").read_text()
-    assert "skipped damaged checkpoint(s) iter_0000002.pt (" in log and "last.pt (" in log
+    assert "skipped damaged checkpoint(s) last.pt (" in log and "iter_0000002.pt (" in log
     assert f"resumed from {ckpts / 'iter_0000001.pt'} at iteration 1" in log
     assert json.loads((run_dir / "metrics.json").read_text()) == undisturbed
 

@@ -166,18 +166,21 @@ def test_hotcoco_engine_runs_on_lvis_files(edge_set: tuple[Path, list[dict[str, 
     assert evaluate(ann, results).engine == "hotcoco"  # the default
 
 
-@pytest.mark.parametrize("quirk", ["ignore", "id0"])
+@pytest.mark.parametrize("quirk", ["ignore", "id0", "iscrowd"])
 def test_files_only_lvis_api_reads_exactly_go_to_lvis_api(
     tmp_path: Path, quirk: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """lvis-api's optional 'ignore' flag, and its id-0 match flag (a detection matched to annotation id 0 never
-    counts): hotcoco reads both otherwise, so such files are evaluated by lvis-api itself, and say so."""
+    """lvis-api's optional 'ignore' flag, its id-0 match flag (a detection matched to annotation id 0 never counts)
+    and iscrowd (which it ignores): hotcoco reads each otherwise, so such files are evaluated by lvis-api itself, and
+    say so."""
     spec = SyntheticSpec(
         num_images=6, num_categories=8, dets_per_image=(20, 80), ignore_flags=quirk == "ignore", seed=12
     )
     gt, results = make_lvis_set(spec)
     if quirk == "id0":
         gt["annotations"][0]["id"] = 0
+    if quirk == "iscrowd":  # lvis-api ignores it; hotcoco matches crowd annotations as COCO does
+        gt["annotations"][0]["iscrowd"] = 1
     ann = tmp_path / "gt.json"
     ann.write_text(json.dumps(gt))
     caplog.set_level("INFO")
