@@ -145,9 +145,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _evaluate_run(run_dir: Path, checkpoint: Path | None, out: Path | None, overrides: dict[str, Any]) -> int:
     from gol.checkpoint import NoIntactCheckpointError
-    from gol.engine import (
-        evaluate_run,  # needs torch and the whole training stack; only this mode pays for it
-    )
 
     try:
         metrics = evaluate_run(run_dir, checkpoint=checkpoint, out=out, eval_overrides=overrides)
@@ -162,6 +159,75 @@ def _evaluate_run(run_dir: Path, checkpoint: Path | None, out: Path | None, over
             cells = ", ".join(f"{k} {'-' if v is None else f'{100 * v:.2f}'}" for k, v in values.items())
         sys.stdout.write(f"{iou_type}: {cells}\n")
     return 0
+
+
+def evaluate_run(
+    run_dir: Path,
+    *,
+    checkpoint: Path | None = None,
+    out: Path | None = None,
+    eval_overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Evaluate a run's checkpoint (default: its latest) on its val split; writes ``out`` when given.
+
+    ``eval_overrides`` (``protocols``, ``dets_per_category``, ``infer_topk``, ``errors``) replace the run's ``eval``
+    settings for this evaluation, checked before the detector is built.
+    """
+    # torch and the whole training stack: only this mode of gol-eval pays for them.
+    from omegaconf import DictConfig, OmegaConf
+
+    from gol import checkpoint as ckpt_io
+    from gol import distributed, record
+    from gol.build import build_components
+    from gol.config.train import EvalConf
+    from gol.engine import set_threads
+    from gol.inference import evaluate_model
+    from gol.models.weights import BN_COUNTER_SUFFIX
+    from gol.validate import check_protocols
+
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{run_dir} holds no config.yaml; pass the folder of a run started by gol-train")
+    cfg = OmegaConf.load(config_file)
+    if not isinstance(cfg, DictConfig):
+        raise ValueError(f"{config_file} does not hold a config mapping")
+    # A config written before an eval option existed takes the option's default (eval.segm_area: mask areas,
+    # which such runs were evaluated with).
+    cfg.eval = OmegaConf.merge(OmegaConf.structured(EvalConf), cfg.get("eval") or {})
+    if cfg.eval.engine == "fast":  # the retired vectorised engine gave lvis-api's numbers, as hotcoco does
+        cfg.eval.engine = "hotcoco"
+    for key, value in (eval_overrides or {}).items():
+        cfg.eval[key] = value
+    try:
+        check_protocols(cfg.eval)
+    except ValueError as error:
+        raise EvaluationInputError(str(error)) from None
+    set_threads(cfg)
+    device = distributed.device_for(cfg.device, distributed.World())
+    if checkpoint is not None:
+        path, state = checkpoint, ckpt_io.load(checkpoint, map_location=device)
+    else:  # the newest checkpoint that loads whole
+        found = ckpt_io.load_latest(run_dir / "checkpoints", map_location=device)
+        if found is None:
+            raise FileNotFoundError(f"{run_dir}/checkpoints holds no checkpoint; pass --checkpoint PATH")
+        path, state = found
+    # The checkpoint holds every weight: the detector is built without reading (or needing) its weight files.
+    cfg.detector.weights = None
+    if "weights_backbone" in cfg.detector:
+        cfg.detector.weights_backbone = None
+    parts = build_components(cfg)
+    # Built without pretrained weights, torchvision's norm makes BatchNorm2d where training had FrozenBatchNorm2d:
+    # the same statistics and affine parameters, plus a step counter the checkpoint does not hold.
+    missing, unexpected = parts.model.load_state_dict(state["model"], strict=False)
+    stray = [k for k in missing if not k.endswith(BN_COUNTER_SUFFIX)] + list(unexpected)
+    if stray:
+        raise EvaluationInputError(f"{path} does not fit the run's detector (config.yaml): e.g. {', '.join(stray[:3])}")
+    metrics, per_category = evaluate_model(parts.model.to(device), parts.data, cfg.eval, device=device)
+    if out is not None:
+        record.write_json(out, metrics)
+        if per_category is not None:
+            record.write_json(out.with_name(out.stem + "_per_category.json"), per_category)
+    return metrics
 
 
 if __name__ == "__main__":
