@@ -42,10 +42,16 @@ def load_json(path: Path, what: str) -> Any:
     one-line errors for a missing file or invalid JSON (NaN and Infinity are not JSON, so they are refused)."""
     if not path.is_file():
         raise FileNotFoundError(f"{what} file {path} does not exist; check the path")
+    data = path.read_bytes()
     try:
         with gc_paused():
-            return orjson.loads(path.read_bytes())
+            return orjson.loads(data)
     except orjson.JSONDecodeError as e:
+        if b"NaN" in data or b"Infinity" in data:  # what json.dump writes for a non-finite float
+            raise EvaluationInputError(
+                f"{what} file {path} holds NaN or Infinity, which JSON does not allow: scores and boxes must be "
+                "finite numbers"
+            ) from None
         raise EvaluationInputError(f"{what} file {path} is not valid JSON ({e.msg} at line {e.lineno})") from None
 
 

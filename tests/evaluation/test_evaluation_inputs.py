@@ -167,3 +167,12 @@ def test_segm_annotation_without_segmentation(ann: Path, tmp_path: Path) -> None
             "no polygon or RLE 'segmentation'",
         )
     assert evaluate(path, RESULTS, engine="hotcoco", iou_types=["bbox"]).metrics()["bbox"]["AP"] is not None
+
+
+def test_nan_scores_in_a_file_are_named(ann: Path, tmp_path: Path) -> None:
+    """json.dump writes a NaN score as NaN, which is not JSON: the one line says so."""
+    path = tmp_path / "nan.json"
+    path.write_text(json.dumps([{**RESULTS[0], "score": float("nan")}]))
+    with pytest.raises(EvaluationInputError, match="holds NaN or Infinity") as error:
+        evaluate(ann, path)
+    assert "\n" not in str(error.value)
