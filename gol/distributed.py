@@ -2,6 +2,15 @@
 
 One process per GPU (or per CPU worker with the gloo backend). Rank 0 alone writes the run record, W&B and
 checkpoints; every rank reads the same checkpoint on resume.
+
+A job whose process dies or fails must end soon, not at a timeout hours later. Collectives of training use
+``COLLECTIVE_TIMEOUT`` (PyTorch's own default, 10 minutes: an NCCL job whose peer hangs ends then; a dead peer
+ends a gloo job at once, and the SLURM presets' ``--kill-on-bad-exit`` ends every task of a job when one exits
+with an error). The one long wait, the other ranks waiting while rank 0 evaluates, happens on a separate gloo
+group with ``EVALUATION_TIMEOUT`` (:func:`wait_for_main`), used only there.
+
+A rank that fails writes its error beside the run (:func:`note_failure`); rank 0, which keeps the record, names
+that rank's error instead of its own "connection closed" (:func:`failure_of_job`).
 """
 
 from __future__ import annotations
@@ -9,8 +18,10 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import time
 from dataclasses import dataclass
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -18,6 +29,11 @@ import torch.distributed as dist
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=10)
+EVALUATION_TIMEOUT = datetime.timedelta(hours=4)  # an LVIS-sized evaluation on rank 0 alone
+FAILURES = "failures"  # <run dir>/failures/rank<N>.txt: the first line of a failed rank's error
+_evaluation_group: Any = None  # the gloo group of wait_for_main, while a job runs
 
 
 @dataclass(frozen=True)
@@ -52,8 +68,9 @@ def init(device_type: str) -> World:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 and not _slurm_world():
         return World()
     backend = "nccl" if device_type == "cuda" else "gloo"
-    # Rank 0 evaluates alone at the end while the others wait: allow an LVIS-sized evaluation.
-    dist.init_process_group(backend=backend, init_method="env://", timeout=datetime.timedelta(hours=4))
+    dist.init_process_group(backend=backend, init_method="env://", timeout=COLLECTIVE_TIMEOUT)
+    global _evaluation_group
+    _evaluation_group = dist.new_group(backend="gloo", timeout=EVALUATION_TIMEOUT)  # every rank creates it
     world = World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
     if device_type == "cuda":
         torch.cuda.set_device(world.local_rank)
@@ -112,11 +129,81 @@ def broadcast_from_main(value: T, world: World) -> T:
     return box[0]
 
 
-def barrier(world: World) -> None:
+def wait_for_main(world: World) -> None:
+    """Every rank waits here until rank 0 arrives, for up to ``EVALUATION_TIMEOUT`` (rank 0 evaluating alone);
+    a rank that dies meanwhile still ends the wait at once (gloo notices a closed connection)."""
     if world.distributed:
-        dist.barrier()
+        dist.barrier(group=_evaluation_group)
 
 
 def shutdown(world: World) -> None:
+    global _evaluation_group
     if world.distributed and dist.is_initialized():
         dist.destroy_process_group()
+    _evaluation_group = None
+
+
+def note_failure(run_dir: Path, world: World, error: BaseException) -> None:
+    """Leave the first line of this rank's own error in ``<run dir>/failures/rank<N>.txt``, for rank 0's record
+    (a collective that failed because another process is gone is not this rank's own error: nothing is left)."""
+    if not world.distributed or world.is_main or _lost_peer(error):
+        return
+    folder = run_dir / FAILURES
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".rank{world.rank}.txt.tmp"
+        tmp.write_text(_first_line(error) + "\n")
+        tmp.replace(folder / f"rank{world.rank}.txt")
+    except OSError as unwritable:
+        log.error("process %d could not leave its error in %s: %s", world.rank, folder, unwritable)
+
+
+def clear_failures(run_dir: Path) -> None:
+    """Forget the failures of an earlier attempt (rank 0, before the ranks start work)."""
+    folder = run_dir / FAILURES
+    if folder.is_dir():
+        for path in folder.iterdir():
+            path.unlink(missing_ok=True)
+
+
+class JobFailure(RuntimeError):
+    """A multi-process job failed in one of its processes; the message names which and why."""
+
+
+def failure_of_job(run_dir: Path, world: World, error: BaseException, *, wait_s: float = 2.0) -> BaseException:
+    """The error rank 0 records when the job fails: the own error another rank left (the first failure: the others'
+    errors are only its consequences), else rank 0's own, named as a lost process when it is one. When rank 0's
+    error is a lost process, a note is waited for up to ``wait_s`` (that rank may still be writing it)."""
+    if not world.distributed:
+        return error
+    folder = run_dir / FAILURES
+    deadline = time.monotonic() + (wait_s if _lost_peer(error) else 0.0)
+    while True:
+        notes = sorted(folder.glob("rank*.txt"), key=lambda p: int(p.stem[4:])) if folder.is_dir() else []
+        if notes:
+            first = (notes[0].read_text().strip().splitlines() or ["failed"])[0]
+            return JobFailure(f"process {notes[0].stem[4:]} of {world.world_size} failed: {first}")
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    if _lost_peer(error):
+        return JobFailure(f"another process of the job died or stopped responding ({_first_line(error)})")
+    return error
+
+
+def _first_line(error: BaseException) -> str:
+    return (f"{type(error).__name__}: {error}".strip().splitlines() or [type(error).__name__])[0]
+
+
+def _lost_peer(error: BaseException) -> bool:
+    """Whether ``error`` is a collective that failed because another process is gone or did not answer in time."""
+    if isinstance(error, dist.DistError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and any(s in text for s in _LOST_PEER)
+
+
+# Messages of errors that another process's end causes: a collective whose peer is gone or silent, and a loader
+# worker stopped by the SIGTERM with which SLURM ends the job's other tasks (srun --kill-on-bad-exit).
+_LOST_PEER = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "Timed out",
+              "is killed by signal: Terminated")  # fmt: skip

@@ -96,6 +96,7 @@ def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         if world.is_main:
             try:
                 claimed = record.claim(ctx.run_dir, me)
+                distributed.clear_failures(ctx.run_dir)  # an earlier attempt's
             except record.ClaimedError as error:
                 holder = error.owner
         holder = distributed.broadcast_from_main(holder, world)
@@ -124,8 +125,10 @@ def _train_claimed(cfg: DictConfig, ctx: RunContext, world: distributed.World) -
     except (SystemExit, KeyboardInterrupt):
         raise  # preempted or stopped: the record stays "running" and the requeued job resumes it
     except BaseException as error:
+        distributed.note_failure(ctx.run_dir, world, error)  # a rank's own error, for rank 0's record
         if rec is not None:
-            rec.fail(error)  # the sweep status shows the first line of the error
+            # The sweep status shows the first line of the error: of the process that failed first.
+            rec.fail(distributed.failure_of_job(ctx.run_dir, world, error))
         raise
 
 
@@ -252,7 +255,7 @@ def _train(cfg: DictConfig, ctx: RunContext, world: distributed.World, rec: reco
             metrics, per_category = evaluate_model(model, data, cfg.eval, device=device)
             tracker.summarize(metrics, per_category)
             rec.finish(metrics=metrics, per_category=per_category)
-        distributed.barrier(world)
+        distributed.wait_for_main(world)  # the other ranks wait while rank 0 evaluates
         outcome = "finished"
         return metrics
     except (SystemExit, KeyboardInterrupt):

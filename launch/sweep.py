@@ -1,4 +1,5 @@
-"""``gol-sweep status <sweep dir>``: the state of every cell of a sweep, from the local run records.
+"""``gol-sweep status <sweep dir>``: the state of every cell of a sweep, from the local run records
+(``gol-sweep wait`` waits on it: ``launch/wait.py``; ``gol-sweep plan``: ``launch/sweep_plan.py``).
 
 Which cells a sweep has
     By default the sweep's own ``multirun.yaml`` (written by Hydra at every launch): its
@@ -256,6 +257,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--experiment", type=Path, default=None, help="take the cells from this file's hydra.sweeper.params"
     )
     status.add_argument("--stale-after-min", type=float, default=STALE_AFTER.total_seconds() / 60)
+    wait = commands.add_parser("wait", help="block until no cell of the sweep is queued or running (launch/README.md)")
+    wait.add_argument("sweep_dir", type=Path, help="the sweep's hydra.sweep.dir")
+    wait.add_argument(
+        "--experiment", type=Path, default=None, help="take the cells from this file's hydra.sweeper.params"
+    )
+    wait.add_argument("--stale-after-min", type=float, default=STALE_AFTER.total_seconds() / 60)
     plan = commands.add_parser(
         "plan", help="what `gol-train -m OVERRIDES` would submit and cost, as its dry run says; queues nothing"
     )
@@ -266,6 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _plan(args.overrides)
     try:
         expected = None if args.experiment is None else expected_cells_from_experiment(args.experiment)
+        if args.command == "wait":
+            from launch.wait import run_wait
+
+            return run_wait(args.sweep_dir, expected, stale_after=timedelta(minutes=args.stale_after_min))
         live = live_job_ids(args.sweep_dir)
         statuses = sweep_status(
             args.sweep_dir, expected, live=live, query_slurm=False, stale_after=timedelta(minutes=args.stale_after_min)

@@ -10,6 +10,7 @@ the presets in ``conf/hydra/launcher/`` extend them, so a misspelt launcher key 
 # cannot resolve string annotations.
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -32,11 +33,16 @@ class GolLaunchConf:
     # A cell whose record says running counts as running (and is not submitted again) while its SLURM job is
     # queued or running, or its record was updated this recently (as `gol-sweep status --stale-after-min`).
     stale_after_min: float = 30.0
+    # Wait for the queued jobs and report each failed cell (true), or return once they are queued (false: the
+    # SLURM presets; `gol-sweep wait <sweep dir>` waits later, from any shell).
+    wait: bool = True
 
 
 @dataclass
 class GolSlurmConf(SlurmQueueConf, GolLaunchConf):
     _target_: str = "hydra_plugins.gol_launcher.launcher.PreemptibleSlurmLauncher"
+    # Arguments of the job's srun (submitit's own key, which the submitit plugin's schema lacks).
+    srun_args: Optional[list[str]] = None  # noqa: UP045  (OmegaConf needs typing.Optional)
 
 
 @dataclass

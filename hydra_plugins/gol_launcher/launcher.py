@@ -25,18 +25,30 @@ import logging
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra.errors import CompactHydraException
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from gol.record import read as read_record
 from hydra_plugins.gol_launcher.task import TaskRunner
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher, SlurmLauncher
 from launch.plan import PlannedCell, summary
 from launch.sweep_plan import REFUSALS, PlanSettings, plan_sweep
 
 log = logging.getLogger(__name__)
+
+
+class CellsFailed(CompactHydraException):
+    """Cells of a waited-for sweep failed: Hydra reports it in one line, without a traceback."""
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 class _MultirunFile:
@@ -72,10 +84,12 @@ class GolLauncher(TaskRunner):
         seconds_per_iter: Mapping[str, float] | None = None,
         num_train_images: Mapping[str, int] | None = None,
         stale_after_min: float = 30.0,
+        wait: bool = True,
         **params: Any,
     ) -> None:
         super().__init__(**params)
         self.dry_run = bool(dry_run)
+        self.wait = bool(wait)
         self._multirun: _MultirunFile | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -111,7 +125,7 @@ class GolLauncher(TaskRunner):
                 returns[index] = self._skipped_return(cfg, p)
         to_submit = plan.to_submit()
         if to_submit:
-            submitted = self._submit([plan.planned[i] for i in to_submit])
+            submitted = self._submit([plan.planned[i] for i in to_submit], [configs[i] for i in to_submit])
             returns.update(zip(to_submit, submitted, strict=True))
         return [returns[i] for i in range(len(plan.planned))]
 
@@ -163,9 +177,67 @@ class GolLauncher(TaskRunner):
         job.return_value = value
         return job
 
-    def _submit(self, planned: Sequence[PlannedCell]) -> Sequence[JobReturn]:
-        """Queue the cells as one job array and wait for them: the submitit plugin's own ``launch``."""
-        return super().launch([list(p.cell.overrides) for p in planned], initial_job_idx=planned[0].cell.job_num)
+    def _submit(self, planned: Sequence[PlannedCell], configs: Sequence[DictConfig]) -> Sequence[JobReturn]:
+        """Queue the cells as one job array (as the submitit plugin's ``launch`` does); with ``wait``, wait for them
+        and report each failed cell in one line, else return once they are queued."""
+        assert self.config is not None
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        arguments = []
+        for p in planned:
+            log.info("\t#%d : %s", p.cell.job_num, " ".join(filter_overrides(list(p.cell.overrides))))
+            overrides = list(p.cell.overrides)
+            arguments.append((overrides, "hydra.sweep.dir", p.cell.job_num, f"job_id_for_{p.cell.job_num}",
+                              Singleton.get_state()))  # fmt: skip
+        jobs = self._executor().map_array(self, *zip(*arguments, strict=True))
+        ids = sorted({str(job.job_id).split("_")[0] for job in jobs})
+        if not self.wait:
+            log.info("queued %d cell(s) as job %s; follow them with `gol-sweep status %s`, wait for them with "
+                     "`gol-sweep wait %s`", len(jobs), ",".join(ids), sweep_dir, sweep_dir)  # fmt: skip
+            return [self._skipped_return(cfg, p) for p, cfg in zip(planned, configs, strict=True)]
+        returns = [self._result(job, cfg, p) for job, cfg, p in zip(jobs, configs, planned, strict=True)]
+        failed = [r for r in returns if r.status == JobStatus.FAILED]
+        if failed:
+            summary_error = CellsFailed(f"{len(failed)} cell(s) of the sweep failed (each above; `gol-sweep status "
+                                        f"{sweep_dir}` lists them)")  # fmt: skip
+            for r in failed:
+                r.return_value = summary_error
+        return returns
+
+    def _executor(self) -> Any:
+        """The submitit executor of the preset's keys, built as the submitit plugin builds it."""
+        import submitit
+
+        params = dict(self.params)
+        executor = submitit.AutoExecutor(
+            cluster=self._EXECUTOR,
+            folder=params.pop("submitit_folder"),
+            **{f"{self._EXECUTOR}_max_num_timeout": params.pop("max_num_timeout")}
+            if "max_num_timeout" in params
+            else {},
+        )
+        base = set(OmegaConf.structured(BaseQueueConf).keys())
+        executor.update_parameters(**{k if k in base else f"{self._EXECUTOR}_{k}": v for k, v in params.items()})
+        return executor
+
+    def _result(self, job: Any, cfg: DictConfig, planned: PlannedCell) -> JobReturn:
+        """The job's JobReturn; a job that failed or ended without a result becomes a failed one, with the first
+        line of the cell's recorded error (else of the job's) logged as one line."""
+        from submitit.core.utils import FailedJobError, UncompletedJobError
+
+        try:
+            return cast(JobReturn, job.results()[0])
+        except (FailedJobError, UncompletedJobError) as error:
+            folder = planned.cell.folder
+            recorded = read_record(folder) if folder is not None else None
+            why = recorded.error if recorded is not None and recorded.error else _first_line(error)
+            assert self.config is not None
+            name = planned.cell.name(Path(str(self.config.hydra.sweep.dir)).resolve())
+            log.error("cell %s failed (job %s): %s", name, job.job_id, why)
+            returned = self._skipped_return(cfg, planned)
+            returned.status = JobStatus.FAILED
+            returned.return_value = CellsFailed(why)
+            return returned
 
 
 class PreemptibleSlurmLauncher(GolLauncher, SlurmLauncher):

@@ -128,3 +128,57 @@ def test_a_global_batch_that_does_not_split_is_refused():
                 world_size=2,
             )
         )
+
+
+def _failing_worker(rank, port, run_dir, out, how):
+    """Rank 1 fails with its own error (noted as the engine notes it, then it leaves the group), is killed, or rank
+    0 fails; the other rank's next collective fails, and rank 0 saves what it would record."""
+    import os
+    import signal
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank)
+    )
+    torch.set_num_threads(1)
+    world = distributed.init("cpu")
+    try:
+        if rank == 1 and how == "killed":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if rank == {"rank 1 fails": 1, "rank 0 fails": 0}.get(how):
+            raise ValueError(f"image of rank {rank} could not be decoded\nsecond line")
+        distributed.wait_for_main(world)  # the long-timeout group: it still ends at once when the peer is gone
+        distributed.mean_over_ranks(torch.ones(()), world)
+    except Exception as error:
+        distributed.note_failure(run_dir, world, error)
+        if world.is_main:
+            recorded = distributed.failure_of_job(run_dir, world, error)
+            torch.save(f"{type(recorded).__name__}: {recorded}".splitlines()[0], out)
+    finally:
+        distributed.shutdown(world)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("how", "recorded"),
+    [
+        ("rank 1 fails", "JobFailure: process 1 of 2 failed: ValueError: image of rank 1 could not be decoded"),
+        ("rank 0 fails", "ValueError: image of rank 0 could not be decoded"),
+        ("killed", "JobFailure: another process of the job died or stopped responding (RuntimeError: "),
+    ],
+)
+def test_rank_zero_records_the_error_of_the_process_that_failed(tmp_path, how, recorded):
+    import multiprocessing
+    import time
+
+    out = tmp_path / "recorded.pt"
+    spawn = multiprocessing.get_context("spawn")
+    port = free_port()
+    processes = [spawn.Process(target=_failing_worker, args=(r, port, tmp_path, out, how)) for r in (0, 1)]
+    start = time.monotonic()
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=90)
+    assert all(p.exitcode is not None for p in processes), "a process still waits for a peer that is gone"
+    assert torch.load(out).startswith(recorded)
+    assert time.monotonic() - start < 60

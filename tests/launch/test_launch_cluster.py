@@ -39,7 +39,7 @@ def test_three_task_array_finishes(slurm_cluster, toy_command, tmp_path: Path) -
     sweep = tmp_path / "sweep"
     start = time.monotonic()
     done = subprocess.run(
-        toy_command("hydra/launcher=local_cluster", "x=1,2,3", f"hydra.sweep.dir={sweep}"),
+        toy_command("hydra/launcher=local_cluster", "hydra.launcher.wait=true", "x=1,2,3", f"hydra.sweep.dir={sweep}"),
         cwd=tmp_path, capture_output=True, text=True, timeout=150, check=False,
     )  # fmt: skip
     elapsed = time.monotonic() - start
@@ -73,7 +73,8 @@ def test_usr2_requeues_into_the_same_folder(
     sweep = tmp_path / "sweep"
     cell = sweep / "0"
     launcher = subprocess.Popen(
-        toy_command("hydra/launcher=local_cluster", "x=7", "hold_s=120", "wandb=true", f"hydra.sweep.dir={sweep}"),
+        toy_command("hydra/launcher=local_cluster", "hydra.launcher.wait=true", "x=7", "hold_s=120", "wandb=true",
+                    f"hydra.sweep.dir={sweep}"),
         cwd=tmp_path, env=env_with_a_wandb_service, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:

@@ -1,5 +1,7 @@
 """gol-train sweeps on the real local SLURM cluster: a 3-cell smoke sweep with one cell preempted mid-training,
-re-launches that fill in, a 2-task (gloo) job, the dry run and the preflight refusal.
+re-launches that fill in, a 2-task (gloo) job and one whose process is killed, the dry run and the preflight
+refusal. As a user types them: `gol-train ... hydra/launcher=local_cluster` returns once the cells are queued,
+then `gol-sweep wait <sweep dir>` waits for them.
 
 One sweep serves the first tests (in file order): its gumbel cell gets USR2 mid-training, is requeued and
 resumes; the re-launch test then deletes that cell and runs it again without interruption, so the two runs of
@@ -9,9 +11,12 @@ the same cell (same seed, CPU, one thread) can be compared.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +50,13 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> Non
 def _finish(process: Any, timeout_s: float = 180) -> tuple[int, str]:
     """Wait for a gol-train process (the gol_train fixture's); (exit status, stdout + stderr)."""
     done = process.finish(timeout_s)
+    return done.returncode, done.stdout + done.stderr
+
+
+def _gol_sweep_wait(sweep: Path, cwd: Path, timeout_s: float = 240) -> tuple[int, str]:
+    """``gol-sweep wait <sweep>``: (exit status, stdout + stderr)."""
+    done = subprocess.run([sys.executable, "-m", "launch.sweep", "wait", str(sweep)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout_s, check=False)  # fmt: skip
     return done.returncode, done.stdout + done.stderr
 
 
@@ -102,20 +114,19 @@ def smoke_sweep(slurm_cluster, gol_train: GolTrain, tmp_path_factory: pytest.Tem
         return gumbel is not None and (gumbel / "checkpoints" / "iter_0000010.pt").is_file()
 
     start = time.monotonic()
-    launcher = gol_train(*command, cwd=root)
-    try:
-        _wait_for(lambda: checkpointed() or not launcher.running(), 150, "the gumbel checkpoint at iteration 10")
-        assert launcher.running(), _finish(launcher)[1][-3000:]
-        gumbel = _cell_folder(sweep, "gumbel")
-        assert gumbel is not None
-        job_id = str(OmegaConf.load(gumbel / ".hydra" / "hydra.yaml").hydra.job.id)
-        subprocess.run(["scancel", "--signal=USR2", job_id], timeout=30, check=True)
-        signalled = time.monotonic()
-        code, output = _finish(launcher)
-    finally:
-        launcher.kill()
-    done = time.monotonic()
+    code, output = _finish(gol_train(*command, cwd=root), timeout_s=60)  # returns once the cells are queued
     assert code == 0, output[-4000:]
+    assert "queued 3 cell(s) as job" in output and f"gol-sweep wait {sweep}" in output
+    _wait_for(checkpointed, 150, "the gumbel checkpoint at iteration 10")
+    gumbel = _cell_folder(sweep, "gumbel")
+    assert gumbel is not None
+    job_id = str(OmegaConf.load(gumbel / ".hydra" / "hydra.yaml").hydra.job.id)
+    subprocess.run(["scancel", "--signal=USR2", job_id], timeout=30, check=True)
+    signalled = time.monotonic()
+    waited, report = _gol_sweep_wait(sweep, root)
+    done = time.monotonic()
+    assert waited == 0, report[-4000:]
+    assert "3 cells: 3 finished" in report
     return SmokeSweep(root, sweep, command, output, done - start, done - signalled, job_id)
 
 
@@ -174,9 +185,11 @@ def test_relaunch_fills_in(smoke_sweep: SmokeSweep, gol_train: GolTrain) -> None
     finished_before = (smoke_sweep.cell("sigmoid") / "record.json").read_text()
     start = time.monotonic()
     code, output = _finish(gol_train(*smoke_sweep.command, cwd=smoke_sweep.root))
-    seconds = time.monotonic() - start
     assert code == 0, output[-3000:]
     assert "3 cells: 1 finished, 1 failed, 1 missing; 2 to submit" in output
+    waited, report = _gol_sweep_wait(sweep, smoke_sweep.root)
+    seconds = time.monotonic() - start
+    assert waited == 0, report[-3000:]
     assert re.search(r"skipping activation=sigmoid\S+: finished", output)
     assert [s.state for s in sweep_status(sweep)] == ["finished"] * 3
     assert (smoke_sweep.cell("sigmoid") / "record.json").read_text() == finished_before
@@ -231,6 +244,8 @@ def test_two_task_job_trains_with_gloo(slurm_cluster, gol_train: GolTrain, tmp_p
                                      cwd=tmp_path))  # fmt: skip
     assert code == 0, output[-3000:]
     (sweep,) = (tmp_path / "outputs" / "multirun").iterdir()
+    waited, report = _gol_sweep_wait(sweep, tmp_path)
+    assert waited == 0, report[-3000:]
     (status,) = sweep_status(sweep)
     assert status.state == "finished" and status.run is not None and status.run.record is not None
     assert (status.run.record.world_size, status.run.record.iteration) == (2, 6)
@@ -241,3 +256,56 @@ def test_two_task_job_trains_with_gloo(slurm_cluster, gol_train: GolTrain, tmp_p
     results = sorted(p.name for p in (sweep / ".submitit").glob("*/*_result.pkl"))
     assert [name.split("_")[1] for name in results] == ["0", "1"]  # the task ran on both SLURM tasks
     _wait_for(lambda: _squeue() == [], 30, "the job leaving the queue")  # before the cluster stops
+
+
+def _main_process_of_rank(rank: int) -> int | None:
+    """The pid of the job task with SLURM rank ``rank`` (not one of its data loader workers), if it runs."""
+    tasks = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and b"submitit.core._submit" in (proc / "cmdline").read_bytes():
+                environ = (proc / "environ").read_bytes().split(b"\0")
+                parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                tasks[int(proc.name)] = (f"SLURM_PROCID={rank}".encode() in environ, parent)
+        except (OSError, ValueError):
+            continue
+    mains = [pid for pid, (ours, parent) in tasks.items() if ours and parent not in tasks]
+    return mains[0] if mains else None
+
+
+def test_a_killed_process_ends_its_job_within_a_minute(slurm_cluster, gol_train: GolTrain, tmp_path: Path) -> None:
+    """A 2-task (gloo) job whose second process is killed mid-training ends at once, not at a collective timeout;
+    the cell is recorded failed with what happened, and the waiting launcher (hydra.launcher.wait=true) reports
+    it in one line."""
+    _smoke_data(tmp_path)
+    command = ("-m", "activation=gumbel", "scale=smoke", "schedule.max_iter=400", "schedule.checkpoint_period=5",
+               "hydra/launcher=local_cluster", "hydra.launcher.tasks_per_node=2")  # fmt: skip
+    launcher = gol_train(*command, "hydra.launcher.wait=true", cwd=tmp_path)
+    try:
+
+        def training() -> bool:
+            records = list((tmp_path / "outputs" / "multirun").glob("*/*/record.json"))
+            return bool(records) and json.loads(records[0].read_text()).get("iteration", 0) >= 5
+
+        _wait_for(lambda: training() or not launcher.running(), 150, "training under way")
+        rank1 = _main_process_of_rank(1)
+        assert rank1 is not None and launcher.running()
+        os.kill(rank1, signal.SIGKILL)
+        killed = time.monotonic()
+        (sweep,) = (tmp_path / "outputs" / "multirun").iterdir()
+        _wait_for(lambda: _squeue() == [] and sweep_status(sweep)[0].state == "failed", 120, "the job's end")
+        ended = time.monotonic() - killed
+        code, output = _finish(launcher, timeout_s=120)
+        report_s = time.monotonic() - killed
+    finally:
+        launcher.kill()
+    (status,) = sweep_status(sweep)
+    assert status.state == "failed" and status.run is not None and status.run.record is not None
+    error = status.run.record.error or ""
+    assert error.startswith("JobFailure: another process of the job died or stopped responding"), error
+    assert code != 0 and "Traceback" not in output, output[-3000:]
+    reported = [line for line in output.splitlines() if "failed (job" in line]
+    assert len(reported) == 1 and reported[0].endswith(error), output[-3000:]
+    assert ended < 60, f"the job took {ended:.0f} s to end after its process was killed"
+    print(f"2-task job, process 1 killed: job ended and recorded failed {ended:.1f} s later, reported by the "
+          f"waiting launcher after {report_s:.1f} s")  # fmt: skip
