@@ -10,8 +10,8 @@ login, a GPU) and how to provide it, and no traceback.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
