@@ -20,7 +20,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gol import checkpoint as ckpt_io
-from gol import distributed, record
+from gol import distributed, provenance, record
 from gol.build import build_components, build_data, build_sampler
 from gol.inference import evaluate_model
 from gol.loader import StreamPosition, batches
@@ -54,6 +54,7 @@ class RunContext:
     overrides: list[str] = field(default_factory=list)
     experiment: str | None = None
     git_commit: str | None = None
+    git_dirty: bool | None = None
     skip_finished: bool = False  # sweeps skip finished cells; a single run refuses a finished folder
 
     @property
@@ -131,7 +132,7 @@ def _train_claimed(cfg: DictConfig, ctx: RunContext, world: distributed.World) -
 
 def _open_record(cfg: DictConfig, ctx: RunContext, prior: record.Record | None) -> record.RunRecord:
     """The run's record, marked running before anything can fail, with the resolved config beside it."""
-    record.write_yaml(ctx.run_dir / "config.yaml", cfg)
+    record.write_yaml(ctx.run_dir / record.CONFIG, cfg)
     released, deviations = paper_fidelity(cfg, ctx)
     if deviations:
         log.warning("deviates from the released config %s: %s", released, ", ".join(deviations))
@@ -144,6 +145,9 @@ def _open_record(cfg: DictConfig, ctx: RunContext, prior: record.Record | None) 
             overrides=ctx.overrides,
             seed=int(cfg.seed),
             git_commit=ctx.git_commit,
+            git_dirty=ctx.git_dirty,
+            config_file=record.CONFIG,
+            versions=provenance.versions(str(cfg.eval.engine)),
             started_at=(prior.started_at if prior else None) or record.now(),
             iteration=prior.iteration if prior else 0,
             skipped_steps=prior.skipped_steps if prior else 0,
@@ -227,7 +231,8 @@ def _train(cfg: DictConfig, ctx: RunContext, world: distributed.World, rec: reco
     tracker = None
     if rec is not None:
         rec.update(iteration=progress.iteration, max_iter=max_iter, skipped_steps=progress.skipped,
-                   world_size=world.world_size)  # fmt: skip
+                   world_size=world.world_size, device=provenance.device_info(device, world.world_size),
+                   annotations=provenance.annotation_fingerprints(data))  # fmt: skip
         tracker = Tracker(
             cfg.logger, run_dir=ctx.run_dir, run_id=rec.record.run_id, group=ctx.experiment or "adhoc",
             name=",".join(ctx.overrides) or "default",
