@@ -1,6 +1,6 @@
 """Source (a): the local run records of sweep folders -> the analysis DataFrame (schema in `analysis.schema`).
 
-A run folder holds ``record.json`` (state, choices, seed, ...), ``metrics.json`` (LVIS metrics of the final
+A run folder holds ``record.json`` (state, choices, seed, provenance, ...), ``metrics.json`` (LVIS metrics of the final
 evaluation), ``per_category.json`` and the resolved ``config.yaml``. Any folder may be given: it is walked for
 ``record.json`` files (W&B and submitit folders are skipped). The record is the source of truth for metrics
 even when the run was tracked in W&B, because offline ``.wandb`` files cannot be read back.
@@ -59,6 +59,7 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
         messages.append(f"{run_dir}: record.json state {state!r} is not finished/running/failed; counted as failed")
         state = "failed"
     choices = record.choices
+    commit, dirty = _commit(record)
     wandb = record.wandb or {}
     wandb_dir = wandb.get("dir")
     if wandb_dir is not None and not Path(wandb_dir).is_absolute():
@@ -76,7 +77,10 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
         "seed": record.seed,
         "iteration": record.iteration,
         "max_iter": record.max_iter,
-        "git_commit": record.git_commit,
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "train_ann_sha256": (record.annotations.get("train") or {}).get("sha256"),
+        "val_ann_sha256": (record.annotations.get("val") or {}).get("sha256"),
         "started_at": record.started_at,
         "finished_at": record.finished_at,
         "overrides": " ".join(record.overrides),
@@ -158,6 +162,16 @@ def load_per_category(frame: pd.DataFrame) -> pd.DataFrame:
             )
     columns = ["run_id", "run_dir", "category_id", "name", "frequency", "image_count", "segm_AP", "bbox_AP"]
     return pd.DataFrame.from_records(records, columns=columns)
+
+
+def _commit(record: Record) -> tuple[str | None, bool | None]:
+    """The commit and whether the tree was dirty; older records appended "+dirty" to the commit instead."""
+    commit = record.git_commit
+    if not commit:
+        return None, record.git_dirty
+    suffixed = commit.endswith("+dirty")
+    dirty = record.git_dirty if record.git_dirty is not None else suffixed
+    return commit.removesuffix("+dirty"), dirty
 
 
 def _normed_mask(config_file: Path) -> bool | None:

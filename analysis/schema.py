@@ -17,7 +17,11 @@ normed_mask            object       bool: ``detector.normed_mask`` of the resolv
                                     detector config has no such key); None when no config was found
 seed                   Int64        the run's seed (<NA> when not recorded)
 iteration, max_iter    Int64        training progress from the record
-git_commit             str | None
+git_commit             str | None   the commit the run was trained at (an older record's "+dirty" suffix
+                                    moves to git_dirty)
+git_dirty              object       bool: tracked files had uncommitted changes; None when not recorded
+train_ann_sha256       str | None   SHA-256 of the train / val annotation files the run read
+val_ann_sha256                      (record.json ``annotations``, gol.fingerprint); None when not recorded
 started_at             str | None   ISO 8601
 finished_at            str | None   ISO 8601
 overrides              str          the Hydra overrides joined by single spaces
@@ -87,6 +91,9 @@ _STRING_COLUMNS: tuple[str, ...] = (
 _INT_COLUMNS: tuple[str, ...] = ("seed", "iteration", "max_iter")
 _TAIL_COLUMNS: tuple[str, ...] = (
     "git_commit",
+    "git_dirty",
+    "train_ann_sha256",
+    "val_ann_sha256",
     "started_at",
     "finished_at",
     "overrides",
