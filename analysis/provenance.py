@@ -2,8 +2,8 @@
 
 - **One dataset per table.** A cell averages its seeds and the table compares its rows, so every run counted in
   it must have read the same train and the same val annotation files (by SHA-256, ``gol.fingerprint``); else
-  DatasetMismatchError names the cells and digests. Runs recorded before fingerprints existed (or read from W&B)
-  cannot be checked: a note says which cells hold them.
+  DatasetMismatchError names the cells and digests. Runs recorded before fingerprints existed (locally or in
+  W&B) cannot be checked: a note says which cells hold them.
 - **One code version per table.** A cell with a run trained from a checkout with uncommitted changes is marked
   ``†``; one with a run at another commit than most of the table's runs is marked ``*``; a note under the table
   names the runs and commits.
@@ -106,8 +106,8 @@ def _unchecked_note(counted: Sequence[tuple[int, RowResult, dict[str, Any]]]) ->
         return []
     cells = list(dict.fromkeys(result.name for result, _ in lacking))  # in table order
     return [
-        f"{len(lacking)} of {len(counted)} runs recorded no annotation fingerprints (recorded before gol kept "
-        f"them, or read from W&B), so their datasets could not be checked: {_listed(cells)}"
+        f"{len(lacking)} of {len(counted)} runs have no annotation fingerprints (recorded before gol kept them), "
+        f"so their datasets could not be checked: {_listed(cells)}"
     ]
 
 

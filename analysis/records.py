@@ -19,7 +19,7 @@ import yaml
 
 from analysis.errors import NoRunsError
 from analysis.offline import pair_offline_runs
-from analysis.schema import CHOICE_FIELDS, METRIC_BLOCKS, make_frame, metric_value
+from analysis.schema import CHOICE_FIELDS, METRIC_BLOCKS, make_frame, metric_value, provenance_values
 from gol.record import RECORD, SCHEMA, STATES, Record
 
 RECORD_FILE = RECORD
@@ -59,7 +59,6 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
         messages.append(f"{run_dir}: record.json state {state!r} is not finished/running/failed; counted as failed")
         state = "failed"
     choices = record.choices
-    commit, dirty = _commit(record)
     wandb = record.wandb or {}
     wandb_dir = wandb.get("dir")
     if wandb_dir is not None and not Path(wandb_dir).is_absolute():
@@ -77,10 +76,7 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
         "seed": record.seed,
         "iteration": record.iteration,
         "max_iter": record.max_iter,
-        "git_commit": commit,
-        "git_dirty": dirty,
-        "train_ann_sha256": (record.annotations.get("train") or {}).get("sha256"),
-        "val_ann_sha256": (record.annotations.get("val") or {}).get("sha256"),
+        **provenance_values(record.git_commit, record.git_dirty, record.annotations),
         "started_at": record.started_at,
         "finished_at": record.finished_at,
         "overrides": " ".join(record.overrides),
@@ -162,16 +158,6 @@ def load_per_category(frame: pd.DataFrame) -> pd.DataFrame:
             )
     columns = ["run_id", "run_dir", "category_id", "name", "frequency", "image_count", "segm_AP", "bbox_AP"]
     return pd.DataFrame.from_records(records, columns=columns)
-
-
-def _commit(record: Record) -> tuple[str | None, bool | None]:
-    """The commit and whether the tree was dirty; older records appended "+dirty" to the commit instead."""
-    commit = record.git_commit
-    if not commit:
-        return None, record.git_dirty
-    suffixed = commit.endswith("+dirty")
-    dirty = record.git_dirty if record.git_dirty is not None else suffixed
-    return commit.removesuffix("+dirty"), dirty
 
 
 def _normed_mask(config_file: Path) -> bool | None:

@@ -147,6 +147,25 @@ def make_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+def provenance_values(git_commit: Any, git_dirty: Any, annotations: Any) -> dict[str, Any]:
+    """The provenance columns from a record's fields (or the ``provenance`` block of a W&B run's config); an older
+    record's commit with a "+dirty" suffix (and no git_dirty) is that commit, dirty."""
+    commit = str(git_commit) if git_commit else None
+    dirty = git_dirty if isinstance(git_dirty, bool) else None
+    if commit is not None and commit.endswith("+dirty"):
+        commit, dirty = commit.removesuffix("+dirty"), True if dirty is None else dirty
+    elif commit is not None and dirty is None:
+        dirty = False  # such a record would have said "+dirty"
+    files = annotations if isinstance(annotations, Mapping) else {}
+    digests = {split: (files.get(split) or {}).get("sha256") for split in ("train", "val")}
+    return {
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "train_ann_sha256": digests["train"],
+        "val_ann_sha256": digests["val"],
+    }
+
+
 def empty_frame() -> pd.DataFrame:
     """A frame with the schema and no runs."""
     return make_frame([])

@@ -151,6 +151,7 @@ def _open_record(cfg: DictConfig, ctx: RunContext, prior: record.Record | None) 
             started_at=(prior.started_at if prior else None) or record.now(),
             iteration=prior.iteration if prior else 0,
             skipped_steps=prior.skipped_steps if prior else 0,
+            annotations=prior.annotations if prior else {},  # compared with this attempt's files
             owner=record.owner(),
             backbone_init=backbone_init(cfg.detector),
             released_config=released,
@@ -232,14 +233,15 @@ def _train(cfg: DictConfig, ctx: RunContext, world: distributed.World, rec: reco
     if rec is not None:
         rec.update(iteration=progress.iteration, max_iter=max_iter, skipped_steps=progress.skipped,
                    world_size=world.world_size, device=provenance.device_info(device, world.world_size),
-                   annotations=provenance.annotation_fingerprints(data))  # fmt: skip
+                   annotations=provenance.annotation_fingerprints(data, rec.record.annotations))  # fmt: skip
         tracker = Tracker(
             cfg.logger, run_dir=ctx.run_dir, run_id=rec.record.run_id, group=ctx.experiment or "adhoc",
             name=",".join(ctx.overrides) or "default",
             # The cell's identity beside the resolved config, so tables can be rebuilt from W&B alone.
             config={**cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)), "choices": ctx.recorded_choices,
                     "experiment": ctx.experiment, "overrides": ctx.overrides,
-                    "released_config": rec.record.released_config, "deviations": rec.record.deviations},
+                    "released_config": rec.record.released_config, "deviations": rec.record.deviations,
+                    "provenance": rec.record.provenance()},
         )  # fmt: skip
         rec.update(wandb=tracker.info)
     outcome = "failed"

@@ -12,6 +12,7 @@ import importlib.metadata
 import logging
 import platform
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +82,12 @@ def device_info(device: torch.device, world_size: int) -> dict[str, Any]:
     return {"type": device.type, "count": world_size, "name": name}
 
 
-def annotation_fingerprints(data: DataSource) -> dict[str, dict[str, Any]]:
-    """``{"train": ..., "val": ...}``: ``gol.fingerprint`` of the annotation files the run reads (a split whose
-    file cannot be read again, moved away since it was loaded, is left out and logged)."""
+def annotation_fingerprints(
+    data: DataSource, before: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``{"train": ..., "val": ...}``: ``gol.fingerprint`` of the annotation files the run reads. A split whose file
+    cannot be read again (moved away since it was loaded) is left out and logged; one whose content differs from
+    ``before`` (an earlier attempt of this run, resumed) is logged, since the run then mixes two datasets."""
     files = {"train": data.train.annotation_file, "val": data.val_annotation_file}
     found = {}
     for split, path in files.items():
@@ -91,4 +95,9 @@ def annotation_fingerprints(data: DataSource) -> dict[str, dict[str, Any]]:
             found[split] = fingerprint(path)
         except OSError as error:
             log.warning("no fingerprint of the %s annotations %s: %s", split, path, error)
+            continue
+        earlier = (before or {}).get(split) or {}
+        if earlier.get("sha256") not in (None, found[split]["sha256"]):
+            log.warning("the %s annotations (%s) differ from those the run was started with (%s); this run mixes "
+                        "two datasets: start it again in a new folder", split, path, earlier.get("path"))  # fmt: skip
     return found

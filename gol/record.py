@@ -42,6 +42,8 @@ PER_CATEGORY = "per_category.json"
 STATES = ("running", "finished", "failed")
 # The config groups whose choices a record keeps (the cell's identity in tables and sweep status).
 CHOICE_GROUPS = ("activation", "loss", "detector", "dataset", "sampler", "schedule")
+# The fields that say where a run's numbers come from (code, hardware, data); also logged in W&B's config.
+PROVENANCE = ("git_commit", "git_dirty", "config_file", "versions", "device", "annotations")
 # A running record from a process that cannot be probed (another host) counts as alive this long after its
 # last update; the engine updates it at every log period and checkpoint.
 STALE_AFTER = dt.timedelta(minutes=30)
@@ -112,6 +114,11 @@ class Record:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def provenance(self) -> dict[str, Any]:
+        """The ``PROVENANCE`` fields as plain JSON data."""
+        data = self.to_json()
+        return {name: data[name] for name in PROVENANCE}
 
     def updated(self) -> dt.datetime | None:
         """``updated_at`` as an aware datetime (a naive stamp is taken as local time); None if absent or unreadable."""

@@ -110,8 +110,8 @@ def test_runs_recorded_before_fingerprints_are_noted_not_refused(sweep: Path) ->
     _edit(sweep, "activation=gumbel,seed=1", annotations=None)
     frame, _ = load_local_runs([sweep])
     assert make_table(frame, "demo").notes[-1] == (
-        "2 of 6 runs recorded no annotation fingerprints (recorded before gol kept them, or read from W&B), so "
-        "their datasets could not be checked: Sigmoid, Gumbel"
+        "2 of 6 runs have no annotation fingerprints (recorded before gol kept them), so their datasets could not "
+        "be checked: Sigmoid, Gumbel"
     )
 
 

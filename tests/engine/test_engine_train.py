@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gol import checkpoint
+from gol import checkpoint, record
 from gol.tracking import run_id_for
 from tests_support import run_train, user_env
 
@@ -76,6 +76,11 @@ def test_smoke_run_writes_the_local_record_and_offline_wandb(tmp_path, data_root
     wandb_runs = list((run_dir / "wandb").glob(f"offline-run-*-{rec['run_id']}"))
     assert len(wandb_runs) == 1 and rec["wandb"]["mode"] == "offline"
     assert (wandb_runs[0] / f"run-{rec['run_id']}.wandb").stat().st_size > 0
+    # W&B's config carries the record's provenance (as JSON in the offline file), so tables built from W&B can
+    # check it too.
+    logged = (wandb_runs[0] / f"run-{rec['run_id']}.wandb").read_bytes().decode("utf-8", "replace")
+    start = logged.index("{", logged.index("provenance"))
+    assert json.JSONDecoder().raw_decode(logged, start)[0] == {k: rec[k] for k in record.PROVENANCE}
 
 
 def assert_provenance(run_dir, rec):
