@@ -6,7 +6,8 @@
 
 Exit status: 0 on success, 1 when the input cannot give the table (one-line message on stderr), 2 on bad
 arguments, and on runs that read different annotation files (a cell would average, or a table compare, two
-datasets; ``analysis.provenance``). Messages about what is missing in the runs are logged as warnings; the table is still written.
+datasets; ``analysis.provenance``). Messages about what is missing in the runs are logged as warnings; the table
+is still written.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Source (a): the local run records of sweep folders -> the analysis DataFrame (schema in `analysis.schema`).
 
-A run folder holds ``record.json`` (state, choices, seed, provenance, ...), ``metrics.json`` (LVIS metrics of the final
-evaluation), ``per_category.json`` and the resolved ``config.yaml``. Any folder may be given: it is walked for
+A run folder holds ``record.json`` (state, choices, seed, provenance, ...), ``metrics.json`` (LVIS metrics of
+the final evaluation), ``per_category.json`` and the resolved ``config.yaml``. Any folder may be given: it is walked for
 ``record.json`` files (W&B and submitit folders are skipped). The record is the source of truth for metrics
 even when the run was tracked in W&B, because offline ``.wandb`` files cannot be read back.
 """

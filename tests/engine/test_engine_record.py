@@ -63,12 +63,12 @@ def test_provenance_fields_round_trip_and_older_records_read_without_them(tmp_pa
     older = Record.from_json({"run_id": "x", "state": "finished", "git_commit": "3f2a9c1d+dirty"})
     assert (older.git_dirty, older.config_file, older.versions, older.device, older.annotations) == (
         None, None, {}, {}, {})  # fmt: skip
-    fingerprint = {"path": "/data/lvis_v1_val.json", "size": 3, "mtime_ns": 5, "sha256": "ab" * 32}
-    rec = Record(run_id="y", git_commit="3f2a9c1d", git_dirty=False, config_file=record.CONFIG,
-                 versions={"python": "3.11.7", "torch": "2.4.0", "torchvision": "0.19.0", "gol": "0.1.0",
-                           "hotcoco": "1.3.0"},
+    val = {"path": "/data/lvis_v1_val.json", "size": 3, "mtime_ns": 5, "sha256": "ab" * 32}
+    train = {**val, "path": "/data/lvis_v1_train.json"}
+    versions = {"python": "3.11.7", "torch": "2.4.0", "torchvision": "0.19.0", "gol": "0.1.0", "hotcoco": "1.3.0"}
+    rec = Record(run_id="y", git_commit="3f2a9c1d", git_dirty=False, config_file=record.CONFIG, versions=versions,
                  device={"type": "cuda", "count": 4, "name": "NVIDIA A100-SXM4-80GB"},
-                 annotations={"train": {**fingerprint, "path": "/data/lvis_v1_train.json"}, "val": fingerprint})  # fmt: skip
+                 annotations={"train": train, "val": val})  # fmt: skip
     record.write_json(tmp_path / record.RECORD, rec.to_json())
     assert record.read(tmp_path) == rec
 
