@@ -7,13 +7,15 @@ Pipeline (each step a pure function of its input, except the readers):
    (schema: `analysis.schema`).
 2. `analysis.aggregate` selects an experiment's runs, assigns them to the rows of its table spec
    (`analysis.experiments`) and aggregates seeds; `analysis.tables` lays the rows out beside the published
-   numbers (`analysis.published`); `analysis.render` writes Markdown, LaTeX or CSV.
+   numbers (`analysis.published`), after `analysis.provenance` has checked that its cells share one dataset and
+   marked those of another code version; `analysis.render` writes Markdown, LaTeX or CSV.
 3. `analysis.figures` draws the paper-style figures; `analysis.cli` holds ``gol-tables`` and ``gol-figures``.
 """
 
 from analysis.aggregate import Aggregation, RowResult, aggregate, select_experiment, spec_for
 from analysis.errors import (
     AnalysisError,
+    DatasetMismatchError,
     MixedRunsError,
     NoRunsError,
     UnknownExperimentError,
@@ -28,6 +30,7 @@ __all__ = [
     "SPECS",
     "Aggregation",
     "AnalysisError",
+    "DatasetMismatchError",
     "MixedRunsError",
     "NoRunsError",
     "RowResult",

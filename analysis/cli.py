@@ -5,7 +5,9 @@
     gol-figures --runs sweeps/act --experiment activations --out paper/figures
 
 Exit status: 0 on success, 1 when the input cannot give the table (one-line message on stderr), 2 on bad
-arguments. Messages about what is missing in the runs are logged as warnings; the table is still written.
+arguments, and on runs that read different annotation files (a cell would average, or a table compare, two
+datasets; ``analysis.provenance``). Messages about what is missing in the runs are logged as warnings; the table
+is still written.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analysis.aggregate import aggregate, select_experiment, spec_for
-from analysis.errors import AnalysisError
+from analysis.errors import AnalysisError, DatasetMismatchError
 from analysis.experiments import check_experiment, known_experiments
 from analysis.figures import (
     ERROR_METRICS,
@@ -29,6 +31,7 @@ from analysis.figures import (
     plot_per_category,
     save_figure,
 )
+from analysis.provenance import check_provenance
 from analysis.records import load_per_category
 from analysis.render import FORMATS, render
 from analysis.sources import load_runs
@@ -67,6 +70,9 @@ def tables_main(argv: Sequence[str] | None = None) -> int:
         table = make_table(
             frame, args.experiment, ignore_others=args.ignore_other_experiments, protocols=args.protocols
         )
+    except DatasetMismatchError as exc:
+        logger.error("%s", exc)
+        return 2
     except AnalysisError as exc:
         logger.error("%s", exc)
         return 1
@@ -106,6 +112,7 @@ def figures_main(argv: Sequence[str] | None = None) -> int:
         spec = spec_for(runs, args.experiment)
         aggregation = aggregate(runs, spec)
         _warn(aggregation.messages)
+        _warn(check_provenance(aggregation).notes)  # the figures average seeds as the table cells do
         figures = {"ap_apr": plot_ap_apr(aggregation), "frequency_groups": plot_frequency_groups(aggregation)}
         if runs[[m.column for m in ERROR_METRICS]].notna().to_numpy().any():
             figures["errors"] = plot_errors(aggregate(runs, replace(spec, metrics=(*spec.metrics, *ERROR_METRICS))))
@@ -116,6 +123,9 @@ def figures_main(argv: Sequence[str] | None = None) -> int:
             logger.warning("no per_category.json in the runs of %r; per-category figure skipped", args.experiment)
         else:
             figures["per_category"] = plot_per_category(aggregation, per_category)
+    except DatasetMismatchError as exc:
+        logger.error("%s", exc)
+        return 2
     except AnalysisError as exc:
         logger.error("%s", exc)
         return 1

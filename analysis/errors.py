@@ -15,6 +15,10 @@ class MixedRunsError(AnalysisError):
     """Runs that must not share a table (other experiments, other datasets, other settings) were mixed."""
 
 
+class DatasetMismatchError(MixedRunsError):
+    """Runs whose annotation files differ (by fingerprint) would be averaged into one cell or compared in one table."""
+
+
 class UnknownExperimentError(AnalysisError, KeyError):
     """The experiment name has no table spec in `analysis.experiments`."""
 

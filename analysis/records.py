@@ -1,7 +1,7 @@
 """Source (a): the local run records of sweep folders -> the analysis DataFrame (schema in `analysis.schema`).
 
-A run folder holds ``record.json`` (state, choices, seed, ...), ``metrics.json`` (LVIS metrics of the final
-evaluation), ``per_category.json`` and the resolved ``config.yaml``. Any folder may be given: it is walked for
+A run folder holds ``record.json`` (state, choices, seed, provenance, ...), ``metrics.json`` (LVIS metrics of
+the final evaluation), ``per_category.json`` and the resolved ``config.yaml``. Any folder may be given: it is walked for
 ``record.json`` files (W&B and submitit folders are skipped). The record is the source of truth for metrics
 even when the run was tracked in W&B, because offline ``.wandb`` files cannot be read back.
 """
@@ -19,7 +19,7 @@ import yaml
 
 from analysis.errors import NoRunsError
 from analysis.offline import pair_offline_runs
-from analysis.schema import CHOICE_FIELDS, METRIC_BLOCKS, make_frame, metric_value
+from analysis.schema import CHOICE_FIELDS, METRIC_BLOCKS, make_frame, metric_value, provenance_values
 from gol.record import RECORD, SCHEMA, STATES, Record
 
 RECORD_FILE = RECORD
@@ -76,7 +76,7 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
         "seed": record.seed,
         "iteration": record.iteration,
         "max_iter": record.max_iter,
-        "git_commit": record.git_commit,
+        **provenance_values(record.git_commit, record.git_dirty, record.annotations),
         "started_at": record.started_at,
         "finished_at": record.finished_at,
         "overrides": " ".join(record.overrides),

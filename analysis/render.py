@@ -3,8 +3,10 @@
 Cells: ``16.4`` one run; ``16.4 ± 0.3`` mean and sample std over seeds; ``(n=2/3)`` when only n of the row's
 finished seeds have the metric; ``-`` no value (null in every run); a status word (``missing``, ``running``,
 ``failed``, ``duplicated``) when the row has no finished numbers; ``~`` published value read off a plot;
-best values per column in bold. CSV carries the same numbers unrounded to two decimals, one column per
-metric plus ``_std`` and ``_n``, and the status in its own column.
+best values per column in bold; ``†`` / ``*`` after the numbers of a cell with a run from a dirty tree / at
+another commit than most of the table (``analysis.provenance``, explained in the notes). CSV carries the same
+numbers unrounded to two decimals, one column per metric plus ``_std`` and ``_n``, and the status and the marks
+in their own columns.
 """
 
 from __future__ import annotations
@@ -81,7 +83,9 @@ def to_csv(table: Table) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     metric_headers = [h for m in table.metrics for h in (m.name, f"{m.name}_std", f"{m.name}_n")]
-    writer.writerow([*table.label_headers, "source", "kind", "status", "seeds", "approximate", *metric_headers])
+    writer.writerow(
+        [*table.label_headers, "source", "kind", "status", "seeds", "approximate", "marks", *metric_headers]
+    )
     for line in table.lines:
         numbers: list[str] = []
         for value in line.values:
@@ -98,6 +102,7 @@ def to_csv(table: Table) -> str:
                 line.status,
                 " ".join(map(str, line.seeds)),
                 "true" if approximate else "false",
+                line.marks,
                 *numbers,
             ]
         )
@@ -112,9 +117,15 @@ def _cell(line: Line, value: Value | None, *, tex: bool) -> str:
     if value.mean is None:
         return "-"
     text = _text(line, value, tex)
-    if not value.bold:
-        return text
-    return f"\\textbf{{{text}}}" if tex else f"**{text}**"
+    if value.bold:
+        text = f"\\textbf{{{text}}}" if tex else f"**{text}**"
+    return text + _marks(line.marks, tex=tex)
+
+
+def _marks(marks: str, *, tex: bool) -> str:
+    if not marks or not tex:
+        return marks
+    return "$^{" + "".join(_TEX_MARKS.get(mark, mark) for mark in marks) + "}$"
 
 
 def _text(line: Line, value: Value, tex: bool) -> str:
@@ -148,6 +159,7 @@ def _md_row(cells: list[str]) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
+_TEX_MARKS = {"†": "\\dagger", "*": "*"}
 _TEX_SPECIAL = {
     "\\": r"\textbackslash{}",
     "&": r"\&",

@@ -17,7 +17,11 @@ normed_mask            object       bool: ``detector.normed_mask`` of the resolv
                                     detector config has no such key); None when no config was found
 seed                   Int64        the run's seed (<NA> when not recorded)
 iteration, max_iter    Int64        training progress from the record
-git_commit             str | None
+git_commit             str | None   the commit the run was trained at (an older record's "+dirty" suffix
+                                    moves to git_dirty)
+git_dirty              object       bool: tracked files had uncommitted changes; None when not recorded
+train_ann_sha256       str | None   SHA-256 of the train / val annotation files the run read
+val_ann_sha256                      (record.json ``annotations``, gol.fingerprint); None when not recorded
 started_at             str | None   ISO 8601
 finished_at            str | None   ISO 8601
 overrides              str          the Hydra overrides joined by single spaces
@@ -87,6 +91,9 @@ _STRING_COLUMNS: tuple[str, ...] = (
 _INT_COLUMNS: tuple[str, ...] = ("seed", "iteration", "max_iter")
 _TAIL_COLUMNS: tuple[str, ...] = (
     "git_commit",
+    "git_dirty",
+    "train_ann_sha256",
+    "val_ann_sha256",
     "started_at",
     "finished_at",
     "overrides",
@@ -138,6 +145,25 @@ def make_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     frame["overrides"] = frame["overrides"].map(lambda v: "" if v is None else v)
     frame["deviations"] = frame["deviations"].map(lambda v: "" if v is None else v)
     return frame.reset_index(drop=True)
+
+
+def provenance_values(git_commit: Any, git_dirty: Any, annotations: Any) -> dict[str, Any]:
+    """The provenance columns from a record's fields (or the ``provenance`` block of a W&B run's config); an older
+    record's commit with a "+dirty" suffix (and no git_dirty) is that commit, dirty."""
+    commit = str(git_commit) if git_commit else None
+    dirty = git_dirty if isinstance(git_dirty, bool) else None
+    if commit is not None and commit.endswith("+dirty"):
+        commit, dirty = commit.removesuffix("+dirty"), True if dirty is None else dirty
+    elif commit is not None and dirty is None:
+        dirty = False  # such a record would have said "+dirty"
+    files = annotations if isinstance(annotations, Mapping) else {}
+    digests = {split: (files.get(split) or {}).get("sha256") for split in ("train", "val")}
+    return {
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "train_ann_sha256": digests["train"],
+        "val_ann_sha256": digests["val"],
+    }
 
 
 def empty_frame() -> pd.DataFrame:

@@ -6,6 +6,8 @@ Each spec row becomes a group of lines:
 - ``published``: the published numbers the row is compared with, tagged with their source (``~`` = read off
   a plot);
 - ``delta``: ours minus published, computed from the numbers as displayed (one decimal).
+An ``ours`` line carries the provenance marks of its cell (``analysis.provenance``: ``†`` a run from a dirty
+tree, ``*`` a run at another commit than most of the table), explained in the notes.
 The best value of each column is bold, among our lines and, separately, among the published lines (as the paper);
 a column whose values are all equal has no bold value.
 Values are percentages (x100).
@@ -20,6 +22,7 @@ import pandas as pd
 
 from analysis.aggregate import Aggregation, RowResult, aggregate, select_experiment, spec_for
 from analysis.experiments import PROTOCOL_METRICS, Metric
+from analysis.provenance import Provenance, check_provenance
 from analysis.published import PUBLISHED, Published
 
 DISPLAY_DECIMALS = 1
@@ -53,6 +56,7 @@ class Line:
     values: tuple[Value | None, ...]
     seeds: tuple[int, ...]
     first_in_group: bool
+    marks: str = ""  # provenance marks of an "ours" line (analysis.provenance)
 
 
 @dataclass(frozen=True)
@@ -74,19 +78,22 @@ def make_table(
     spec = spec_for(runs, experiment)
     extra = tuple(metric for protocol in protocols for metric in PROTOCOL_METRICS[protocol])
     aggregation = aggregate(runs, replace(spec, metrics=(*spec.metrics, *extra)))
-    table = build_table(aggregation)
+    table = build_table(aggregation, check_provenance(aggregation))
     return replace(table, notes=(*messages, *table.notes))
 
 
-def build_table(aggregation: Aggregation) -> Table:
-    """Lay out aggregated rows with their published reference and delta lines, and mark the best values."""
+def build_table(aggregation: Aggregation, provenance: Provenance | None = None) -> Table:
+    """Lay out aggregated rows with their published reference and delta lines, mark the best values and, given
+    the provenance of the cells, their marks and notes."""
     spec = aggregation.spec
+    provenance = provenance or Provenance()
     lines: list[Line] = []
     sources: dict[str, Published] = {}
-    for result in aggregation.rows:
+    for index, result in enumerate(aggregation.rows):
         group_lines: list[Line] = []
         if result.status != "reference":
-            group_lines.append(_ours_line(result, spec.metrics))
+            ours = _ours_line(result, spec.metrics)
+            group_lines.append(replace(ours, marks=provenance.marks.get(index, "")))
         reference = PUBLISHED[result.row.published] if result.row.published else None
         if reference is not None:
             sources[reference.source] = reference
@@ -99,7 +106,7 @@ def build_table(aggregation: Aggregation) -> Table:
             lines.append(replace(line, first_in_group=position == 0))
     lines = _bold_best(lines, "ours", len(spec.metrics))
     lines = _bold_best(lines, "published", len(spec.metrics))
-    notes = list(aggregation.messages)
+    notes = [*aggregation.messages, *provenance.notes]
     notes.extend(f"{tag}: {reference.citation}" for tag, reference in sources.items())
     return Table(
         experiment=spec.name,

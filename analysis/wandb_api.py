@@ -10,6 +10,7 @@ cell's overrides such as ``activation=gumbel,detector=maskrcnn_r50_fpn,seed=1``)
   ``group=option`` overrides of the run name (the swept choices; fixed ones stay None = not recorded);
   ``normed_mask`` from ``config["detector"]["normed_mask"]``; ``seed`` from ``config["seed"]``;
 - experiment: ``config["experiment"]`` when it is a name, else the run's group ("adhoc" = None);
+- provenance (commit, dirty tree, annotation digests): ``config["provenance"]``, as the run record holds it;
 - state: finished -> finished; running/pending/preempting -> running; crashed/failed/killed -> failed;
 - metrics: summary keys ``segm/AP``, ..., ``bbox/APf`` (nested ``{"segm": {"AP": ...}}`` also read).
 """
@@ -26,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.errors import WandbUnavailableError
-from analysis.schema import CHOICE_FIELDS, METRIC_COLUMNS, make_frame
+from analysis.schema import CHOICE_FIELDS, METRIC_COLUMNS, make_frame, provenance_values
 
 # gol's tracker groups runs by experiment; ad-hoc runs go to this group.
 ADHOC_GROUP = "adhoc"
@@ -133,6 +134,8 @@ def row_from_wandb(
     detector = config.get("detector")
     normed_mask = bool(detector.get("normed_mask", False)) if isinstance(detector, Mapping) else None
     experiment = config.get("experiment")
+    logged = config.get("provenance")
+    provenance: Mapping[str, Any] = logged if isinstance(logged, Mapping) else {}
     row: dict[str, Any] = {
         "source": "wandb",
         "run_id": run_id,
@@ -146,6 +149,7 @@ def row_from_wandb(
         "seed": config.get("seed"),
         "overrides": "",
         "deviations": "; ".join(str(d) for d in config.get("deviations") or []),
+        **provenance_values(provenance.get("git_commit"), provenance.get("git_dirty"), provenance.get("annotations")),
         "wandb_id": run_id,
         "wandb_project": path.rsplit("/", 1)[0] if "/" in path else None,
     }

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gol import checkpoint as ckpt_io
-from gol import distributed, record
+from gol import distributed, provenance, record
 from gol.build import build_components, build_data, build_sampler
 from gol.inference import evaluate_model
 from gol.loader import StreamPosition, batches
@@ -54,6 +54,7 @@ class RunContext:
     overrides: list[str] = field(default_factory=list)
     experiment: str | None = None
     git_commit: str | None = None
+    git_dirty: bool | None = None
     skip_finished: bool = False  # sweeps skip finished cells; a single run refuses a finished folder
 
     @property
@@ -134,7 +135,7 @@ def _train_claimed(cfg: DictConfig, ctx: RunContext, world: distributed.World) -
 
 def _open_record(cfg: DictConfig, ctx: RunContext, prior: record.Record | None) -> record.RunRecord:
     """The run's record, marked running before anything can fail, with the resolved config beside it."""
-    record.write_yaml(ctx.run_dir / "config.yaml", cfg)
+    record.write_yaml(ctx.run_dir / record.CONFIG, cfg)
     released, deviations = paper_fidelity(cfg, ctx)
     if deviations:
         log.warning("deviates from the released config %s: %s", released, ", ".join(deviations))
@@ -147,9 +148,13 @@ def _open_record(cfg: DictConfig, ctx: RunContext, prior: record.Record | None) 
             overrides=ctx.overrides,
             seed=int(cfg.seed),
             git_commit=ctx.git_commit,
+            git_dirty=ctx.git_dirty,
+            config_file=record.CONFIG,
+            versions=provenance.versions(str(cfg.eval.engine)),
             started_at=(prior.started_at if prior else None) or record.now(),
             iteration=prior.iteration if prior else 0,
             skipped_steps=prior.skipped_steps if prior else 0,
+            annotations=prior.annotations if prior else {},  # compared with this attempt's files
             owner=record.owner(),
             backbone_init=backbone_init(cfg.detector),
             released_config=released,
@@ -230,14 +235,16 @@ def _train(cfg: DictConfig, ctx: RunContext, world: distributed.World, rec: reco
     tracker = None
     if rec is not None:
         rec.update(iteration=progress.iteration, max_iter=max_iter, skipped_steps=progress.skipped,
-                   world_size=world.world_size)  # fmt: skip
+                   world_size=world.world_size, device=provenance.device_info(device, world.world_size),
+                   annotations=provenance.annotation_fingerprints(data, rec.record.annotations))  # fmt: skip
         tracker = Tracker(
             cfg.logger, run_dir=ctx.run_dir, run_id=rec.record.run_id, group=ctx.experiment or "adhoc",
             name=",".join(ctx.overrides) or "default",
             # The cell's identity beside the resolved config, so tables can be rebuilt from W&B alone.
             config={**cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)), "choices": ctx.recorded_choices,
                     "experiment": ctx.experiment, "overrides": ctx.overrides,
-                    "released_config": rec.record.released_config, "deviations": rec.record.deviations},
+                    "released_config": rec.record.released_config, "deviations": rec.record.deviations,
+                    "provenance": rec.record.provenance()},
         )  # fmt: skip
         rec.update(wandb=tracker.info)
     outcome = "failed"

@@ -36,11 +36,14 @@ log = logging.getLogger(__name__)
 
 SCHEMA = 1
 RECORD = "record.json"
+CONFIG = "config.yaml"  # the resolved config, beside the record
 METRICS = "metrics.json"
 PER_CATEGORY = "per_category.json"
 STATES = ("running", "finished", "failed")
 # The config groups whose choices a record keeps (the cell's identity in tables and sweep status).
 CHOICE_GROUPS = ("activation", "loss", "detector", "dataset", "sampler", "schedule")
+# The fields that say where a run's numbers come from (code, hardware, data); also logged in W&B's config.
+PROVENANCE = ("git_commit", "git_dirty", "config_file", "versions", "device", "annotations")
 # A running record from a process that cannot be probed (another host) counts as alive this long after its
 # last update; the engine updates it at every log period and checkpoint.
 STALE_AFTER = dt.timedelta(minutes=30)
@@ -76,7 +79,13 @@ class Record:
     choices: dict[str, str | None] = field(default_factory=dict)  # CHOICE_GROUPS -> option
     overrides: list[str] = field(default_factory=list)
     seed: int | None = None
-    git_commit: str | None = None
+    git_commit: str | None = None  # the checkout's commit (older records: with "+dirty" for a dirty tree)
+    git_dirty: bool | None = None  # tracked files had uncommitted changes; None outside a checkout (or older)
+    config_file: str | None = None  # the resolved config, relative to the run folder (CONFIG)
+    versions: dict[str, str | None] = field(default_factory=dict)  # python, torch, torchvision, gol, evaluator
+    device: dict[str, Any] = field(default_factory=dict)  # {"type", "count" (processes), "name"}
+    # "train" / "val" -> gol.fingerprint of the annotation file read ({"path", "size", "mtime_ns", "sha256"})
+    annotations: dict[str, dict[str, Any]] = field(default_factory=dict)
     started_at: str | None = None
     finished_at: str | None = None
     updated_at: str | None = None
@@ -97,7 +106,7 @@ class Record:
         """A record from parsed JSON; keys of another schema are ignored, missing ones take their defaults."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {key: value for key, value in data.items() if key in known}
-        for key in ("choices", "owner"):
+        for key in ("choices", "owner", "versions", "device", "annotations"):
             values[key] = dict(values.get(key) or {})
         values["overrides"] = [str(o) for o in values.get("overrides") or []]
         values["deviations"] = [str(d) for d in values.get("deviations") or []]
@@ -105,6 +114,11 @@ class Record:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def provenance(self) -> dict[str, Any]:
+        """The ``PROVENANCE`` fields as plain JSON data."""
+        data = self.to_json()
+        return {name: data[name] for name in PROVENANCE}
 
     def updated(self) -> dt.datetime | None:
         """``updated_at`` as an aware datetime (a naive stamp is taken as local time); None if absent or unreadable."""

@@ -11,7 +11,6 @@ gol-train --cfg job                         # print the composed config
 from __future__ import annotations
 
 import logging
-import subprocess
 import sys
 from pathlib import Path
 
@@ -27,20 +26,9 @@ from gol.config.resolvers import register_resolvers
 from gol.engine import NonFiniteLossError, RunClaimedError, RunContext, RunFolderError
 from gol.engine import train as train_cell
 from gol.files import DiskFullError
+from gol.provenance import git_state
 
 log = logging.getLogger(__name__)
-
-
-def git_commit() -> str | None:
-    """The checkout's commit, with ``+dirty`` when it has uncommitted changes; None outside a git checkout."""
-    repo = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, check=True)  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def context_from_hydra() -> RunContext:
@@ -49,12 +37,14 @@ def context_from_hydra() -> RunContext:
     choices = dict(hc.runtime.choices)
     excluded = set(hc.job.config.override_dirname.exclude_keys)
     overrides = [o for o in hc.overrides.task if o.split("=", 1)[0].lstrip("+~") not in excluded]
+    commit, dirty = git_state()
     return RunContext(
         run_dir=Path(hc.runtime.output_dir),
         choices={str(k): None if v is None else str(v) for k, v in choices.items()},
         overrides=overrides,
         experiment=choices.get("experiment"),
-        git_commit=git_commit(),
+        git_commit=commit,
+        git_dirty=dirty,
         skip_finished=hc.mode == RunMode.MULTIRUN,
     )
 

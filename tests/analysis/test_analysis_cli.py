@@ -159,6 +159,14 @@ def test_analysis_wandb_api_run_maps_to_schema() -> None:
     )
     assert (logged["activation"], logged["detector"], logged["loss"]) == ("gumbel", "maskrcnn_r50_fpn", None)
     assert logged["experiment"] is None and logged["state"] == "running" and logged["normed_mask"] is False
+    # The provenance block gol's tracker logs (the run record's fields); an older run has none.
+    val = {"path": "/data/lvis_v1_val.json", "size": 3, "mtime_ns": 5, "sha256": "ab" * 32}
+    provenance = {"git_commit": "3f2a9c1d", "git_dirty": True, "annotations": {"val": val}, "device": {}}
+    traced = row_from_wandb(path="me/gol/f", run_id="f", name="seed=1", state="finished", group="demo",
+                            config={"provenance": provenance}, summary={})  # fmt: skip
+    assert (traced["git_commit"], traced["git_dirty"]) == ("3f2a9c1d", True)
+    assert (traced["train_ann_sha256"], traced["val_ann_sha256"]) == (None, "ab" * 32)
+    assert (logged["git_commit"], logged["git_dirty"], logged["val_ann_sha256"]) == (None, None, None)
 
 
 def test_analysis_wandb_log_writes_an_offline_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,12 +10,23 @@ import gol
 
 PACKAGE = Path(gol.__file__).parent
 LAYERS: list[set[str]] = [
-    {"numerics", "lvis_compat", "config", "released", "files"},
+    {"numerics", "lvis_compat", "config", "released", "files", "fingerprint"},
     {"data"},
     {"activations"},
     {"losses"},
     {"models", "evaluation"},
-    {"optim", "distributed", "checkpoint", "record", "tracking", "loader", "inference", "build", "validate"},
+    {
+        "optim",
+        "distributed",
+        "checkpoint",
+        "record",
+        "tracking",
+        "loader",
+        "inference",
+        "build",
+        "validate",
+        "provenance",
+    },
     {"engine"},
     {"train", "evaluate", "bench"},
 ]

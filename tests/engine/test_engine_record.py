@@ -59,6 +59,20 @@ def test_records_of_any_schema_read_as_one_type(tmp_path) -> None:
     assert record.read(tmp_path) is None
 
 
+def test_provenance_fields_round_trip_and_older_records_read_without_them(tmp_path) -> None:
+    older = Record.from_json({"run_id": "x", "state": "finished", "git_commit": "3f2a9c1d+dirty"})
+    assert (older.git_dirty, older.config_file, older.versions, older.device, older.annotations) == (
+        None, None, {}, {}, {})  # fmt: skip
+    val = {"path": "/data/lvis_v1_val.json", "size": 3, "mtime_ns": 5, "sha256": "ab" * 32}
+    train = {**val, "path": "/data/lvis_v1_train.json"}
+    versions = {"python": "3.11.7", "torch": "2.4.0", "torchvision": "0.19.0", "gol": "0.1.0", "hotcoco": "1.3.0"}
+    rec = Record(run_id="y", git_commit="3f2a9c1d", git_dirty=False, config_file=record.CONFIG, versions=versions,
+                 device={"type": "cuda", "count": 4, "name": "NVIDIA A100-SXM4-80GB"},
+                 annotations={"train": train, "val": val})  # fmt: skip
+    record.write_json(tmp_path / record.RECORD, rec.to_json())
+    assert record.read(tmp_path) == rec
+
+
 def test_claim_is_exclusive_among_processes_started_together(tmp_path):
     """Eight processes claim one folder at the same moment: exactly one gets it."""
     import multiprocessing as mp

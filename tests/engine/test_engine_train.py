@@ -1,6 +1,8 @@
 """One cell end to end through `gol-train` typed in a fresh folder: the run record, W&B offline files, refusal, resume."""
 
+import hashlib
 import json
+import platform
 import signal
 import subprocess
 import sys
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gol import checkpoint
+from gol import checkpoint, record
 from gol.tracking import run_id_for
 from tests_support import run_train, user_env
 
@@ -56,7 +58,8 @@ def test_smoke_run_writes_the_local_record_and_offline_wandb(tmp_path, data_root
     assert rec["state"] == "finished" and rec["error"] is None
     assert rec["choices"]["activation"] == "gumbel" and rec["choices"]["detector"] == "tiny"
     assert rec["iteration"] == rec["max_iter"] == 4 and rec["run_id"] == run_id_for(run_dir)
-    assert rec["git_commit"]
+    assert rec["git_commit"] and isinstance(rec["git_dirty"], bool)  # run from this checkout
+    assert_provenance(run_dir, rec)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics) == {"bbox", "segm", "eval"}
     assert metrics.pop("eval") == {"segm_area": "mask"}  # eval.segm_area's default
@@ -73,6 +76,28 @@ def test_smoke_run_writes_the_local_record_and_offline_wandb(tmp_path, data_root
     wandb_runs = list((run_dir / "wandb").glob(f"offline-run-*-{rec['run_id']}"))
     assert len(wandb_runs) == 1 and rec["wandb"]["mode"] == "offline"
     assert (wandb_runs[0] / f"run-{rec['run_id']}.wandb").stat().st_size > 0
+    # W&B's config carries the record's provenance (as JSON in the offline file), so tables built from W&B can
+    # check it too.
+    logged = (wandb_runs[0] / f"run-{rec['run_id']}.wandb").read_bytes().decode("utf-8", "replace")
+    start = logged.index("{", logged.index("provenance"))
+    assert json.JSONDecoder().raw_decode(logged, start)[0] == {k: rec[k] for k in record.PROVENANCE}
+
+
+def assert_provenance(run_dir, rec):
+    """The record names the resolved config, the versions in use, the device and the annotations read."""
+    assert rec["config_file"] == "config.yaml" and (run_dir / rec["config_file"]).is_file()
+    versions = rec["versions"]
+    assert set(versions) == {"python", "torch", "torchvision", "gol", "hotcoco"}  # eval.engine's default
+    assert versions["torch"] == torch.__version__ and versions["python"] == platform.python_version()
+    assert all(versions.values()), versions
+    assert rec["device"]["type"] in ("cpu", "cuda") and rec["device"]["count"] == rec["world_size"] == 1
+    assert rec["device"]["name"]
+    for split in ("train", "val"):
+        entry = rec["annotations"][split]
+        path = Path(entry["path"])
+        assert path.name == f"lvis_v1_{split}.json" and entry["size"] == path.stat().st_size
+        assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert json.loads(path.with_name(path.name + ".fingerprint.json").read_text()) == entry  # cached beside
 
 
 def test_a_finished_folder_is_refused_and_left_untouched(tmp_path, data_root):
