@@ -15,7 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from gol.data import DataFormatError, LVISDetection
+from gol.data import DataFormatError, LVISDetection, RandomSampler
+from gol.data.lvis_dataset import ImageFileError
+from gol.loader import StreamPosition, batches
 from gol.lvis_compat import LVIS
 
 URL = "http://images.cocodataset.org/train2017"
@@ -228,3 +230,146 @@ def test_every_damage_loads_as_lvis_api_or_is_refused_in_one_line(
 def test_the_undamaged_file_loads_as_lvis_api(image_root: Path, tmp_path: Path) -> None:
     for val in (False, True):
         check(base(), (), tmp_path / "ann.json", image_root, val=val)
+
+
+# ------------------------------------------------------------------------------------------ one example per kind
+
+
+def _refused(data: dict[str, Any], path: Path, root: Path, *, val: bool = False) -> str:
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataFormatError) as err:
+        build(path, root, val=val)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+    return str(err.value)
+
+
+def _with(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    data = base()
+    change(data)
+    return data
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        (lambda d: d["annotations"][2].update(category_id=99),
+         "annotation 13 has category_id 99, which is not among the file's categories"),
+        (lambda d: d["annotations"][2].update(image_id=7), "annotation 13 has image_id 7, which is not among"),
+        (lambda d: d["annotations"][1].update(id=11), "annotation id 11 appears 2 times"),
+        (lambda d: d["images"][3].update(id=1), "image id 1 appears 2 times"),
+        (lambda d: d["categories"][0].update(id=9), "category id 9 appears 2 times"),
+        (lambda d: d["images"][0].update(height="6"), "image 1 has height '6', expected an integer"),
+        (lambda d: d["images"][1].update(width=0), "image 2 has width 0"),
+        (lambda d: d["annotations"][0].update(bbox=None), "annotation 11 has bbox None, expected four numbers"),
+        (lambda d: d["annotations"][0].update(bbox=[[1, 1], [3, 2]]), "annotation 11 has bbox [[1, 1], [3, 2]]"),
+        (lambda d: d["annotations"][0].update(bbox=[1, 1, -3, 2]), "annotation 11 has bbox [1, 1, -3, 2] with a neg"),
+        (lambda d: d["annotations"][0].pop("segmentation"), "annotation 11 lacks 'segmentation'"),
+        (lambda d: d["annotations"][0].update(segmentation=[]), "annotation 11 has an empty segmentation"),
+        (lambda d: d["annotations"][0].update(segmentation=[[1, 2, 3, 4]]), "a polygon of 4 numbers (fewer than 3"),
+        (lambda d: d["annotations"][0].update(segmentation=[[1, 2, 3, 4, 5, 6, 7]]), "an odd number (7) of coord"),
+        (lambda d: d["annotations"].__setitem__(4, "oops"), "annotations[4] is a JSON str, expected an object"),
+        (lambda d: d["annotations"][4].update(id="15"), "annotations[4] has id '15', expected an integer"),
+    ],
+)  # fmt: skip
+def test_refused_up_front_naming_the_entry(
+    change: Callable[[dict[str, Any]], Any], needle: str, image_root: Path, tmp_path: Path
+) -> None:
+    assert needle in _refused(_with(change), tmp_path / "train.json", image_root)
+
+
+def test_val_needs_areas_and_known_federated_categories(image_root: Path, tmp_path: Path) -> None:
+    no_area = _with(lambda d: d["annotations"][3].pop("area"))
+    assert "annotation 14 has area missing" in _refused(no_area, tmp_path / "val.json", image_root, val=True)
+    neg = _with(lambda d: d["images"][2].update(neg_category_ids=[77]))
+    message = _refused(neg, tmp_path / "val.json", image_root, val=True)
+    assert "image 3 lists category 77 in neg_category_ids, which is not among the file's categories" in message
+
+
+@pytest.mark.parametrize("val", [False, True])
+def test_handled_as_lvis_api_and_detectron2(val: bool, image_root: Path, tmp_path: Path) -> None:
+    """Images without annotations (kept for val, out of training), categories without images (kept), boxes of zero
+    area or outside the image (clipped, empty ones out of the target) load as lvis-api reads the file."""
+    data = base()
+    data["annotations"][0]["bbox"] = [1, 1, 0, 2]  # zero width
+    data["annotations"][1]["bbox"] = [12, 0, 3, 2]  # right of the 10-wide image
+    data["annotations"][4]["bbox"] = [-2, 6, 4, 4]  # over the corner: clipped to [0, 6, 2, 8]
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(data))
+    ds = build(path, image_root, val=val)
+    assert ds.image_ids == ([1, 2, 3, 4] if val else [1, 2, 3]) and ds.category_ids == CATEGORY_IDS
+    assert ds[0][1]["boxes"].shape == (0, 4)  # both boxes of image 1 dropped; the image stays
+    assert ds[1][1]["boxes"].tolist() == [[2, 2, 5, 4], [0, 6, 2, 8]]
+    assert ds.category_stats().image_count.tolist() == [2, 3, 0]  # counted from the file, as LVIS's image_count
+    assert_as_lvis_api(ds, path, val=val)
+
+
+# ------------------------------------------------------------------------------------------------- image files
+
+
+@pytest.fixture
+def own_root(tmp_path: Path, image_root: Path) -> Path:
+    """A copy of the image root that a test may damage."""
+    root = tmp_path / "coco"
+    (root / "train2017").mkdir(parents=True)
+    for f in (image_root / "train2017").iterdir():
+        (root / "train2017" / f.name).write_bytes(f.read_bytes())
+    return root
+
+
+def test_a_missing_image_file_is_refused_up_front(own_root: Path, tmp_path: Path) -> None:
+    (own_root / "train2017" / "000000000003.png").unlink()
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(base()))
+    with pytest.raises(FileNotFoundError) as err:
+        build(path, own_root, val=False)
+    message = str(err.value)
+    assert "\n" not in message and "1 of 3 image files" in message and "000000000003.png" in message
+
+
+def _jpeg_cut(path: Path) -> None:
+    pixels = np.zeros((8, 8, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format="JPEG")
+    path.write_bytes(path.read_bytes()[:200])
+
+
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        (lambda p: p.write_bytes(b"\x00not an image" * 9), "cannot decode image file"),
+        (lambda p: p.write_bytes(p.read_bytes()[:60]), "cannot decode image file"),  # a truncated PNG
+        (_jpeg_cut, "cannot decode image file"),  # a truncated JPEG
+        (lambda p: p.write_bytes(b""), "cannot decode image file"),
+        (lambda p: p.unlink(), "image file not found"),
+        (lambda p: Image.fromarray(np.zeros((3, 3, 3), np.uint8)).save(p, format="PNG"), "is 3x3 but its record"),
+    ],
+)
+def test_a_damaged_image_fails_its_load_naming_the_path(
+    damage: Callable[[Path], Any], needle: str, own_root: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(base()))
+    ds = build(path, own_root, val=False)
+    image = own_root / "train2017" / "000000000002.png"
+    damage(image)
+    with pytest.raises((DataFormatError, FileNotFoundError)) as err:
+        ds[1]
+    message = str(err.value)
+    assert "\n" not in message and needle in message and str(image) in message
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_a_loader_worker_fails_with_the_path_in_the_first_line(
+    num_workers: int, own_root: Path, tmp_path: Path
+) -> None:
+    """The error of a sample loaded in a worker process reaches the training process as it was raised."""
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(base()))
+    ds = build(path, own_root, val=False)
+    image = own_root / "train2017" / "000000000003.png"
+    image.write_bytes(b"garbage")
+    stream = batches(ds, RandomSampler(dataset=ds, seed=0), batch_size=3, start=StreamPosition(), seed=0,
+                     num_workers=num_workers)  # fmt: skip
+    with pytest.raises(ImageFileError) as err:
+        next(stream)
+    assert str(err.value).splitlines()[0].startswith(f"cannot decode image file {image} (")
+    assert "\n" not in str(err.value)
