@@ -13,6 +13,7 @@ and boxes of zero area or outside the image are clipped and dropped from the tra
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,10 @@ def _array(values: list[Any]) -> np.ndarray | None:
         return None
 
 
+def _is_int64(value: Any) -> bool:
+    return type(value) is int and INT64_RANGE[0] <= value < INT64_RANGE[1]
+
+
 def _show(value: Any) -> str:
     text = "missing" if value is _MISSING else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -82,7 +87,7 @@ def int_column(entries: list[dict[str, Any]], field: str, *, kind: str, source: 
     for i, v in enumerate(values):
         if v is _MISSING:
             raise DataFormatError(f"{source}: {_name(kind, entries, i)} lacks '{field}'; {FIX}")
-        if type(v) is not int or not INT64_RANGE[0] <= v < INT64_RANGE[1]:
+        if not _is_int64(v):
             raise DataFormatError(
                 f"{source}: {_name(kind, entries, i)} has {field} {_show(v)}, expected an integer; {FIX}"
             )
@@ -146,17 +151,27 @@ def _check_federated(images: list[dict[str, Any]], *, source: Path, category_ids
                     f"{source}: {_name('image', images, i)} lacks '{field}', which LVIS evaluation needs on every "
                     "val image"
                 )
-            if type(ids) is not list or not all(type(c) is int for c in ids):
+            if type(ids) is not list:
                 raise DataFormatError(
                     f"{source}: {_name('image', images, i)} has {field} {_show(ids)}, expected a list of category "
                     f"ids; {FIX}"
                 )
-            unknown = np.setdiff1d(np.asarray(ids, dtype=np.int64), category_ids)
-            if len(unknown):
-                raise DataFormatError(
-                    f"{source}: {_name('image', images, i)} lists category {int(unknown[0])} in {field}, which is "
-                    f"not among the file's categories; {FIX}"
-                )
+        flat = [c for ids in lists for c in ids]
+        column = _array(flat) if flat else np.zeros(0, dtype=np.int64)
+        if column is None or column.dtype.kind != "i":
+            i = next(k for k, ids in enumerate(lists) if not all(_is_int64(v) for v in ids))
+            raise DataFormatError(
+                f"{source}: {_name('image', images, i)} has {field} {_show(lists[i])}, expected a list of category "
+                f"ids; {FIX}"
+            )
+        unknown = ~np.isin(column, category_ids)  # (total length of the lists,)
+        if unknown.any():
+            owner = np.repeat(np.arange(len(lists)), [len(ids) for ids in lists])  # list of each element
+            j = int(np.argmax(unknown))
+            raise DataFormatError(
+                f"{source}: {_name('image', images, int(owner[j]))} lists category {flat[j]} in {field}, which is not "
+                f"among the file's categories; {FIX}"
+            )
 
 
 def check_boxes(annotations: list[dict[str, Any]], *, source: Path) -> None:
@@ -236,7 +251,7 @@ def check_areas(annotations: list[dict[str, Any]], *, source: Path) -> None:
     areas = _array(values)
     if not values or (areas is not None and areas.dtype.kind in "iuf" and areas.ndim == 1 and np.isfinite(areas).all()):
         return
-    i = next(i for i, v in enumerate(values) if type(v) not in (int, float) or not np.isfinite(v))
+    i = next((i for i, v in enumerate(values) if not (_is_int64(v) or (type(v) is float and math.isfinite(v)))), 0)
     raise DataFormatError(
         f"{source}: {_name('annotation', annotations, i)} has area {_show(values[i])}, expected a number "
         f"(LVIS evaluation needs it); {FIX}"

@@ -68,27 +68,33 @@ class _PreloadedLVIS(LVIS):
         return self._preloaded
 
 
-def _from_coco_url(record: Mapping[str, Any], image_root: Path) -> Path:
+def _from_coco_url(record: Mapping[str, Any]) -> tuple[str, str]:
     split_folder, file_name = str(record["coco_url"]).split("/")[-2:]
-    return image_root / split_folder / file_name
+    return split_folder, file_name
 
 
-def _from_file_name(record: Mapping[str, Any], image_root: Path, split_folder: str) -> Path:
-    name = Path(str(record["file_name"])).name
+def _from_file_name(record: Mapping[str, Any], split_folder: str) -> tuple[str, str]:
+    name = os.path.basename(str(record["file_name"]))
     if name.startswith(COCO_2014_PREFIX):  # COCO_train2014_000000xxxxxx.jpg -> 000000xxxxxx.jpg
         name = name[-COCO_2017_NAME_LENGTH:]
-    return image_root / split_folder / name
+    return split_folder, name
+
+
+def image_file_parts(record: Mapping[str, Any], *, split_folder: str, version: Version) -> tuple[str, str]:
+    """(folder under the image root, file name) of one LVIS image record (see the module docstring for the rules)."""
+    first, second = ("coco_url", "file_name") if version == "v1" else ("file_name", "coco_url")
+    field = first if first in record else second
+    if field == "coco_url":
+        return _from_coco_url(record)
+    if field == "file_name":
+        return _from_file_name(record, split_folder)
+    raise DataFormatError(f"image {record.get('id')} has neither 'coco_url' nor 'file_name'")
 
 
 def resolve_image_path(record: Mapping[str, Any], *, image_root: Path, split_folder: str, version: Version) -> Path:
     """The image file of one LVIS image record (see the module docstring for the rules)."""
-    first, second = ("coco_url", "file_name") if version == "v1" else ("file_name", "coco_url")
-    field = first if first in record else second
-    if field == "coco_url":
-        return _from_coco_url(record, image_root)
-    if field == "file_name":
-        return _from_file_name(record, image_root, split_folder)
-    raise DataFormatError(f"image {record.get('id')} has neither 'coco_url' nor 'file_name'")
+    folder, name = image_file_parts(record, split_folder=split_folder, version=version)
+    return image_root / folder / name
 
 
 def load_image(path: Path) -> Tensor:
@@ -183,17 +189,21 @@ class LVISDetection(Dataset[tuple[Tensor, Target]]):
     def _check_image_files(self) -> None:
         """Every image file of the split exists, found by listing each folder once (cheap on network file systems,
         where 100k separate look-ups are not); whether a file decodes is only known when it is loaded."""
-        paths = [self.image_path(image_id) for image_id in self.image_ids]
-        listed: dict[Path, set[str]] = {}
-        for folder in {p.parent for p in paths}:
-            listed[folder] = set(os.listdir(folder)) if folder.is_dir() else set()
-        missing = [i for i, p in enumerate(paths) if p.name not in listed[p.parent]]
+        imgs = self.lvis.imgs
+        parts = [
+            image_file_parts(imgs[i], split_folder=self.split_folder, version=self.version) for i in self.image_ids
+        ]
+        listed: dict[str, set[str]] = {}
+        for folder in {folder for folder, _ in parts}:
+            path = self.image_root / folder
+            listed[folder] = set(os.listdir(path)) if path.is_dir() else set()
+        missing = [i for i, (folder, name) in enumerate(parts) if name not in listed[folder]]
         if missing:
             first = missing[0]
             raise FileNotFoundError(
-                f"{len(missing)} of {len(paths)} image files of {self.annotation_file} are missing, e.g. image "
-                f"{self.image_ids[first]}: {paths[first]} (image_root {self.image_root} should hold the split "
-                "folders train2017/, val2017/)"
+                f"{len(missing)} of {len(parts)} image files of {self.annotation_file} are missing, e.g. image "
+                f"{self.image_ids[first]}: {self.image_root.joinpath(*parts[first])} (image_root {self.image_root} "
+                "should hold the split folders train2017/, val2017/)"
             )
 
     @property
