@@ -2,13 +2,14 @@
 
 Shape shorthand: N = images, M = annotations, K = categories of the file.
 
-Every problem is refused when the dataset is built, in one line that names the file and the first offending entry
-(``annotation 17``, or ``annotations[5]`` when the entry has no usable id) and says how to fix it. Each field is
-gathered once into a column and checked with numpy, so the checks cost a fraction of ``json.load`` on a file of
-LVIS v1's size (1.27M annotations); only an error walks the column again to find the entry to name. What is not
-refused here is handled as lvis-api and detectron2 handle it (see the data section of the README): images without
-annotations are kept (dropped from training as detectron2's ``filter_empty``), categories without images are kept,
-and boxes of zero area or outside the image are clipped and dropped from the training target.
+Every problem found here is refused when the dataset is built, in one line that names the file and the first
+offending entry (``annotation 17``, or ``annotations[5]`` when the entry has no usable id) and says how to fix it.
+Each field is gathered once into a column and checked with numpy, so the checks cost a fraction of ``json.load`` on
+a file of LVIS v1's size (1.27M annotations); only an error walks the column again to find the entry to name.
+
+What is not refused here is handled as lvis-api and detectron2 handle it (see the data section of the README):
+images without annotations are kept (dropped from training as detectron2's ``filter_empty``), categories without
+images are kept, and boxes of zero area or outside the image are clipped and dropped from the training target.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ class Columns:
     image_ids: np.ndarray  # (N,) int64
     ann_image_ids: np.ndarray  # (M,) int64
     ann_category_ids: np.ndarray  # (M,) int64
-    category_ids: np.ndarray  # (K,) int64
 
 
 def _name(kind: str, entries: Sequence[Any], position: int) -> str:
@@ -318,6 +318,4 @@ def validate_lvis_dict(data: dict[str, Any], *, source: Path, federated: bool) -
     check_segmentations(anns, source=source, size_of=size_of)
     if federated:
         check_areas(anns, source=source)
-    return Columns(
-        image_ids=image_ids, ann_image_ids=ann_image_ids, ann_category_ids=ann_category_ids, category_ids=category_ids
-    )
+    return Columns(image_ids=image_ids, ann_image_ids=ann_image_ids, ann_category_ids=ann_category_ids)
