@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from gol.data import DataFormatError, LVISDetection, RandomSampler
+from gol.data.cli import main as cli_main
 from gol.data.lvis_dataset import ImageFileError
 from gol.loader import StreamPosition, batches
 from gol.lvis_compat import LVIS
@@ -218,7 +219,7 @@ def damages(draw: st.DrawFn) -> tuple[dict[str, Any] | str, tuple[str, ...], boo
     return data, (), val
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=damages())
 def test_every_damage_loads_as_lvis_api_or_is_refused_in_one_line(
     case: tuple[dict[str, Any] | str, tuple[str, ...], bool], image_root: Path, tmp_path: Path
@@ -373,3 +374,11 @@ def test_a_loader_worker_fails_with_the_path_in_the_first_line(
         next(stream)
     assert str(err.value).splitlines()[0].startswith(f"cannot decode image file {image} (")
     assert "\n" not in str(err.value)
+
+
+def test_gol_data_stats_refuses_a_damaged_file_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(_with(lambda d: d["annotations"][1].update(id=11))))
+    assert cli_main(["stats", str(path)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "appears 2 times" in line]
+    assert len(errors) == 1 and str(path) in errors[0]
