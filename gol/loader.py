@@ -3,6 +3,11 @@
 The sampler's epoch order is a pure function of (seed, epoch), and every sample's augmentation draws from its
 own seed (a function of seed, epoch and position), so a run resumed mid-epoch from a checkpoint sees exactly the
 batches and flips an uninterrupted run would have seen, whatever the number of loader workers.
+
+A sample that cannot be loaded (an image file removed or damaged during the run) fails the run, never skipped: its
+error travels from the loader worker as a value and is raised again in the training process as it was raised, so
+the run's one-line error names the file (an exception raised inside a worker would reach the training process
+with "Caught ... in DataLoader worker process 0" as its first line instead).
 """
 
 from __future__ import annotations
@@ -14,7 +19,23 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from gol.data import collate
+from gol.data import DataFormatError, collate
+
+# Errors of bad data that fail the run with their own one-line message, wherever the sample was loaded.
+DATA_ERRORS = (DataFormatError, FileNotFoundError)
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """A sample's data error, carried out of the loader worker to be raised in the training process."""
+
+    error: BaseException
+
+
+def collate_or_failure(batch: list[Any]) -> Any:
+    """``collate``, or the first ``LoadFailure`` of the batch."""
+    failure = next((item for item in batch if isinstance(item, LoadFailure)), None)
+    return failure if failure is not None else collate(batch)
 
 
 def sample_seed(seed: int, epoch: int, position: int) -> int:
@@ -39,7 +60,10 @@ class SeededSamples(Dataset):
         index, seed = key
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return self.dataset[index]
+            try:
+                return self.dataset[index]
+            except DATA_ERRORS as error:
+                return LoadFailure(error)
 
 
 @dataclass
@@ -94,12 +118,14 @@ def batches(
         loader = DataLoader(
             seeded,
             batch_sampler=plan,
-            collate_fn=collate,
+            collate_fn=collate_or_failure,
             num_workers=num_workers,
             pin_memory=pin_memory,
             generator=torch.Generator().manual_seed(seed + epoch + 1_000 * rank),
         )
         for batch in loader:
+            if isinstance(batch, LoadFailure):
+                raise batch.error
             position += batch_size
             yield StreamPosition(epoch, position), batch
         epoch, position = epoch + 1, 0

@@ -26,7 +26,8 @@ import numpy as np
 
 from gol.data.category_stats import category_stats, compare_with_json_counts
 from gol.data.embedded import EmbeddedParams, ensure_embedded
-from gol.data.validation import load_annotation_json, validate_lvis_dict
+from gol.data.entries import validate_lvis_dict
+from gol.data.validation import load_annotation_json
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,8 @@ does. Each version falls back to the other field when its own is absent.
 from __future__ import annotations
 
 import logging
+import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +27,7 @@ from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_image
 
 from gol.data.category_stats import category_stats
+from gol.data.entries import validate_lvis_dict
 from gol.data.stats import CategoryStats
 from gol.data.targets import Target, annotations_to_target
 from gol.data.transforms import Transform
@@ -34,7 +37,6 @@ from gol.data.validation import (
     load_annotation_json,
     require_dir,
     require_file,
-    validate_lvis_dict,
 )
 from gol.lvis_compat import LVIS  # the project's one lvis import point (keeps root logging intact)
 
@@ -48,7 +50,11 @@ IMAGE_ROOT_HINT = (
     "put the COCO 2017 images (train2017/ and val2017/, https://cocodataset.org/#download) in one folder and set "
     "COCO_ROOT (or paths.coco_root) to it"
 )
-NUM_IMAGES_CHECKED = 3  # image files checked up front, so a wrong image root fails before training starts
+_DECODER_PREFIX = re.compile(r"^\w+, \S+:\d+, ")  # "decode_png, .../decode_png.cpp:79, " before torchvision's reason
+
+
+class ImageFileError(DataFormatError):
+    """An image file that exists but cannot be read or decoded, or whose size differs from its record."""
 
 
 class _PreloadedLVIS(LVIS):
@@ -62,33 +68,52 @@ class _PreloadedLVIS(LVIS):
         return self._preloaded
 
 
-def _from_coco_url(record: Mapping[str, Any], image_root: Path) -> Path:
+def _from_coco_url(record: Mapping[str, Any]) -> tuple[str, str]:
     split_folder, file_name = str(record["coco_url"]).split("/")[-2:]
-    return image_root / split_folder / file_name
+    return split_folder, file_name
 
 
-def _from_file_name(record: Mapping[str, Any], image_root: Path, split_folder: str) -> Path:
-    name = Path(str(record["file_name"])).name
+def _from_file_name(record: Mapping[str, Any], split_folder: str) -> tuple[str, str]:
+    name = os.path.basename(str(record["file_name"]))
     if name.startswith(COCO_2014_PREFIX):  # COCO_train2014_000000xxxxxx.jpg -> 000000xxxxxx.jpg
         name = name[-COCO_2017_NAME_LENGTH:]
-    return image_root / split_folder / name
+    return split_folder, name
+
+
+def image_file_parts(record: Mapping[str, Any], *, split_folder: str, version: Version) -> tuple[str, str]:
+    """(folder under the image root, file name) of one LVIS image record (see the module docstring for the rules)."""
+    first, second = ("coco_url", "file_name") if version == "v1" else ("file_name", "coco_url")
+    field = first if first in record else second
+    if field == "coco_url":
+        return _from_coco_url(record)
+    if field == "file_name":
+        return _from_file_name(record, split_folder)
+    raise DataFormatError(f"image {record.get('id')} has neither 'coco_url' nor 'file_name'")
 
 
 def resolve_image_path(record: Mapping[str, Any], *, image_root: Path, split_folder: str, version: Version) -> Path:
     """The image file of one LVIS image record (see the module docstring for the rules)."""
-    first, second = ("coco_url", "file_name") if version == "v1" else ("file_name", "coco_url")
-    field = first if first in record else second
-    if field == "coco_url":
-        return _from_coco_url(record, image_root)
-    if field == "file_name":
-        return _from_file_name(record, image_root, split_folder)
-    raise DataFormatError(f"image {record.get('id')} has neither 'coco_url' nor 'file_name'")
+    folder, name = image_file_parts(record, split_folder=split_folder, version=version)
+    return image_root / folder / name
 
 
 def load_image(path: Path) -> Tensor:
-    """(3, H, W) float32 in [0, 1], RGB (grey and RGBA files are converted)."""
-    data = torch.from_numpy(np.fromfile(path, dtype=np.uint8))
-    return decode_image(data, mode=ImageReadMode.RGB).float().div_(255.0)
+    """(3, H, W) float32 in [0, 1], RGB (grey and RGBA files are converted).
+
+    Raises FileNotFoundError for a missing file and ImageFileError for one that cannot be read or decoded
+    (garbage bytes, a truncated JPEG or PNG), each naming the path in one line.
+    """
+    try:
+        data = torch.from_numpy(np.fromfile(path, dtype=np.uint8))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image file not found: {path}") from None
+    except OSError as error:
+        raise ImageFileError(f"cannot read image file {path}: {error.strerror or error}") from None
+    try:
+        return decode_image(data, mode=ImageReadMode.RGB).float().div_(255.0)
+    except RuntimeError as error:
+        reason = _DECODER_PREFIX.sub("", str(error).strip().splitlines()[0] if str(error).strip() else "")
+        raise ImageFileError(f"cannot decode image file {path} ({reason or 'empty file'}); replace the file") from None
 
 
 class LVISDetection(Dataset[tuple[Tensor, Target]]):
@@ -124,7 +149,7 @@ class LVISDetection(Dataset[tuple[Tensor, Target]]):
         require_file(annotation_file, what="annotation file", hint=ANNOTATION_HINT)
         require_dir(image_root, what="image root", hint=IMAGE_ROOT_HINT)
         data = load_annotation_json(annotation_file)
-        validate_lvis_dict(data, source=annotation_file, federated=federated)
+        columns = validate_lvis_dict(data, source=annotation_file, federated=federated)
 
         self.annotation_file = annotation_file
         self.image_root = image_root
@@ -139,9 +164,8 @@ class LVISDetection(Dataset[tuple[Tensor, Target]]):
         self.category_frequency: tuple[str, ...] = tuple(str(c["frequency"]) for c in categories)
         self.label_of: dict[int, int] = {cid: i + 1 for i, cid in enumerate(self.category_ids)}
 
-        ids = [int(img["id"]) for img in data["images"]]
-        anns = data["annotations"]
-        ann_image_ids = np.fromiter((a["image_id"] for a in anns), dtype=np.int64, count=len(anns))  # (M,)
+        ids = columns.image_ids.tolist()
+        ann_image_ids = columns.ann_image_ids  # (M,)
         if drop_unannotated:
             annotated = set(np.unique(ann_image_ids).tolist())
             ids = [i for i in ids if i in annotated]
@@ -155,20 +179,31 @@ class LVISDetection(Dataset[tuple[Tensor, Target]]):
         sorted_ids = np.asarray(ids, dtype=np.int64)[order]
         pos = np.searchsorted(sorted_ids, ann_image_ids).clip(max=len(ids) - 1)
         in_split = sorted_ids[pos] == ann_image_ids  # (M,)
-        ann_cats = np.fromiter((a["category_id"] for a in anns), dtype=np.int64, count=len(anns))  # (M,)
+        ann_cats = columns.ann_category_ids  # (M,)
         cat_arr = np.asarray(self.category_ids, dtype=np.int64)
         self.ann_image_index: np.ndarray = order[pos[in_split]]  # (M,) index into image_ids
         self.ann_labels: np.ndarray = np.searchsorted(cat_arr, ann_cats[in_split]) + 1  # (M,) in 1..K
 
-        self._check_first_images()
+        self._check_image_files()
 
-    def _check_first_images(self) -> None:
-        for image_id in self.image_ids[:NUM_IMAGES_CHECKED]:
-            path = self.image_path(image_id)
-            require_file(
-                path,
-                what=f"image file of image {image_id}",
-                hint=f"image_root {self.image_root} should hold the split folders (train2017/, val2017/)",
+    def _check_image_files(self) -> None:
+        """Every image file of the split exists, found by listing each folder once (cheap on network file systems,
+        where 100k separate look-ups are not); whether a file decodes is only known when it is loaded."""
+        imgs = self.lvis.imgs
+        parts = [
+            image_file_parts(imgs[i], split_folder=self.split_folder, version=self.version) for i in self.image_ids
+        ]
+        listed: dict[str, set[str]] = {}
+        for folder in {folder for folder, _ in parts}:
+            path = self.image_root / folder
+            listed[folder] = set(os.listdir(path)) if path.is_dir() else set()
+        missing = [i for i, (folder, name) in enumerate(parts) if name not in listed[folder]]
+        if missing:
+            first = missing[0]
+            raise FileNotFoundError(
+                f"{len(missing)} of {len(parts)} image files of {self.annotation_file} are missing, e.g. image "
+                f"{self.image_ids[first]}: {self.image_root.joinpath(*parts[first])} (image_root {self.image_root} "
+                "should hold the split folders train2017/, val2017/)"
             )
 
     @property
@@ -209,16 +244,21 @@ class LVISDetection(Dataset[tuple[Tensor, Target]]):
         record = self.lvis.imgs[image_id]
         height, width = int(record["height"]), int(record["width"])
         path = self.image_path(image_id)
-        if not path.is_file():
-            raise FileNotFoundError(f"image file of image {image_id} not found: {path}")
         image = load_image(path)
         if tuple(image.shape[-2:]) != (height, width):
-            raise DataFormatError(
-                f"image {image_id} ({path}) is {image.shape[-2]}x{image.shape[-1]} but its record says {height}x{width}"
+            raise ImageFileError(
+                f"image {image_id} ({path}) is {image.shape[-2]}x{image.shape[-1]} but its record in "
+                f"{self.annotation_file} says {height}x{width}; fix the record or the file"
             )
-        target = annotations_to_target(
-            self.lvis.img_ann_map[image_id], image_id=image_id, height=height, width=width, label_of=self.label_of
-        )
+        try:
+            target = annotations_to_target(
+                self.lvis.img_ann_map[image_id], image_id=image_id, height=height, width=width, label_of=self.label_of
+            )
+        except (ValueError, TypeError, OverflowError) as error:  # a non-number inside a polygon (pycocotools)
+            raise DataFormatError(
+                f"{self.annotation_file}: the annotations of image {image_id} cannot be rasterised "
+                f"({str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}); fix them"
+            ) from None
         if self.transforms is not None:
             image, target = self.transforms(image, target)
         return image, target

@@ -25,6 +25,7 @@ def segmentation_to_rle(segmentation: Any, *, height: int, width: int) -> dict[s
     Same semantics as ``lvis.LVIS.ann_to_rle``: the parts of a multi-polygon object are merged into one mask.
     """
     if isinstance(segmentation, list):
+        _check_coordinates(segmentation, height=height, width=width)
         return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
     if isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
         return mask_utils.frPyObjects(segmentation, height, width)
@@ -34,6 +35,16 @@ def segmentation_to_rle(segmentation: Any, *, height: int, width: int) -> dict[s
         f"unsupported segmentation of type {type(segmentation).__name__}; "
         "expected polygons (list) or RLE (dict with counts)"
     )
+
+
+def _check_coordinates(polygons: list[Any], *, height: int, width: int) -> None:
+    """Refuse coordinates pycocotools cannot rasterise safely: NaN (a JSON null), infinite, or so far outside the
+    image (more than its own size) that its C code would overflow or allocate without bound."""
+    for polygon in polygons:
+        xy = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)  # (P, 2); raises on a non-number
+        inside = (np.abs(xy[:, 0] - width / 2) <= 1.5 * width) & (np.abs(xy[:, 1] - height / 2) <= 1.5 * height)
+        if not inside.all():  # NaN compares False
+            raise ValueError(f"polygon point {xy[~inside][0].tolist()} is not a point near the {height}x{width} image")
 
 
 def segmentations_to_masks(segmentations: Sequence[Any], *, height: int, width: int) -> Tensor:

@@ -50,62 +50,6 @@ def load_annotation_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def validate_lvis_dict(data: dict[str, Any], *, source: Path, federated: bool) -> None:
-    """Check the LVIS v1/v0.5 fields the data layer and lvis-api rely on.
-
-    Args:
-        data: the parsed annotation JSON.
-        source: where it came from (for the message).
-        federated: also require the per-image ``neg_category_ids`` / ``not_exhaustive_category_ids`` that LVIS
-            evaluation needs (validation splits).
-    """
-    missing = [k for k in REQUIRED_KEYS if k not in data]
-    if missing:
-        raise DataFormatError(
-            f"{source} is not an LVIS/COCO annotation file: missing top-level {missing} "
-            f"(expected {list(REQUIRED_KEYS)})"
-        )
-    for key in REQUIRED_KEYS:
-        if not isinstance(data[key], list):
-            raise DataFormatError(f"{source}: '{key}' is a {type(data[key]).__name__}, expected a list")
-    if not data["categories"]:
-        raise DataFormatError(f"{source} has no categories; an LVIS annotation file lists every category")
-    for field in REQUIRED_CATEGORY_FIELDS:
-        lacking = [c.get("id", "?") for c in data["categories"] if field not in c]
-        if lacking:
-            raise DataFormatError(
-                f"{source}: {len(lacking)} categories lack '{field}' (e.g. id {lacking[0]}); LVIS-format category "
-                f"entries need {list(REQUIRED_CATEGORY_FIELDS)} (a COCO file is not enough)"
-            )
-    bad_freq = [c["id"] for c in data["categories"] if c["frequency"] not in ("r", "c", "f")]
-    if bad_freq:
-        raise DataFormatError(f"{source}: category {bad_freq[0]} has frequency outside 'r'/'c'/'f'")
-    category_ids = {c["id"] for c in data["categories"]}
-    if len(category_ids) != len(data["categories"]):
-        raise DataFormatError(f"{source}: category ids are not unique")
-    unknown = {a["category_id"] for a in data["annotations"]} - category_ids
-    if unknown:
-        raise DataFormatError(f"{source}: annotations use {len(unknown)} unknown category ids (e.g. {min(unknown)})")
-    image_ids = {i["id"] for i in data["images"]}
-    orphans = {a["image_id"] for a in data["annotations"]} - image_ids
-    if orphans:
-        raise DataFormatError(f"{source}: annotations refer to {len(orphans)} unknown image ids (e.g. {min(orphans)})")
-    for img in data["images"]:
-        if "coco_url" not in img and "file_name" not in img:
-            raise DataFormatError(
-                f"{source}: image {img.get('id')} has neither 'coco_url' (LVIS v1) nor 'file_name' (LVIS v0.5)"
-            )
-        if "height" not in img or "width" not in img:
-            raise DataFormatError(f"{source}: image {img.get('id')} lacks 'height'/'width'")
-        if federated:
-            for field in FEDERATED_IMAGE_FIELDS:
-                if field not in img:
-                    raise DataFormatError(
-                        f"{source}: image {img.get('id')} lacks '{field}', "
-                        "which LVIS evaluation needs on every val image"
-                    )
-
-
 def validate_sizes(*, train_sizes: Sequence[int], test_size: int, max_size: int, flip_prob: float) -> None:
     """Check the resize and flip settings a DataSource carries."""
     if len(train_sizes) == 0 or any(int(s) <= 0 for s in train_sizes):

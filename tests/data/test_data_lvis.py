@@ -267,7 +267,7 @@ def test_val_without_federated_fields(tmp_path: Path) -> None:
 
 def test_train_and_val_categories_differ(tmp_path: Path) -> None:
     train, val, root = make_lvis(tmp_path, "v1")
-    _edit(val, lambda d: d["categories"].pop(0))
+    _edit(val, lambda d: d["categories"].pop(2))  # bell (9): no val entry refers to it
     with pytest.raises(DataFormatError) as err:
         _build(train, val, root)
     assert "different categories" in _one_line(err)
@@ -286,16 +286,17 @@ def test_unknown_category_in_annotations(tmp_path: Path) -> None:
     _edit(train, lambda d: d["annotations"][0].update(category_id=77))
     with pytest.raises(DataFormatError) as err:
         _build(train, val, root)
-    assert "unknown category ids" in _one_line(err)
+    assert "annotation 1 has category_id 77, which is not among the file's categories" in _one_line(err)
 
 
 def test_image_size_mismatch_at_load(tmp_path: Path) -> None:
     train, val, root = make_lvis(tmp_path, "v1")
-    _edit(train, lambda d: d["images"][0].update(height=9))
+    _edit(train, lambda d: d["images"][1].update(height=9))
     source = _build(train, val, root)
     with pytest.raises(DataFormatError) as err:
-        source.train[0]
-    assert "record says 9x10" in _one_line(err)
+        source.train[1]
+    message = _one_line(err)
+    assert "000000000002.png) is 8x8 but its record in" in message and "train.json says 9x8" in message
 
 
 @pytest.mark.parametrize(

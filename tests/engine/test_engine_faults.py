@@ -1,6 +1,6 @@
 """Faults a sweep meets over days on a shared cluster, each typed as a user's `gol-train` meets it: damaged newest
-checkpoints, a full disk during a checkpoint write, and an unreachable W&B with a login. Every run ends with the
-metrics of an undisturbed one, and nothing recorded is lost."""
+checkpoints, a full disk during a checkpoint write, an unreachable W&B with a login, and an image file damaged
+during the run. Every run ends with the metrics of an undisturbed one, and nothing recorded is lost."""
 
 from __future__ import annotations
 
@@ -141,3 +141,39 @@ def test_two_launches_of_one_sweep_at_once_run_each_cell_once(tmp_path: Path, da
         assert log.count("iteration 4/4: loss") == 1, cell  # trained once, by one of the launches
         assert json.loads(cell.read_text())["state"] == "finished"
         assert not (cell.parent / ".claim").exists()  # given back
+
+
+@pytest.mark.slow
+def test_an_image_damaged_mid_run_fails_it_naming_the_file_and_the_fixed_run_resumes(tmp_path: Path) -> None:
+    """The training images are replaced by garbage once the first checkpoint is written (the loader's two workers
+    have at most four batches loaded ahead of 14 iterations): the run fails in one line naming an image, its record
+    says so, and the same command finishes the run from its newest checkpoint once the files are back."""
+    data_root = tmp_path / "data"  # this test's own embedded dataset, which it damages
+    run_dir = tmp_path / "run"
+    args = ["schedule.max_iter=14", "schedule.steps=[12]", f"hydra.run.dir={run_dir}"]
+    gol_train = Path(sys.executable).with_name("gol-train")
+    proc = subprocess.Popen([str(gol_train), *ARGS, *args], cwd=tmp_path, env=user_env(tmp_path, GOL_DATA=str(data_root)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (run_dir / "checkpoints" / "iter_0000001.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    images = sorted(data_root.glob("embedded/*/train2017/*.png"))
+    originals = {image: image.read_bytes() for image in images}
+    for image in images:
+        image.write_bytes(b"not a PNG any more")
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 2, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if "ImageFileError" in line]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr[-3000:]
+    record = json.loads((run_dir / "record.json").read_text())
+    assert record["state"] == "failed" and record["error"].startswith("ImageFileError: cannot decode image file ")
+    named = Path(record["error"].split("cannot decode image file ", 1)[1].split(" (", 1)[0])
+    assert named in originals and str(named) in errors[0]
+
+    for image, data in originals.items():  # the files fixed
+        image.write_bytes(data)
+    again = _train(tmp_path, data_root, *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    log = (run_dir / "train.log").read_text()
+    assert "resumed from" in log and "iteration 14/14: loss" in log
+    assert json.loads((run_dir / "record.json").read_text())["state"] == "finished"

@@ -133,6 +133,26 @@ def test_bad_input_gets_a_clear_error_and_no_finished_record(tmp_path, data_root
     assert all(json.loads(r.read_text())["state"] == "failed" for r in records)
 
 
+def test_a_damaged_annotation_file_is_refused_in_one_line_naming_the_entry(tmp_path, data_root):
+    lvis_root, coco_root = tmp_path / "lvis", tmp_path / "coco"
+    (coco_root / "train2017").mkdir(parents=True)
+    lvis_root.mkdir()
+    image = {"id": 1, "height": 8, "width": 8, "coco_url": "http://images.cocodataset.org/train2017/1.jpg"}
+    ann = {"id": 17, "image_id": 1, "category_id": 99, "bbox": [1, 1, 3, 3], "segmentation": [[1, 1, 4, 1, 4, 4]]}
+    category = {"id": 1, "name": "a", "frequency": "r", "image_count": 1}
+    train = lvis_root / "lvis_v1_train.json"
+    train.write_text(json.dumps({"images": [image], "annotations": [ann], "categories": [category]}))
+    done = train_in(tmp_path, data_root, *smoke("dataset=lvis_v1", "detector=tiny", "logger=none",
+                                                f"paths.lvis_root={lvis_root}", f"paths.coco_root={coco_root}"))  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if "DataFormatError" in line]
+    assert len(errors) == 1, done.stderr[-2000:]
+    assert errors[0].endswith(
+        f"DataFormatError: {train}: annotation 17 has category_id 99, which is not among the file's categories "
+        "(1 annotation(s) like it); fix or remove that entry"
+    ), errors[0]
+
+
 def test_a_file_where_the_outputs_go_is_refused_before_anything_runs(tmp_path, data_root):
     (tmp_path / "outputs").write_text("not a folder")
     for args in (smoke("logger=none"), ["-m", *smoke("activation=sigmoid,gumbel", "logger=none")]):
