@@ -14,6 +14,7 @@ images are kept, and boxes of zero area or outside the image are clipped and dro
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,16 @@ from gol.data.validation import FEDERATED_IMAGE_FIELDS, REQUIRED_CATEGORY_FIELDS
 _MISSING = object()  # stands for an absent field in a column
 INT64_RANGE = (-(2**63), 2**63)
 MIN_POLYGON_COORDS = 6  # three points (detectron2 and Detectron keep polygons of at least 6 numbers)
+
+log = logging.getLogger(__name__)
+
+
+def valid_polygons(polygons: list[Any]) -> list[Any]:
+    """The polygons of at least 3 points with an even number of coordinates, as detectron2's loaders keep them
+    (pycocotools would read a 4-number polygon as a box, and fails on shorter ones)."""
+    return [p for p in polygons if len(p) >= MIN_POLYGON_COORDS and len(p) % 2 == 0]
+
+
 FIX = "fix or remove that entry"
 ENTRY_KIND = {"images": "image", "annotations": "annotation", "categories": "category"}
 PLURAL = {kind: key for key, kind in ENTRY_KIND.items()}
@@ -207,17 +218,10 @@ def check_boxes(annotations: list[dict[str, Any]], *, source: Path) -> None:
 def _segmentation_problem(seg: Any, size: tuple[int, int]) -> str | None:
     """What is wrong with one ``segmentation`` (polygons or RLE); None when nothing is."""
     if type(seg) is list:
-        if not seg:
-            return "an empty segmentation"
-        for part in seg:
-            if type(part) is not list:
+        for part in seg:  # nesting only: the numbers themselves are checked when an image loads
+            if type(part) is not list or (part and type(part[0]) in (list, dict)):
                 return f"a polygon {_show(part)} that is not a list of coordinates"
-            if len(part) < MIN_POLYGON_COORDS:
-                # pycocotools would read a 4-number polygon as a box, and fails on shorter ones.
-                return f"a polygon of {len(part)} numbers (fewer than 3 points)"
-            if len(part) % 2:
-                return f"a polygon of an odd number ({len(part)}) of coordinates"
-        return None
+        return None  # degenerate polygons are handled (gol.data.targets.valid_polygons), not refused
     if type(seg) is dict:
         counts, rle_size = seg.get("counts"), seg.get("size")
         if type(counts) not in (str, list) or type(rle_size) is not list:
@@ -231,11 +235,14 @@ def _segmentation_problem(seg: Any, size: tuple[int, int]) -> str | None:
 def check_segmentations(
     annotations: list[dict[str, Any]], *, source: Path, size_of: dict[int, tuple[int, int]]
 ) -> None:
-    """Polygons of at least 3 points with an even number of coordinates, or RLE of the image's size.
+    """Polygons (lists of coordinates) or RLE of the image's size. Polygons of fewer than 3 points or of an odd
+    number of coordinates are dropped in training, as detectron2 drops them (an annotation left without a polygon
+    leaves the training target); one warning counts them.
 
     Coordinate values themselves are checked when an image is loaded (``LVISDetection.__getitem__``): reading every
     number of 1.27M polygons up front would cost more than the rest of the checks together.
     """
+    degenerate: list[int] = []
     for i, a in enumerate(annotations):
         seg = a.get("segmentation", _MISSING)
         if seg is _MISSING:
@@ -243,6 +250,16 @@ def check_segmentations(
         problem = _segmentation_problem(seg, size_of[a["image_id"]])
         if problem is not None:
             raise DataFormatError(f"{source}: {_name('annotation', annotations, i)} has {problem}; {FIX}")
+        if type(seg) is list and not all(len(part) >= MIN_POLYGON_COORDS and len(part) % 2 == 0 for part in seg):
+            degenerate.append(i)
+    if degenerate:
+        left = sum(1 for i in degenerate if not valid_polygons(annotations[i]["segmentation"]))
+        log.warning(
+            "%s: %d annotation(s) have polygons of fewer than 3 points or an odd number of coordinates (e.g. %s): "
+            "dropped in training as detectron2 drops them, and %d annotation(s) left without a polygon leave the "
+            "training target; evaluation reads the file as lvis-api does",
+            source, len(degenerate), _name("annotation", annotations, degenerate[0]), left,
+        )  # fmt: skip
 
 
 def check_areas(annotations: list[dict[str, Any]], *, source: Path) -> None:

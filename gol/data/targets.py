@@ -15,6 +15,8 @@ import pycocotools.mask as mask_utils
 import torch
 from torch import Tensor
 
+from gol.data.entries import valid_polygons
+
 Annotation = Mapping[str, Any]
 Target = dict[str, Any]
 
@@ -25,8 +27,9 @@ def segmentation_to_rle(segmentation: Any, *, height: int, width: int) -> dict[s
     Same semantics as ``lvis.LVIS.ann_to_rle``: the parts of a multi-polygon object are merged into one mask.
     """
     if isinstance(segmentation, list):
-        _check_coordinates(segmentation, height=height, width=width)
-        return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+        polygons = valid_polygons(segmentation)
+        _check_coordinates(polygons, height=height, width=width)
+        return mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
     if isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
         return mask_utils.frPyObjects(segmentation, height, width)
     if isinstance(segmentation, dict) and "counts" in segmentation:
@@ -35,6 +38,11 @@ def segmentation_to_rle(segmentation: Any, *, height: int, width: int) -> dict[s
         f"unsupported segmentation of type {type(segmentation).__name__}; "
         "expected polygons (list) or RLE (dict with counts)"
     )
+
+
+def _has_shape(segmentation: Any) -> bool:
+    """An RLE, or polygons of which at least one is valid (``valid_polygons``)."""
+    return not isinstance(segmentation, list) or bool(valid_polygons(segmentation))
 
 
 def _check_coordinates(polygons: list[Any], *, height: int, width: int) -> None:
@@ -85,8 +93,8 @@ def annotations_to_target(
 
     Returns:
         ``boxes`` (N, 4) float32 xyxy absolute pixels, ``labels`` (N,) int64 in 1..K, ``masks`` (N, H, W) uint8
-        (only with ``with_masks``), ``image_id`` int. Boxes with zero width or height after clipping are dropped
-        together with their label and mask (torchvision rejects degenerate boxes in training).
+        (only with ``with_masks``), ``image_id`` int. Boxes with zero width or height after clipping, and
+        instances without a polygon of 3 points, are dropped together with their label and mask (torchvision rejects degenerate boxes in training).
     """
     if annotations:
         boxes = torch.tensor([a["bbox"] for a in annotations], dtype=torch.float32).reshape(-1, 4)  # (N, 4) xywh
@@ -94,6 +102,8 @@ def annotations_to_target(
         boxes = torch.zeros((0, 4), dtype=torch.float32)
     boxes = xywh_to_xyxy(boxes, height=height, width=width)  # (N, 4) xyxy
     keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # (N,)
+    # An instance without a valid polygon leaves the target, as in detectron2's loaders.
+    keep &= torch.tensor([_has_shape(a.get("segmentation")) for a in annotations], dtype=torch.bool).reshape(-1)
     kept = [a for a, k in zip(annotations, keep.tolist(), strict=True) if k]
     labels = torch.tensor([label_of[a["category_id"]] for a in kept], dtype=torch.int64)  # (N,)
     target: Target = {"boxes": boxes[keep], "labels": labels, "image_id": int(image_id)}

@@ -80,8 +80,12 @@ def assert_as_lvis_api(ds: LVISDetection, path: Path, *, val: bool) -> None:
         for ann in ref.img_ann_map[image_id]:
             x, y, bw, bh = ann["bbox"]
             box = [min(max(x, 0), w), min(max(y, 0), h), min(max(x + bw, 0), w), min(max(y + bh, 0), h)]
-            if box[2] > box[0] and box[3] > box[1]:
-                kept.append((box, ann))
+            # detectron2's loaders keep polygons of >= 6 numbers, an even count, and drop instances left without.
+            seg = ann["segmentation"]
+            if isinstance(seg, list):
+                seg = [poly for poly in seg if len(poly) >= 6 and len(poly) % 2 == 0]
+            if box[2] > box[0] and box[3] > box[1] and seg:
+                kept.append((box, {**ann, "segmentation": seg}))
         assert target["boxes"].tolist() == [pytest.approx(b) for b, _ in kept]
         assert target["labels"].tolist() == [ds.category_ids.index(a["category_id"]) + 1 for _, a in kept]
         masks = [torch.from_numpy(ref.ann_to_mask(a)) for _, a in kept]
@@ -124,6 +128,8 @@ not_number = st.one_of(
 )
 not_int = st.one_of(not_number, st.floats(allow_nan=False).filter(lambda f: not f.is_integer()))
 wrong_type = st.one_of(not_int, st.lists(st.lists(st.integers(0, 9), max_size=2), min_size=1, max_size=2))
+# Not polygons nor RLE ([] and short polygons are not wrong types: they are handled, see "degenerate_polygon").
+not_segmentation = st.one_of(st.none(), st.text(max_size=3), st.integers(), st.lists(st.integers(0, 9), min_size=1))
 not_str = st.one_of(st.none(), st.integers(), st.lists(st.integers(0, 9), max_size=3))
 
 
@@ -151,13 +157,19 @@ def damages(draw: st.DrawFn) -> tuple[dict[str, Any] | str, tuple[str, ...], boo
         return text[: draw(st.integers(0, len(text) - 1))], ("is not valid JSON",), val
     if kind == "wrong_type":
         field = draw(st.sampled_from(FIELDS[key]))
-        entry[field] = draw(not_str if field in ("coco_url", "frequency") else wrong_type)
+        entry[field] = draw(
+            not_str
+            if field in ("coco_url", "frequency")
+            else not_segmentation
+            if field == "segmentation"
+            else wrong_type
+        )
         return data, _names(key, index, entry), val
     if kind == "nested":  # a number inside the box replaced, or the polygons nested one level too deep or too flat
         if draw(st.booleans()):
             ann["bbox"][draw(st.integers(0, 3))] = draw(not_number)
         else:
-            ann["segmentation"] = draw(st.sampled_from([ann["segmentation"][0], [ann["segmentation"]], [[]], 7]))
+            ann["segmentation"] = draw(st.sampled_from([ann["segmentation"][0], [ann["segmentation"]], 7]))
         return data, ann_names, val
     if kind == "missing":
         field = draw(st.sampled_from(FIELDS[key]))
@@ -177,17 +189,19 @@ def damages(draw: st.DrawFn) -> tuple[dict[str, Any] | str, tuple[str, ...], boo
     if kind == "bad_image_size":
         data["images"][index % 4][draw(st.sampled_from(["height", "width"]))] = draw(st.integers(-5, 0))
         return data, _names("images", index % 4, data["images"][index % 4]), val
-    if kind == "degenerate_polygon":
+    if kind == "degenerate_polygon":  # handled as detectron2: dropped, and an instance left without one too
         n = draw(st.sampled_from([0, 1, 2, 3, 4, 5, 7, 9]))
-        ann["segmentation"].append([float(v) for v in range(n)])
-        return data, ann_names, val
+        degenerate = [float(v) for v in range(n)]
+        ann["segmentation"] = draw(st.sampled_from([[*ann["segmentation"], degenerate], [degenerate], []]))
+        return data, (), val
     if kind == "not_object":
         data[key][index] = draw(st.one_of(st.integers(), st.text(max_size=3), st.none(), st.lists(st.integers())))
         return data, (f"{key}[{index}] is a JSON",), val
     if kind == "coordinate":  # checked when the image is loaded ("2" reads as a number, as in lvis-api)
         value = draw(st.sampled_from(["abc", [1], {}, None, float("inf"), 1e12, -40, "2"]))
         ann["segmentation"][0][draw(st.integers(0, 7))] = value
-        return data, (f"image {ann['image_id']} cannot be rasterised",) if value != "2" else (), val
+        # A list or dict first in a polygon reads as polygons nested too deep: refused when the dataset is built.
+        return data, (f"image {ann['image_id']} cannot be rasterised", *ann_names) if value != "2" else (), val
     if kind == "rle_size":
         h, w = SIZES[ann["image_id"]]
         ann["segmentation"] = {"size": [h + 1, w], "counts": [0, (h + 1) * w]}
@@ -265,9 +279,6 @@ def _with(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
         (lambda d: d["annotations"][0].update(bbox=[[1, 1], [3, 2]]), "annotation 11 has bbox [[1, 1], [3, 2]]"),
         (lambda d: d["annotations"][0].update(bbox=[1, 1, -3, 2]), "annotation 11 has bbox [1, 1, -3, 2] with a neg"),
         (lambda d: d["annotations"][0].pop("segmentation"), "annotation 11 lacks 'segmentation'"),
-        (lambda d: d["annotations"][0].update(segmentation=[]), "annotation 11 has an empty segmentation"),
-        (lambda d: d["annotations"][0].update(segmentation=[[1, 2, 3, 4]]), "a polygon of 4 numbers (fewer than 3"),
-        (lambda d: d["annotations"][0].update(segmentation=[[1, 2, 3, 4, 5, 6, 7]]), "an odd number (7) of coord"),
         (lambda d: d["annotations"].__setitem__(4, "oops"), "annotations[4] is a JSON str, expected an object"),
         (lambda d: d["annotations"][4].update(id="15"), "annotations[4] has id '15', expected an integer"),
     ],
@@ -289,17 +300,23 @@ def test_val_needs_areas_and_known_federated_categories(image_root: Path, tmp_pa
 @pytest.mark.parametrize("val", [False, True])
 def test_handled_as_lvis_api_and_detectron2(val: bool, image_root: Path, tmp_path: Path) -> None:
     """Images without annotations (kept for val, out of training), categories without images (kept), boxes of zero
-    area or outside the image (clipped, empty ones out of the target) load as lvis-api reads the file."""
+    area or outside the image (clipped, empty ones out of the target), polygons of fewer than 3 points or an odd
+    number of coordinates (dropped, and an instance left without one leaves the target, as in detectron2) load as
+    lvis-api reads the file."""
     data = base()
     data["annotations"][0]["bbox"] = [1, 1, 0, 2]  # zero width
     data["annotations"][1]["bbox"] = [12, 0, 3, 2]  # right of the 10-wide image
     data["annotations"][4]["bbox"] = [-2, 6, 4, 4]  # over the corner: clipped to [0, 6, 2, 8]
+    data["annotations"][4]["segmentation"].append([1, 2, 3, 4, 5, 6, 7])  # odd: dropped, the instance stays
+    data["annotations"][2]["segmentation"] = [[1, 2, 3, 4]]  # no polygon left: the instance leaves the target
+    data["annotations"][3]["segmentation"] = []  # the same
     path = tmp_path / "ann.json"
     path.write_text(json.dumps(data))
     ds = build(path, image_root, val=val)
     assert ds.image_ids == ([1, 2, 3, 4] if val else [1, 2, 3]) and ds.category_ids == CATEGORY_IDS
     assert ds[0][1]["boxes"].shape == (0, 4)  # both boxes of image 1 dropped; the image stays
-    assert ds[1][1]["boxes"].tolist() == [[2, 2, 5, 4], [0, 6, 2, 8]]
+    assert ds[1][1]["boxes"].tolist() == [[0, 6, 2, 8]]
+    assert ds[2][1]["boxes"].shape == (0, 4)
     assert ds.category_stats().image_count.tolist() == [2, 3, 0]  # counted from the file, as LVIS's image_count
     assert_as_lvis_api(ds, path, val=val)
 
