@@ -68,6 +68,7 @@ class Attempt:
         self.proc = subprocess.Popen([str(GOL_TRAIN), *ARGS], cwd=folder, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         self.lines: list[str] = []
+        self.struck: list[str] = []  # the names of the processes a kill struck
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -100,7 +101,8 @@ class Attempt:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGSTOP)  # nothing new starts while the tree is listed
         for pid in [self.proc.pid, *_descendants(self.proc.pid)]:
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(OSError):
+                self.struck.append(Path(f"/proc/{pid}/comm").read_text().strip())
                 os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -147,11 +149,14 @@ class Kill:
     landed: bool = False
     phase: str = ""
     partial_write: bool = False  # the kill left a temporary file behind: it struck mid-write
+    struck: list[str] = field(default_factory=list)  # the processes killed
 
     def __str__(self) -> str:
         where = f"landed in {self.phase}" if self.landed else "missed (the process had ended)"
-        return f"attempt {self.attempt}: aimed at {self.aim} ({self.moment}), {self.seconds:.2f} s in, {where}" + (
-            ", mid-write" if self.partial_write else ""
+        return (
+            f"attempt {self.attempt}: aimed at {self.aim} ({self.moment}), {self.seconds:.2f} s in, {where}"
+            + (", mid-write" if self.partial_write else "")
+            + (f", struck {', '.join(self.struck)}" if self.struck else "")
         )
 
 
@@ -256,6 +261,7 @@ def _kill_until_finished(killed_dir: Path, data_root: Path, story: Story, rng: r
             time.sleep(delay)
             kill.seconds = time.monotonic() - attempt.started
             kill.landed = attempt.kill()
+            kill.struck = attempt.struck
         if not kill.landed:
             code = attempt.finish()
             assert code == 0, f"gol-train exited {code}:\n" + "\n".join(attempt.lines[-30:]) + f"\n{story}"
@@ -310,6 +316,10 @@ def test_sigkill_at_random_moments_then_the_same_command_ends_as_an_undisturbed_
     ids = {p.name.rsplit("-", 1)[1] for p in (run_dir / "wandb").glob("offline-run-*")}
     assert ids == {record["run_id"]} and record["wandb"]["id"] == record["run_id"], f"{ids}\n{story}"
 
+    # Kills struck the whole tree: the training process, its loader workers, W&B's service.
+    before_end = [k for k in story.kills if k.landed and k.phase != "end"]  # W&B's service may have ended by then
+    assert all(k.struck.count("wandb-core") == 1 for k in before_end), story
+    assert any(k.struck.count("pt_data_worker") == 2 for k in before_end if k.phase != "eval"), story
     landed = Counter(k.phase for k in story.kills if k.landed)
     assert sum(landed.values()) >= 20, f"{landed}\n{story}"
     assert all(landed[phase] >= AT_LEAST for phase in AIM), f"{landed}\n{story}"
