@@ -11,6 +11,8 @@ session of its own). The moments are drawn from a seeded generator; a failure pr
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import functools
 import json
 import os
 import random
@@ -166,9 +168,30 @@ class Story:
 
     seed: int
     kills: list[Kill] = field(default_factory=list)
+    pace: Pace | None = None
 
     def __str__(self) -> str:
-        return "\n".join([f"GOL_KILL_SEED={self.seed}", *map(str, self.kills)])
+        return "\n".join([f"GOL_KILL_SEED={self.seed}, {self.pace}", *map(str, self.kills)])
+
+
+@dataclass
+class Pace:
+    """How long the undisturbed run's last windows lasted on this machine (at its load): the late kills aim into
+    them, so the run never finishes before they have landed."""
+
+    evaluation: float  # seconds from the last checkpoint written to the evaluation's table
+    final: float  # seconds from the evaluation's table to the record finished (W&B summary, final records)
+
+
+def _pace(run_dir: Path) -> Pace:
+    """The undisturbed run's :class:`Pace`, from its train.log times and its record's."""
+    at = {}
+    for line in (run_dir / "train.log").read_text().splitlines():
+        stamp = re.match(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]", line)
+        if stamp and re.search(rf"checkpoint written: .*iter_{MAX_ITER:07d}\.pt|LVIS evaluation", line):
+            at["table" if "LVIS" in line else "checkpoint"] = dt.datetime.strptime(stamp[1], "%Y-%m-%d %H:%M:%S,%f")
+    finished = dt.datetime.fromtimestamp((run_dir / "record.json").stat().st_mtime)  # local time, as the log's
+    return Pace((at["table"] - at["checkpoint"]).total_seconds(), (finished - at["table"]).total_seconds())
 
 
 def _resume_point(ckpts: Path) -> int:
@@ -184,7 +207,7 @@ def _state(run_dir: Path) -> str | None:
 
 
 def _aim(
-    phase: str, start: int, attempt: Attempt, run_dir: Path, rng: random.Random
+    phase: str, start: int, attempt: Attempt, run_dir: Path, rng: random.Random, pace: Callable[[], Pace]
 ) -> tuple[Callable[[], bool], float, str]:
     """When to kill ``attempt`` to hit ``phase``: (ready, delay after ready, the moment in words)."""
     ckpts = run_dir / "checkpoints"
@@ -208,10 +231,10 @@ def _aim(
         return writing, 0.0, f"writing {name} of iteration {k}"
     if phase == "eval":  # after the last checkpoint (or W&B's start on a resume after it)
         line = r"W&B run \w+ \(" if start == MAX_ITER else rf"checkpoint written: .*iter_{MAX_ITER:07d}\.pt"
-        delay = rng.uniform(0.0, 0.6)  # the evaluation takes 1 s or more
+        delay = rng.uniform(0.0, 0.7 * pace().evaluation)
         return (lambda: attempt.said(line)), delay, f"{delay:.2f} s into the evaluation"
     if phase == "end":  # the W&B summary and the final records
-        delay = rng.uniform(0.0, 0.1)  # the summary and records take 0.15 s or more
+        delay = rng.uniform(0.0, 0.5 * pace().final)
         return (lambda: attempt.said("LVIS evaluation")), delay, f"{delay:.2f} s after the evaluation's table"
     delay = rng.uniform(0.0, 0.2)  # "finish": the record says finished; W&B closes its run, the process exits
     return (lambda: _state(run_dir) == "finished"), delay, f"W&B's finish, {delay:.2f} s after the record finished"
@@ -243,7 +266,9 @@ def _next_aim(need: Counter[str], start: int, rng: random.Random) -> str:
     return next((p for p in ("eval", "end") if need[p] > 0), "finish")
 
 
-def _kill_until_finished(killed_dir: Path, data_root: Path, story: Story, rng: random.Random) -> None:
+def _kill_until_finished(
+    killed_dir: Path, data_root: Path, story: Story, rng: random.Random, pace: Callable[[], Pace]
+) -> None:
     """Type the command in ``killed_dir`` and kill it at a moment aimed at a phase that still needs kills (training
     steps and checkpoint writes, then the evaluation, then the end), again and again, until the run is recorded
     finished; the record files and checkpoints are checked after every kill."""
@@ -254,7 +279,7 @@ def _kill_until_finished(killed_dir: Path, data_root: Path, story: Story, rng: r
         start = _resume_point(run_dir / "checkpoints")
         aim = _next_aim(need, start, rng)
         attempt = Attempt(killed_dir, user_env(killed_dir, GOL_DATA=str(data_root)))
-        ready, delay, moment = _aim(aim, start, attempt, run_dir, rng)
+        ready, delay, moment = _aim(aim, start, attempt, run_dir, rng, pace)
         kill = Kill(len(story.kills) + 1, aim, moment)
         story.kills.append(kill)
         if attempt.wait_for(ready):
@@ -287,9 +312,16 @@ def test_sigkill_at_random_moments_then_the_same_command_ends_as_an_undisturbed_
         undisturbed = subprocess.Popen([str(GOL_TRAIN), *ARGS], cwd=undisturbed_dir, stdout=out, stderr=out,
                                        env=user_env(undisturbed_dir, GOL_DATA=str(data_root)))  # fmt: skip
 
-    try:
-        _kill_until_finished(killed_dir, data_root, story, rng)
+    @functools.cache
+    def pace() -> Pace:
         assert undisturbed.wait(timeout=600) == 0, (tmp_path / "undisturbed.log").read_text()[-3000:]
+        story.pace = _pace(undisturbed_dir / "cell")
+        print(story.pace)
+        return story.pace
+
+    try:
+        _kill_until_finished(killed_dir, data_root, story, rng, pace)
+        pace()
     finally:
         if undisturbed.poll() is None:
             undisturbed.kill()
