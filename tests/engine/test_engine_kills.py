@@ -1,6 +1,7 @@
 """SIGKILL at random moments of one cell's life -- training steps, checkpoint writes, evaluation, the run's final
 writes and W&B's finish -- each time followed by the same `gol-train` command typed again: the run ends with the
-metrics and weights of an undisturbed one, and no file it recorded is ever lost or torn.
+metrics and weights of an undisturbed one, and no file it recorded is ever lost or torn. Typed once more after
+it finished, the command says so in one line.
 
 Each kill aims at a phase by watching the process's output (and, for a checkpoint write, its temporary file) and
 strikes the whole process tree: the training process, its loader workers and W&B's service (which runs in a
@@ -331,8 +332,9 @@ def test_sigkill_at_random_moments_then_the_same_command_ends_as_an_undisturbed_
     # Typed once more after the run finished: refused in one line, and the dead process's claim is no obstacle.
     again = subprocess.run([str(GOL_TRAIN), *ARGS], cwd=killed_dir, env=user_env(killed_dir, GOL_DATA=str(data_root)),
                            capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert again.returncode == 2 and "already holds a finished run" in again.stderr, again.stderr[-3000:]
-    assert "Traceback" not in again.stderr, again.stderr[-3000:]
+    errors = [line for line in again.stderr.splitlines() if "Error" in line]
+    assert again.returncode == 2 and len(errors) == 1 and "Traceback" not in again.stderr, again.stderr[-3000:]
+    assert "RunFolderError" in errors[0] and "already holds a finished run" in errors[0], again.stderr[-3000:]
 
     reference = undisturbed_dir / "cell"
     for name in ("metrics.json", "per_category.json"):
