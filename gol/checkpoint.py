@@ -110,10 +110,14 @@ def save_atomic(obj: dict[str, Any], path: Path) -> None:
 
 
 def save(state: dict[str, Any], folder: Path, *, iteration: int, keep: int = 2) -> Path:
-    """Write ``iter_<iteration>.pt`` and ``last.pt``; keep only the newest ``keep`` periodic files."""
+    """Write ``last.pt`` and ``iter_<iteration>.pt``; keep only the newest ``keep`` periodic files.
+
+    ``last.pt`` comes first: resume tries it first, so a job killed between the two writes resumes from this
+    state rather than the previous one (the other order would repeat a whole checkpoint period of training).
+    """
     periodic = folder / f"iter_{iteration:07d}.pt"
-    save_atomic(state, periodic)
     save_atomic(state, folder / LAST)
+    save_atomic(state, periodic)
     for old in periodic_checkpoints(folder)[:-keep]:
         old.unlink(missing_ok=True)
     log.info("checkpoint written: %s", periodic)
@@ -129,7 +133,7 @@ def periodic_checkpoints(folder: Path) -> list[Path]:
 
 def resume_candidates(folder: Path) -> list[Path]:
     """Checkpoints a restarted run may resume from, in order: ``last.pt``, then the periodic files newest first
-    (``save`` writes each state to both, so ``last.pt`` is the latest whole state unless it is damaged)."""
+    (``save`` writes each state to ``last.pt`` first, so it is the latest whole state unless it is damaged)."""
     last = [folder / LAST] if (folder / LAST).is_file() else []
     return last + periodic_checkpoints(folder)[::-1]
 

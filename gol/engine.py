@@ -22,6 +22,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from gol import checkpoint as ckpt_io
 from gol import distributed, provenance, record
 from gol.build import build_components, build_data, build_sampler
+from gol.files import remove_partial_writes
 from gol.inference import evaluate_model
 from gol.loader import StreamPosition, batches
 from gol.losses import set_stream_rank
@@ -117,6 +118,8 @@ def _train_claimed(cfg: DictConfig, ctx: RunContext, world: distributed.World) -
     if prior is not None and prior.state == "finished":
         log.info("%s already finished; skipping (its metrics stay as recorded)", ctx.run_dir)
         return record.read_metrics(ctx.run_dir)
+    if world.is_main:  # the folder is this process's now: what a killed process was writing is garbage
+        remove_partial_writes(ctx.run_dir, ctx.run_dir / "checkpoints")
     rec = _open_record(cfg, ctx, prior) if world.is_main else None
     try:
         # Checked before anything is built; a refused cell still leaves a failed record with the reason.

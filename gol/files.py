@@ -4,18 +4,27 @@ A write goes to a temporary file in the target's folder, is flushed and fsynced,
 folder is fsynced so the rename itself survives a crash. A write that fails leaves the previous file as it was. A
 full disk or quota (ENOSPC, EDQUOT, or EFBIG from a file-size limit) becomes :class:`DiskFullError`, one line naming
 the file and the free space.
+
+A process killed mid-write (SIGKILL, a lost node) leaves its temporary file behind, up to a whole checkpoint in
+size; :func:`remove_partial_writes` clears them when the next process takes over the run folder.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+log = logging.getLogger(__name__)
+
+# atomic_write's temporary names: tempfile.mkstemp(prefix=".<name>.", suffix=".tmp") adds 8 of [a-z0-9_].
+_PARTIAL = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 _FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
@@ -103,3 +112,22 @@ def atomic_write(path: Path, write: Callable[[Any], object], *, binary: bool = F
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
+
+
+def remove_partial_writes(*folders: Path) -> list[Path]:
+    """Delete the temporary files that writes cut short left in ``folders``; returns them (and logs them).
+
+    Only for folders no other process writes to (a claimed run folder): a live write's file looks the same.
+    """
+    removed = [
+        path
+        for folder in folders
+        if folder.is_dir()
+        for path in sorted(folder.iterdir())
+        if _PARTIAL.match(path.name) and path.is_file()
+    ]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    if removed:
+        log.info("removed %d partial file(s) of writes cut short: %s", len(removed), ", ".join(map(str, removed)))
+    return removed

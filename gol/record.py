@@ -240,17 +240,20 @@ def _judge(path: Path, run_dir: Path, me: Mapping[str, Any]) -> None:
 
 
 def _take_over(path: Path, run_dir: Path, me: Mapping[str, Any]) -> None:
-    """Remove a dead claim, under the takeover lock (a lock left by a dead taker expires after a minute)."""
+    """Remove a dead claim, under the takeover lock. The lock holds its taker like a claim: one left by a taker that
+    died (killed mid-takeover) is removed as soon as that is decidable, else after a minute."""
     lock = path.with_name(CLAIM + ".takeover")
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
+        taker = _claim_holder(lock)
         with contextlib.suppress(FileNotFoundError):
-            if dt.datetime.now().timestamp() - lock.stat().st_mtime > 60:
+            if (taker is not None and not taker.is_alive(me=me)) or time.time() - lock.stat().st_mtime > 60:
                 lock.unlink()
         time.sleep(0.05)
         return
-    os.close(fd)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"owner": dict(me), "claimed_at": now()}, f)
     try:
         _judge(path, run_dir, me)  # again, under the lock: another taker may have claimed it meanwhile
         path.unlink(missing_ok=True)

@@ -1,13 +1,15 @@
 import logging
 import random
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 import torch
 
-from gol import checkpoint
+from gol import checkpoint, files
 
 
 def _state(iteration):
@@ -73,7 +75,7 @@ def test_a_full_disk_leaves_the_previous_checkpoint_whole(tmp_path):
     script = f"""
 import resource, sys, torch
 from pathlib import Path
-from gol import checkpoint
+from gol import checkpoint, files
 from gol.files import DiskFullError
 resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 state = {{**{_state(4)!r}, "model": {{"w": torch.zeros(1_000_000)}}}}
@@ -86,7 +88,7 @@ except DiskFullError as error:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, done.stderr
     message = done.stdout.strip()
-    assert "\n" not in message and "iter_0000004.pt" in message and "GiB free" in message
+    assert "\n" not in message and "last.pt" in message and "GiB free" in message
     assert "the previous file is intact" in message
     _, state = checkpoint.load_latest(tmp_path)
     assert state["iteration"] == 2
@@ -105,6 +107,35 @@ def test_failed_write_leaves_previous_file_intact(tmp_path):
         checkpoint.save_atomic({"bad": Unpicklable()}, target)
     assert checkpoint.load(target) == {"ok": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_a_kill_during_the_periodic_write_resumes_from_that_state_and_its_partial_file_is_cleared(tmp_path):
+    """SIGKILL while ``iter_0000004.pt`` is being written: ``last.pt`` already holds iteration 4, so nothing is
+    trained twice; the killed write's temporary file is what ``remove_partial_writes`` clears, and only it."""
+    checkpoint.save(_state(2), tmp_path, iteration=2)
+    (tmp_path / ".claim").write_text("{}")  # a run folder's other hidden files stay
+    script = f"""
+import torch
+from pathlib import Path
+from gol import checkpoint, files
+state = {{**{_state(4)!r}, "model": {{"w": torch.zeros(20_000_000)}}}}  # 80 MB: a write long enough to hit
+checkpoint.save(state, Path({str(tmp_path)!r}), iteration=4)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".iter_0000004.pt.*.tmp")) and proc.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the write ended before the kill"
+    (partial,) = tmp_path.glob(".iter_0000004.pt.*.tmp")
+    path, state = checkpoint.load_latest(tmp_path)
+    assert path.name == "last.pt" and state["iteration"] == 4
+    assert files.remove_partial_writes(tmp_path, tmp_path / "absent") == [partial]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".claim", "iter_0000002.pt", "last.pt"]
 
 
 def test_rng_state_round_trip():

@@ -87,7 +87,7 @@ def test_a_full_disk_fails_the_run_in_one_line_and_the_rerun_finishes_identicall
     assert full.returncode == 2
     errors = [line for line in full.stderr.splitlines() if "DiskFullError" in line]
     assert len(errors) == 1 and "Traceback" not in full.stderr, full.stderr[-3000:]
-    assert "cannot write" in errors[0] and "iter_0000001.pt" in errors[0] and "GiB free" in errors[0]
+    assert "cannot write" in errors[0] and "last.pt" in errors[0] and "GiB free" in errors[0]
     run_dir = _the_run(tmp_path)
     record = json.loads((run_dir / "record.json").read_text())
     assert record["state"] == "failed" and record["error"].startswith("DiskFullError: cannot write")

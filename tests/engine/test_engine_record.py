@@ -102,6 +102,22 @@ def _claim_in_child(folder, barrier, results):
     time.sleep(2)  # hold it (alive) while the others try
 
 
+def test_a_takeover_lock_left_by_a_killed_taker_does_not_block_the_next_launch(tmp_path):
+    """A process killed while it took over a dead claim leaves both files behind; the command typed again at once
+    claims the folder (a live taker's lock is waited for)."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    me = record.owner()
+    for name in (record.CLAIM, record.CLAIM + ".takeover"):
+        (tmp_path / name).write_text(json.dumps({"owner": {**me, "pid": dead.pid}}))
+    assert record.claim(tmp_path, me) == tmp_path / record.CLAIM
+    assert sorted(p.name for p in tmp_path.iterdir()) == [record.CLAIM]
+    (tmp_path / record.CLAIM).write_text(json.dumps({"owner": {**me, "pid": dead.pid}}))
+    (tmp_path / (record.CLAIM + ".takeover")).write_text(json.dumps({"owner": {**me, "pid": os.getppid()}}))
+    with pytest.raises(record.ClaimedError, match="launch again"):
+        record.claim(tmp_path, me)
+
+
 def test_a_dead_owners_claim_is_taken_over_and_a_live_ones_is_not(tmp_path):
     import subprocess
     import sys
