@@ -293,7 +293,11 @@ def test_a_killed_process_ends_its_job_within_a_minute(slurm_cluster, gol_train:
         os.kill(rank1, signal.SIGKILL)
         killed = time.monotonic()
         (sweep,) = (tmp_path / "outputs" / "multirun").iterdir()
-        _wait_for(lambda: _squeue() == [] and sweep_status(sweep)[0].state == "failed", 120, "the job's end")
+        try:
+            _wait_for(lambda: _squeue() == [] and sweep_status(sweep)[0].state == "failed", 120, "the job's end")
+        except AssertionError as error:
+            logs = "".join(p.read_text()[-1500:] for p in sorted((sweep / ".submitit").glob("*/*_log.*")))
+            raise AssertionError(f"{error}: squeue {_squeue()}, {sweep_status(sweep)[0]}\n{logs}") from None
         ended = time.monotonic() - killed
         code, output = _finish(launcher, timeout_s=120)
         report_s = time.monotonic() - killed
