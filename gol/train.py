@@ -23,9 +23,10 @@ from omegaconf import DictConfig
 from gol.config import CONF_DIR, register_configs
 from gol.config.choices import check_overrides
 from gol.config.resolvers import register_resolvers
-from gol.engine import NonFiniteLossError, RunClaimedError, RunContext, RunFolderError
+from gol.engine import RunClaimedError, RunContext, RunFolderError
 from gol.engine import train as train_cell
 from gol.files import DiskFullError
+from gol.loop import NonFiniteLossError
 from gol.provenance import git_state
 
 log = logging.getLogger(__name__)

@@ -55,7 +55,7 @@ from gol.config.resolvers import register_resolvers
 from gol.config.schedule import ScheduleConf
 from gol.data import DataSource, collate
 from gol.distributed import World
-from gol.engine import Loop, Progress
+from gol.loop import Loop, Progress
 from gol.optim import build_optimizer
 
 TARGET_RATIO = 1.05  # the project's budget for gol's step over a bare torchvision step

@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
         "validate",
         "provenance",
     },
-    {"engine"},
+    {"engine", "loop"},
     {"train", "evaluate", "bench"},
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
