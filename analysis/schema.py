@@ -20,7 +20,7 @@ iteration, max_iter    Int64        training progress from the record
 git_commit             str | None   the commit the run was trained at (an older record's "+dirty" suffix
                                     moves to git_dirty)
 git_dirty              object       bool: tracked files had uncommitted changes; None when not recorded
-train_ann_sha256       str | None   SHA-256 of the train / val annotation files the run read
+train_ann_sha256       str | None   SHA-256 of the train / val annotation files the run read ("a+b" when resumed on another)
 val_ann_sha256                      (record.json ``annotations``, gol.fingerprint); None when not recorded
 started_at             str | None   ISO 8601
 finished_at            str | None   ISO 8601
@@ -157,13 +157,21 @@ def provenance_values(git_commit: Any, git_dirty: Any, annotations: Any) -> dict
     elif commit is not None and dirty is None:
         dirty = False  # such a record would have said "+dirty"
     files = annotations if isinstance(annotations, Mapping) else {}
-    digests = {split: (files.get(split) or {}).get("sha256") for split in ("train", "val")}
+    digests = {split: _digest(files.get(split) or {}) for split in ("train", "val")}
     return {
         "git_commit": commit,
         "git_dirty": dirty,
         "train_ann_sha256": digests["train"],
         "val_ann_sha256": digests["val"],
     }
+
+
+def _digest(fingerprint: Mapping[str, Any]) -> str | None:
+    """The file's SHA-256; a run resumed on a changed file gets all its digests joined ("<earlier>+<now>"), a dataset
+    of its own that no table averages or compares with the others."""
+    digest = fingerprint.get("sha256")
+    earlier = [str(d) for d in fingerprint.get("earlier_sha256") or []]
+    return "+".join([*earlier, str(digest)]) if digest and earlier else digest
 
 
 def empty_frame() -> pd.DataFrame:

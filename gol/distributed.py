@@ -6,8 +6,8 @@ checkpoints; every rank reads the same checkpoint on resume.
 A job whose process dies or fails must end soon, not at a timeout hours later. Collectives of training use
 ``COLLECTIVE_TIMEOUT`` (PyTorch's own default, 10 minutes: an NCCL job whose peer hangs ends then; a dead peer
 ends a gloo job at once, and the SLURM presets' ``--kill-on-bad-exit`` ends every task of a job when one exits
-with an error). The one long wait, the other ranks waiting while rank 0 evaluates, happens on a separate gloo
-group with ``EVALUATION_TIMEOUT`` (:func:`wait_for_main`), used only there.
+with an error). The one long wait, the other ranks waiting while rank 0 evaluates, happens on the job's
+key-value store with ``EVALUATION_TIMEOUT`` (:func:`wait_for_main`), used only there.
 
 A rank that fails writes its error beside the run (:func:`note_failure`); rank 0, which keeps the record, names
 that rank's error instead of its own "connection closed" (:func:`failure_of_job`).
@@ -21,10 +21,12 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
+from gol.record import FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +34,7 @@ T = TypeVar("T")
 
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=10)
 EVALUATION_TIMEOUT = datetime.timedelta(hours=4)  # an LVIS-sized evaluation on rank 0 alone
-FAILURES = "failures"  # <run dir>/failures/rank<N>.txt: the first line of a failed rank's error
-_evaluation_group: Any = None  # the gloo group of wait_for_main, while a job runs
+_MAIN_ARRIVED = "gol/main_arrived"  # the store key of wait_for_main (one wait per job)
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,6 @@ def init(device_type: str) -> World:
         return World()
     backend = "nccl" if device_type == "cuda" else "gloo"
     dist.init_process_group(backend=backend, init_method="env://", timeout=COLLECTIVE_TIMEOUT)
-    global _evaluation_group
-    _evaluation_group = dist.new_group(backend="gloo", timeout=EVALUATION_TIMEOUT)  # every rank creates it
     world = World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
     if device_type == "cuda":
         torch.cuda.set_device(world.local_rank)
@@ -130,23 +129,30 @@ def broadcast_from_main(value: T, world: World) -> T:
 
 
 def wait_for_main(world: World) -> None:
-    """Every rank waits here until rank 0 arrives, for up to ``EVALUATION_TIMEOUT`` (rank 0 evaluating alone);
-    a rank that dies meanwhile still ends the wait at once (gloo notices a closed connection)."""
-    if world.distributed:
-        dist.barrier(group=_evaluation_group)
+    """The other ranks wait here until rank 0 arrives, for up to ``EVALUATION_TIMEOUT`` (rank 0 evaluating alone).
+
+    The wait is on the process group's key-value store, which rank 0's process serves: no second communicator
+    (a gloo group would need a working gloo network on every NCCL cluster), and if rank 0 dies the wait ends at
+    once with a closed connection."""
+    if not world.distributed:
+        return
+    store = dist.distributed_c10d._get_default_store()
+    if world.is_main:
+        store.set(_MAIN_ARRIVED, "1")
+    else:
+        store.wait([_MAIN_ARRIVED], EVALUATION_TIMEOUT)
+    dist.barrier()  # every rank is past the wait before rank 0 (the store's server) may leave
 
 
 def shutdown(world: World) -> None:
-    global _evaluation_group
     if world.distributed and dist.is_initialized():
         dist.destroy_process_group()
-    _evaluation_group = None
 
 
 def note_failure(run_dir: Path, world: World, error: BaseException) -> None:
     """Leave the first line of this rank's own error in ``<run dir>/failures/rank<N>.txt``, for rank 0's record
     (a collective that failed because another process is gone is not this rank's own error: nothing is left)."""
-    if not world.distributed or world.is_main or _lost_peer(error):
+    if not world.distributed or world.is_main or lost_peer(error):
         return
     folder = run_dir / FAILURES
     try:
@@ -177,25 +183,32 @@ def failure_of_job(run_dir: Path, world: World, error: BaseException, *, wait_s:
     if not world.distributed:
         return error
     folder = run_dir / FAILURES
-    deadline = time.monotonic() + (wait_s if _lost_peer(error) else 0.0)
+    deadline = time.monotonic() + (wait_s if lost_peer(error) else 0.0)
     while True:
-        notes = sorted(folder.glob("rank*.txt"), key=lambda p: int(p.stem[4:])) if folder.is_dir() else []
+        notes = sorted(folder.glob("rank*.txt"), key=_written) if folder.is_dir() else []  # the first failure first
         if notes:
             first = (notes[0].read_text().strip().splitlines() or ["failed"])[0]
             return JobFailure(f"process {notes[0].stem[4:]} of {world.world_size} failed: {first}")
         if time.monotonic() >= deadline:
             break
         time.sleep(0.2)
-    if _lost_peer(error):
+    if lost_peer(error):
         return JobFailure(f"another process of the job died or stopped responding ({_first_line(error)})")
     return error
+
+
+def _written(path: Path) -> tuple[int, int]:
+    try:
+        return path.stat().st_mtime_ns, int(path.stem[4:])
+    except (OSError, ValueError):
+        return (2**63, 0)
 
 
 def _first_line(error: BaseException) -> str:
     return (f"{type(error).__name__}: {error}".strip().splitlines() or [type(error).__name__])[0]
 
 
-def _lost_peer(error: BaseException) -> bool:
+def lost_peer(error: BaseException) -> bool:
     """Whether ``error`` is a collective that failed because another process is gone or did not answer in time."""
     if isinstance(error, dist.DistError):
         return True

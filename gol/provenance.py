@@ -87,7 +87,8 @@ def annotation_fingerprints(
 ) -> dict[str, dict[str, Any]]:
     """``{"train": ..., "val": ...}``: ``gol.fingerprint`` of the annotation files the run reads. A split whose file
     cannot be read again (moved away since it was loaded) is left out and logged; one whose content differs from
-    ``before`` (an earlier attempt of this run, resumed) is logged, since the run then mixes two datasets."""
+    ``before`` (an earlier attempt of this run, resumed) is logged, since the run then mixes two datasets, and the
+    earlier digests stay in ``earlier_sha256``."""
     files = {"train": data.train.annotation_file, "val": data.val_annotation_file}
     found = {}
     for split, path in files.items():
@@ -97,7 +98,11 @@ def annotation_fingerprints(
             log.warning("no fingerprint of the %s annotations %s: %s", split, path, error)
             continue
         earlier = (before or {}).get(split) or {}
+        history = list(earlier.get("earlier_sha256") or [])
         if earlier.get("sha256") not in (None, found[split]["sha256"]):
+            history.append(earlier["sha256"])
             log.warning("the %s annotations (%s) differ from those the run was started with (%s); this run mixes "
                         "two datasets: start it again in a new folder", split, path, earlier.get("path"))  # fmt: skip
+        if history:  # kept for good: tables treat the run as one of a dataset of its own
+            found[split]["earlier_sha256"] = history
     return found

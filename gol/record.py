@@ -198,6 +198,22 @@ def write_yaml(path: Path, cfg: DictConfig) -> None:
     atomic_write(path, lambda f: f.write(OmegaConf.to_yaml(cfg, resolve=True)))
 
 
+FAILURES = "failures"  # <run dir>/failures/rank<N>.txt: a failed process's own error (gol.distributed writes it)
+
+
+def failure_note(run_dir: Path) -> str | None:
+    """The first error a process of the run's job left (``process N failed: ...``), None if none did: what a job
+    killed before its rank 0 could record the failure (an NCCL job stuck at a collective) still says."""
+    notes = []
+    for path in (run_dir / FAILURES).glob("rank*.txt"):
+        with contextlib.suppress(OSError, ValueError):
+            notes.append((path.stat().st_mtime_ns, int(path.stem[4:]), path.read_text().strip()))
+    if not notes:
+        return None
+    _, rank, text = min(notes)
+    return f"process {rank} failed: {(text.splitlines() or ['(no message)'])[0]}"
+
+
 CLAIM = ".claim"  # the run folder's claim: created with O_EXCL by the process that runs it
 
 

@@ -172,5 +172,7 @@ def live_jobs(under: Path | None = None) -> tuple[LiveJob, ...]:
     jobs = parse_squeue(_run(["squeue", "-h", "-O", "JobArrayID:|,State:|,StdOut:"]))
     if under is None:
         return jobs
-    root = str(under.resolve()) + "/"
-    return tuple(j for j in jobs if j.stdout.startswith(root))
+    # submitit writes absolute paths as given (not resolved): a sweep under a symlinked /home or /scratch matches
+    # by either spelling.
+    roots = tuple({str(under.absolute()) + "/", str(under.resolve()) + "/"})
+    return tuple(j for j in jobs if j.stdout.startswith(roots))

@@ -157,6 +157,9 @@ def classify(run: RunFolder, live: Collection[str] | None, now: datetime, stale_
     ago = "never updated" if age is None else f"updated {_readable(age)} ago"
     if run.record.is_alive(now=now, job_id=run.job_id, live_jobs=live, stale_after=stale_after):
         return "running", f"{progress}, {ago}, {job}"
+    note = record.failure_note(run.path)  # left by a process of a job killed before rank 0 could record it
+    if note is not None:
+        return "stale", f"{progress}, {ago}, no live SLURM job; {note}"
     return "stale", f"{progress}, {ago}, no live SLURM job; the job died without recording it"
 
 

@@ -233,11 +233,12 @@ def _segmentation_problem(seg: Any, size: tuple[int, int]) -> str | None:
 
 
 def check_segmentations(
-    annotations: list[dict[str, Any]], *, source: Path, size_of: dict[int, tuple[int, int]]
+    annotations: list[dict[str, Any]], *, source: Path, size_of: dict[int, tuple[int, int]], evaluated: bool = False
 ) -> None:
     """Polygons (lists of coordinates) or RLE of the image's size. Polygons of fewer than 3 points or of an odd
     number of coordinates are dropped in training, as detectron2 drops them (an annotation left without a polygon
-    leaves the training target); one warning counts them.
+    leaves the training target); one warning counts them. In a file that is ``evaluated`` (val), an annotation
+    without a valid polygon is refused: LVIS evaluation cannot rasterise it, and would fail after training.
 
     Coordinate values themselves are checked when an image is loaded (``LVISDetection.__getitem__``): reading every
     number of 1.27M polygons up front would cost more than the rest of the checks together.
@@ -250,8 +251,15 @@ def check_segmentations(
         problem = _segmentation_problem(seg, size_of[a["image_id"]])
         if problem is not None:
             raise DataFormatError(f"{source}: {_name('annotation', annotations, i)} has {problem}; {FIX}")
-        if type(seg) is list and not all(len(part) >= MIN_POLYGON_COORDS and len(part) % 2 == 0 for part in seg):
+        if (type(seg) is list and len(valid_polygons(seg)) < len(seg)) or seg == []:
             degenerate.append(i)
+    if degenerate and evaluated:
+        i = next((i for i in degenerate if not valid_polygons(annotations[i]["segmentation"])), None)
+        if i is not None:
+            raise DataFormatError(
+                f"{source}: {_name('annotation', annotations, i)} has no polygon of 3 points or more "
+                f"({_show(annotations[i]['segmentation'])}), which LVIS evaluation needs; {FIX}"
+            )
     if degenerate:
         left = sum(1 for i in degenerate if not valid_polygons(annotations[i]["segmentation"]))
         log.warning(
@@ -332,7 +340,7 @@ def validate_lvis_dict(data: dict[str, Any], *, source: Path, federated: bool) -
     require_known(ann_category_ids, category_ids, field="category_id", among="categories", entries=anns, source=source)
     check_boxes(anns, source=source)
     size_of = {int(i["id"]): (int(i["height"]), int(i["width"])) for i in images}
-    check_segmentations(anns, source=source, size_of=size_of)
+    check_segmentations(anns, source=source, size_of=size_of, evaluated=federated)
     if federated:
         check_areas(anns, source=source)
     return Columns(image_ids=image_ids, ann_image_ids=ann_image_ids, ann_category_ids=ann_category_ids)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ from hydra.errors import CompactHydraException
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from gol.record import failure_note
 from gol.record import read as read_record
 from hydra_plugins.gol_launcher.task import TaskRunner
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
@@ -182,7 +184,10 @@ class GolLauncher(TaskRunner):
         and report each failed cell in one line, else return once they are queued."""
         assert self.config is not None
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        log.info("Submitit '%s' sweep output dir : %s", self._EXECUTOR, sweep_dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:
+            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
         arguments = []
         for p in planned:
             log.info("\t#%d : %s", p.cell.job_num, " ".join(filter_overrides(list(p.cell.overrides))))
@@ -221,23 +226,34 @@ class GolLauncher(TaskRunner):
         return executor
 
     def _result(self, job: Any, cfg: DictConfig, planned: PlannedCell) -> JobReturn:
-        """The job's JobReturn; a job that failed or ended without a result becomes a failed one, with the first
-        line of the cell's recorded error (else of the job's) logged as one line."""
+        """The job's JobReturn; a cell that failed, or whose job ended without a result, is logged in one line:
+        the cell's recorded error, else the error a process of its job left, else the job's own."""
         from submitit.core.utils import FailedJobError, UncompletedJobError
 
         try:
-            return cast(JobReturn, job.results()[0])
+            returned = cast(JobReturn, job.results()[0])
+            if returned.status != JobStatus.FAILED:
+                return returned
+            try:
+                returned.return_value  # noqa: B018  (raises the task's error)
+                fallback = "failed"
+            except Exception as error:
+                fallback = _first_line(error)
         except (FailedJobError, UncompletedJobError) as error:
-            folder = planned.cell.folder
-            recorded = read_record(folder) if folder is not None else None
-            why = recorded.error if recorded is not None and recorded.error else _first_line(error)
-            assert self.config is not None
-            name = planned.cell.name(Path(str(self.config.hydra.sweep.dir)).resolve())
-            log.error("cell %s failed (job %s): %s", name, job.job_id, why)
-            returned = self._skipped_return(cfg, planned)
-            returned.status = JobStatus.FAILED
-            returned.return_value = CellsFailed(why)
-            return returned
+            fallback = _first_line(error)
+        folder = planned.cell.folder
+        recorded = read_record(folder) if folder is not None else None
+        if recorded is not None and recorded.state == "failed" and recorded.error:
+            why = recorded.error
+        else:
+            why = (failure_note(folder) if folder is not None else None) or fallback
+        assert self.config is not None
+        name = planned.cell.name(Path(str(self.config.hydra.sweep.dir)).resolve())
+        log.error("cell %s failed (job %s): %s", name, job.job_id, why)
+        failed = self._skipped_return(cfg, planned)
+        failed.status = JobStatus.FAILED
+        failed.return_value = CellsFailed(why)
+        return failed
 
 
 class PreemptibleSlurmLauncher(GolLauncher, SlurmLauncher):

@@ -12,8 +12,9 @@ job (same id, same overrides, same run folder) and the engine resumes from the f
 - A W&B service token inherited from the submitting process (``WANDB_SERVICE``, which wandb sets in any process
   that used it) names a service on the login node, possibly another machine: the task drops it and starts its
   own, so two attempts of one cell never meet in a service that still holds the first attempt's run.
-- A task of a multi-task job whose cell failed exits with the error: with the presets' ``--kill-on-bad-exit``
-  SLURM then ends the other tasks at once (rank 0 records the failing rank's error, ``gol.distributed``).
+- A task of a multi-task job whose cell failed with its own error exits with it: with the presets'
+  ``--kill-on-bad-exit`` SLURM then ends the other tasks at once (rank 0 records the failing rank's error,
+  ``gol.distributed``).
 - When requeueing, SLURM also stops the task's helper processes (W&B's service), so the task may end in an
   error instead of submitit's exit: a task that fails after :meth:`checkpoint` leaves no result, and the
   launcher waits for the requeued attempt instead of reporting a failure.
@@ -98,9 +99,16 @@ class TaskRunner(BaseSubmititLauncher):
                 )
                 raise SystemExit(-1) from None
         if returned.status == JobStatus.FAILED and submitit.JobEnvironment().num_tasks > 1:
-            # The task exits with its error, so that SLURM (srun --kill-on-bad-exit) ends the job's other tasks
-            # now, instead of leaving them waiting at a collective until its timeout.
-            returned.return_value  # noqa: B018  (raises the task's error)
+            try:
+                returned.return_value  # noqa: B018  (raises the task's error)
+            except Exception as error:
+                from gol.distributed import lost_peer
+
+                if not lost_peer(error):
+                    # Its own error: the task exits with it, so that SLURM (srun --kill-on-bad-exit) ends the
+                    # job's other tasks now instead of leaving them at a collective until its timeout. Losing
+                    # another task (its failure, or its stop for a requeue) is no reason to.
+                    raise
         return returned
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:

@@ -3,6 +3,7 @@ or another commit are marked and explained; runs recorded before fingerprints ex
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -11,8 +12,11 @@ from typing import Any
 
 import pytest
 
+from analysis.aggregate import aggregate, select_experiment
 from analysis.cli import figures_main, tables_main
 from analysis.errors import DatasetMismatchError
+from analysis.experiments import GUMBEL, SIGMOID, SOFTMAX, Level, get_spec, grid
+from analysis.provenance import check_provenance
 from analysis.records import load_local_runs
 from analysis.render import render
 from analysis.tables import make_table
@@ -90,6 +94,32 @@ def test_rows_of_different_train_files_are_not_compared(
         "Softmax): its rows would compare runs of different datasets; evaluate every run against the same train "
         "file, or pass --runs folders of one dataset only"
     )
+
+
+def test_rows_of_another_dataset_option_may_read_other_files(sweep: Path) -> None:
+    """As the sota table's LVIS v0.5 row beside its v1 rows: a table split by dataset compares files within an
+    option only."""
+    for seed in (0, 1, 2):
+        (path,) = sweep.glob(f"*/activation=gumbel,seed={seed}/record.json")
+        record = json.loads(path.read_text())
+        record["choices"]["dataset"] = "lvis_v05"
+        path.write_text(json.dumps(record))
+        _edit(sweep, f"activation=gumbel,seed={seed}", train=OTHER, val=OTHER)
+    spec = dataclasses.replace(
+        get_spec("demo"), label_headers=("Activation", "Dataset"),
+        rows=grid([("activation", (SIGMOID, SOFTMAX, GUMBEL)),
+                   ("dataset", (Level("embedded", ("embedded",)), Level("LVIS v0.5", ("lvis_v05",))))]),
+    )  # fmt: skip
+
+    def provenance() -> Any:
+        frame, _ = load_local_runs([sweep])
+        runs, _ = select_experiment(frame, "demo")
+        return check_provenance(aggregate(runs, spec))
+
+    assert provenance().marks == {}
+    _edit(sweep, "activation=gumbel,seed=1", val=_digest(sweep, "val"))  # within the v0.5 option: refused
+    with pytest.raises(DatasetMismatchError, match=r"cell\(s\) 'Gumbel / LVIS v0.5' would average runs of differ"):
+        provenance()
 
 
 def test_runs_whose_numbers_are_not_shown_cannot_mix_datasets(sweep: Path) -> None:

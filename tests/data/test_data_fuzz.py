@@ -193,7 +193,8 @@ def damages(draw: st.DrawFn) -> tuple[dict[str, Any] | str, tuple[str, ...], boo
         n = draw(st.sampled_from([0, 1, 2, 3, 4, 5, 7, 9]))
         degenerate = [float(v) for v in range(n)]
         ann["segmentation"] = draw(st.sampled_from([[*ann["segmentation"], degenerate], [degenerate], []]))
-        return data, (), val
+        # A val annotation left without a polygon is refused: LVIS evaluation could not rasterise it.
+        return data, ann_names if val and len(ann["segmentation"]) < 2 else (), val
     if kind == "not_object":
         data[key][index] = draw(st.one_of(st.integers(), st.text(max_size=3), st.none(), st.lists(st.integers())))
         return data, (f"{key}[{index}] is a JSON",), val
@@ -289,6 +290,12 @@ def test_refused_up_front_naming_the_entry(
     assert needle in _refused(_with(change), tmp_path / "train.json", image_root)
 
 
+def test_val_needs_a_polygon_per_annotation(image_root: Path, tmp_path: Path) -> None:
+    no_polygon = _with(lambda d: d["annotations"][3].update(segmentation=[[1, 2, 3, 4]]))
+    message = _refused(no_polygon, tmp_path / "val.json", image_root, val=True)
+    assert "annotation 14 has no polygon of 3 points or more ([[1, 2, 3, 4]]), which LVIS evaluation needs" in message
+
+
 def test_val_needs_areas_and_known_federated_categories(image_root: Path, tmp_path: Path) -> None:
     no_area = _with(lambda d: d["annotations"][3].pop("area"))
     assert "annotation 14 has area missing" in _refused(no_area, tmp_path / "val.json", image_root, val=True)
@@ -308,15 +315,16 @@ def test_handled_as_lvis_api_and_detectron2(val: bool, image_root: Path, tmp_pat
     data["annotations"][1]["bbox"] = [12, 0, 3, 2]  # right of the 10-wide image
     data["annotations"][4]["bbox"] = [-2, 6, 4, 4]  # over the corner: clipped to [0, 6, 2, 8]
     data["annotations"][4]["segmentation"].append([1, 2, 3, 4, 5, 6, 7])  # odd: dropped, the instance stays
-    data["annotations"][2]["segmentation"] = [[1, 2, 3, 4]]  # no polygon left: the instance leaves the target
-    data["annotations"][3]["segmentation"] = []  # the same
+    if not val:  # a val annotation left without a polygon is refused (test_val_needs_a_polygon_per_annotation)
+        data["annotations"][2]["segmentation"] = [[1, 2, 3, 4]]  # no polygon left: the instance leaves the target
+        data["annotations"][3]["segmentation"] = []  # the same
     path = tmp_path / "ann.json"
     path.write_text(json.dumps(data))
     ds = build(path, image_root, val=val)
     assert ds.image_ids == ([1, 2, 3, 4] if val else [1, 2, 3]) and ds.category_ids == CATEGORY_IDS
     assert ds[0][1]["boxes"].shape == (0, 4)  # both boxes of image 1 dropped; the image stays
-    assert ds[1][1]["boxes"].tolist() == [[0, 6, 2, 8]]
-    assert ds[2][1]["boxes"].shape == (0, 4)
+    assert ds[1][1]["boxes"].tolist() == ([[2, 2, 5, 4]] if val else []) + [[0, 6, 2, 8]]
+    assert ds[2][1]["boxes"].shape == ((1, 4) if val else (0, 4))
     assert ds.category_stats().image_count.tolist() == [2, 3, 0]  # counted from the file, as LVIS's image_count
     assert_as_lvis_api(ds, path, val=val)
 

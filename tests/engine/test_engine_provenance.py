@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import torch
 
+from analysis.schema import provenance_values
 from gol import provenance
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -81,7 +82,14 @@ def test_annotation_fingerprints_warn_when_a_resumed_run_reads_other_files(
         val.write_text('{"images": [2, 3]}')
         again = provenance.annotation_fingerprints(_data(train, val), first)
     assert again["val"]["sha256"] != first["val"]["sha256"]
+    assert again["val"]["earlier_sha256"] == [first["val"]["sha256"]]  # kept for good, also on the next resume
+    assert provenance.annotation_fingerprints(_data(train, val), again)["val"]["earlier_sha256"] == [
+        first["val"]["sha256"]
+    ]
     (warning,) = [r.getMessage() for r in caplog.records]
     assert warning.startswith("the val annotations") and "mixes two datasets" in warning
+    # Tables see a dataset of its own: "<earlier>+<now>", never averaged or compared with runs of either file.
+    digest = provenance_values(None, None, again)["val_ann_sha256"]
+    assert digest == f"{first['val']['sha256']}+{again['val']['sha256']}"
     val.unlink()  # moved away after loading: left out, the run goes on
     assert set(provenance.annotation_fingerprints(_data(train, val))) == {"train"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from launch.slurm import SlurmUnavailableError
 from launch.sweep import (
     cells_to_run,
     expand_sweep,
@@ -19,6 +21,7 @@ from launch.sweep import (
     main,
     sweep_status,
 )
+from launch.wait import run_wait, wait_for_sweep
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 METRICS = {
@@ -196,3 +199,38 @@ def test_cli_refuses_a_folder_that_is_not_a_sweep(tmp_path: Path, caplog: pytest
 
 def test_format_status_without_cells() -> None:
     assert format_status([]).splitlines()[-1] == "0 cells"
+
+
+def _path_with(tmp_path: Path, squeue: str | None) -> str:
+    """A PATH whose ``squeue`` is the given shell script (None: no squeue at all, a machine without SLURM)."""
+    folder = tmp_path / "bin"
+    folder.mkdir(exist_ok=True)
+    if squeue is not None:
+        (folder / "squeue").write_text(f"#!/bin/sh\n{squeue}\n")
+        (folder / "squeue").chmod(0o755)
+    return str(folder)
+
+
+def test_wait_returns_when_nothing_runs_and_says_which_cells_did_not_finish(
+    sweep_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep = tmp_path / "sweep"
+    shutil.copytree(sweep_dir, sweep)
+    stale = sweep / "hold_s=0,tag=b,x=2"
+    (stale / "failures").mkdir()
+    (stale / "failures" / "rank3.txt").write_text("ValueError: cannot decode image file /data/x.jpg\n")
+    monkeypatch.setenv("PATH", _path_with(tmp_path, None))  # records only: the 2025 "running" record is stale now
+    assert run_wait(sweep, None, stale_after=timedelta(minutes=30)) == 1
+    table = {" ".join(line.split()[1:3]): line for line in capsys.readouterr().out.splitlines()[1:-1]}
+    assert table["x=1 tag=a"].startswith("finished")
+    assert table["x=2 tag=b"].startswith("stale") and table["x=2 tag=b"].endswith(
+        "no live SLURM job; process 3 failed: ValueError: cannot decode image file /data/x.jpg"
+    )
+
+
+def test_wait_keeps_polling_while_squeue_does_not_answer(
+    sweep_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", _path_with(tmp_path, "echo 'slurm_load_jobs error: Socket timed out' >&2; exit 1"))
+    with pytest.raises(SlurmUnavailableError, match="squeue did not answer 10 times in a row"):
+        wait_for_sweep(sweep_dir, stale_after=timedelta(minutes=30), first_poll_s=0.001, max_poll_s=0.001)
