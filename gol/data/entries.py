@@ -254,11 +254,11 @@ def check_segmentations(
         if (type(seg) is list and len(valid_polygons(seg)) < len(seg)) or seg == []:
             degenerate.append(i)
     if degenerate and evaluated:
-        i = next((i for i in degenerate if not valid_polygons(annotations[i]["segmentation"])), None)
-        if i is not None:
+        empty = next((j for j in degenerate if not valid_polygons(annotations[j]["segmentation"])), None)
+        if empty is not None:
             raise DataFormatError(
-                f"{source}: {_name('annotation', annotations, i)} has no polygon of 3 points or more "
-                f"({_show(annotations[i]['segmentation'])}), which LVIS evaluation needs; {FIX}"
+                f"{source}: {_name('annotation', annotations, empty)} has no polygon of 3 points or more "
+                f"({_show(annotations[empty]['segmentation'])}), which LVIS evaluation needs; {FIX}"
             )
     if degenerate:
         left = sum(1 for i in degenerate if not valid_polygons(annotations[i]["segmentation"]))
