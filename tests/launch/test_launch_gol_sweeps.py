@@ -259,17 +259,22 @@ def test_two_task_job_trains_with_gloo(slurm_cluster, gol_train: GolTrain, tmp_p
 
 
 def _main_process_of_rank(rank: int) -> int | None:
-    """The pid of the job task with SLURM rank ``rank`` (not one of its data loader workers), if it runs."""
+    """The pid of the task with SLURM rank ``rank`` (not one of its data loader workers) of the one running job."""
+    jobs = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%A"], capture_output=True, text=True, timeout=30,
+                          check=True).stdout.split()  # fmt: skip
+    assert len(jobs) == 1, jobs
+    wanted = {f"SLURM_PROCID={rank}".encode(), f"SLURM_JOB_ID={jobs[0]}".encode()}
     tasks = {}
     for proc in Path("/proc").iterdir():
         try:
             if proc.name.isdigit() and b"submitit.core._submit" in (proc / "cmdline").read_bytes():
-                environ = (proc / "environ").read_bytes().split(b"\0")
+                environ = set((proc / "environ").read_bytes().split(b"\0"))
                 parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                tasks[int(proc.name)] = (f"SLURM_PROCID={rank}".encode() in environ, parent)
+                tasks[int(proc.name)] = (wanted <= environ, parent)
         except (OSError, ValueError):
             continue
     mains = [pid for pid, (ours, parent) in tasks.items() if ours and parent not in tasks]
+    assert len(mains) <= 1, mains
     return mains[0] if mains else None
 
 
