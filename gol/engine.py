@@ -262,7 +262,7 @@ def _train(cfg: DictConfig, ctx: RunContext, world: distributed.World, rec: reco
             loop.run(data.train, sampler, progress)
         metrics: dict[str, Any] = {}
         if rec is not None and tracker is not None:
-            metrics, per_category = evaluate_model(model, data, cfg.eval, device=device)
+            metrics, per_category = evaluate_model(model, data, cfg.eval, device=device, heartbeat=rec.update)
             tracker.summarize(metrics, per_category)
             rec.finish(metrics=metrics, per_category=per_category)
         distributed.wait_for_main(world)  # the other ranks wait while rank 0 evaluates

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,6 +21,8 @@ from gol.evaluation.prepare import top_per_category
 
 log = logging.getLogger(__name__)
 
+HEARTBEAT_S = 60.0
+
 
 def predict(
     model: nn.Module,
@@ -31,8 +34,12 @@ def predict(
     num_workers: int = 0,
     per_image_cap: int | None = None,
     topk_per_category: int | None = None,
+    heartbeat: Callable[[], None] | None = None,
 ) -> Detections:
     """Run the detector over ``dataset``; detections come back in the dataset's image and category ids.
+
+    ``heartbeat`` is called about every ``HEARTBEAT_S`` seconds (the engine updates the run's record with it, so an
+    hours-long inference never reads as a dead run to another launch).
 
     ``per_image_cap`` replaces the detector's detections per image for this pass; ``topk_per_category`` keeps the
     top K detections of each category over the split (large-vocab-devil's ``infer_topk``, which AP-fixed needs):
@@ -52,7 +59,11 @@ def predict(
             torch.autocast(device.type, enabled=device.type == "cuda"),
             _per_image_cap(model, per_image_cap),
         ):
+            beat = time.monotonic()
             for images, targets in loader:
+                if heartbeat is not None and time.monotonic() - beat > HEARTBEAT_S:
+                    heartbeat()
+                    beat = time.monotonic()
                 outputs = model([image.to(device, non_blocking=True) for image in images])
                 for output, target in zip(outputs, targets):
                     # Masks are encoded image by image: a batch of full-size probability maps never piles up.
@@ -89,7 +100,13 @@ def _per_image_cap(model: nn.Module, cap: int | None) -> Iterator[None]:
 
 
 def evaluate_model(
-    model: nn.Module, data: DataSource, conf: EvalConf, *, device: torch.device, num_workers: int = 0
+    model: nn.Module,
+    data: DataSource,
+    conf: EvalConf,
+    *,
+    device: torch.device,
+    num_workers: int = 0,
+    heartbeat: Callable[[], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(metrics, per-category AP) of ``model`` on the val split, as written to metrics.json / per_category.json.
 
@@ -101,7 +118,7 @@ def evaluate_model(
     detections = predict(
         model, data.val, category_ids=tuple(data.stats.category_ids), batch_size=conf.batch_size, device=device,
         num_workers=num_workers, per_image_cap=None if topk is None else conf.infer_topk_per_image,
-        topk_per_category=topk,
+        topk_per_category=topk, heartbeat=heartbeat,
     )  # fmt: skip
     result = evaluate(
         data.val_annotation_file, detections, iou_types=list(conf.iou_types), engine=conf.engine,

@@ -45,7 +45,7 @@ CHOICE_GROUPS = ("activation", "loss", "detector", "dataset", "sampler", "schedu
 # The fields that say where a run's numbers come from (code, hardware, data); also logged in W&B's config.
 PROVENANCE = ("git_commit", "git_dirty", "config_file", "versions", "device", "annotations")
 # A running record from a process that cannot be probed (another host) counts as alive this long after its
-# last update; the engine updates it at every log period and checkpoint.
+# last update; the engine updates it at every log period and checkpoint, and every minute of inference.
 STALE_AFTER = dt.timedelta(minutes=30)
 
 

@@ -89,6 +89,17 @@ def test_predict_lifts_the_cap_and_keeps_the_top_k_of_each_category(replay_set: 
     )
 
 
+def test_predict_beats_while_it_runs(replay_set: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine's heartbeat (it updates the run's record): called through an hours-long inference, not only at
+    its end, so another launch never takes the run for dead."""
+    _, gt, outputs, category_ids = replay_set
+    beats: list[int] = []
+    monkeypatch.setattr("gol.inference.HEARTBEAT_S", 0.0)  # at every batch
+    predict(_Replay(outputs, cap=20), _val(gt), category_ids=tuple(category_ids), batch_size=2,
+            device=torch.device("cpu"), heartbeat=lambda: beats.append(1))  # fmt: skip
+    assert len(beats) == (len(gt["images"]) + 1) // 2
+
+
 def test_in_training_ap_fixed_with_infer_topk(replay_set: Any) -> None:
     ann, gt, outputs, category_ids = replay_set
     data = SimpleNamespace(val=_val(gt), stats=SimpleNamespace(category_ids=category_ids), val_annotation_file=ann)
