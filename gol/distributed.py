@@ -26,7 +26,8 @@ from typing import TypeVar
 import torch
 import torch.distributed as dist
 
-from gol.record import FAILURES
+from gol.files import atomic_write
+from gol.record import FAILURES, failure_note, first_line
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +158,7 @@ def note_failure(run_dir: Path, world: World, error: BaseException) -> None:
     folder = run_dir / FAILURES
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".rank{world.rank}.txt.tmp"
-        tmp.write_text(_first_line(error) + "\n")
-        tmp.replace(folder / f"rank{world.rank}.txt")
+        atomic_write(folder / f"rank{world.rank}.txt", lambda f: f.write(first_line(error) + "\n"))
     except OSError as unwritable:
         log.error("process %d could not leave its error in %s: %s", world.rank, folder, unwritable)
 
@@ -182,30 +181,17 @@ def failure_of_job(run_dir: Path, world: World, error: BaseException, *, wait_s:
     error is a lost process, a note is waited for up to ``wait_s`` (that rank may still be writing it)."""
     if not world.distributed:
         return error
-    folder = run_dir / FAILURES
     deadline = time.monotonic() + (wait_s if lost_peer(error) else 0.0)
     while True:
-        notes = sorted(folder.glob("rank*.txt"), key=_written) if folder.is_dir() else []  # the first failure first
-        if notes:
-            first = (notes[0].read_text().strip().splitlines() or ["failed"])[0]
-            return JobFailure(f"process {notes[0].stem[4:]} of {world.world_size} failed: {first}")
+        note = failure_note(run_dir, world.world_size)
+        if note is not None:
+            return JobFailure(note)
         if time.monotonic() >= deadline:
             break
         time.sleep(0.2)
     if lost_peer(error):
-        return JobFailure(f"another process of the job died or stopped responding ({_first_line(error)})")
+        return JobFailure(f"another process of the job died or stopped responding ({first_line(error)})")
     return error
-
-
-def _written(path: Path) -> tuple[int, int]:
-    try:
-        return path.stat().st_mtime_ns, int(path.stem[4:])
-    except (OSError, ValueError):
-        return (2**63, 0)
-
-
-def _first_line(error: BaseException) -> str:
-    return (f"{type(error).__name__}: {error}".strip().splitlines() or [type(error).__name__])[0]
 
 
 def lost_peer(error: BaseException) -> bool:

@@ -201,17 +201,23 @@ def write_yaml(path: Path, cfg: DictConfig) -> None:
 FAILURES = "failures"  # <run dir>/failures/rank<N>.txt: a failed process's own error (gol.distributed writes it)
 
 
-def failure_note(run_dir: Path) -> str | None:
-    """The first error a process of the run's job left (``process N failed: ...``), None if none did: what a job
-    killed before its rank 0 could record the failure (an NCCL job stuck at a collective) still says."""
+def first_line(error: BaseException) -> str:
+    """``"<Type>: <message>"`` cut to its first line: how a record, a sweep status and a note name an error."""
+    return (f"{type(error).__name__}: {error}".strip().splitlines() or [type(error).__name__])[0]
+
+
+def failure_note(run_dir: Path, world_size: int | None = None) -> str | None:
+    """The first error a process of the run's job left (``process N [of M] failed: ...``), None if none did: what a
+    job killed before its rank 0 could record the failure (an NCCL job stuck at a collective) still says."""
     notes = []
     for path in (run_dir / FAILURES).glob("rank*.txt"):
         with contextlib.suppress(OSError, ValueError):
             notes.append((path.stat().st_mtime_ns, int(path.stem[4:]), path.read_text().strip()))
     if not notes:
         return None
-    _, rank, text = min(notes)
-    return f"process {rank} failed: {(text.splitlines() or ['(no message)'])[0]}"
+    _, rank, text = min(notes)  # the earliest: the others' errors are its consequences
+    of = "" if world_size is None else f" of {world_size}"
+    return f"process {rank}{of} failed: {(text.splitlines() or ['(no message)'])[0]}"
 
 
 CLAIM = ".claim"  # the run folder's claim: created with O_EXCL by the process that runs it
@@ -243,10 +249,15 @@ def claim(run_dir: Path, me: Mapping[str, Any]) -> Path:
             _judge(path, run_dir, me)  # ClaimedError when its owner lives
             _take_over(path, run_dir, me)
             continue
-        with os.fdopen(fd, "w") as f:
-            json.dump({"owner": dict(me), "claimed_at": now()}, f)
+        _hold(fd, me)
         return path
     raise ClaimedError(run_dir, {"contended": "the claim kept changing hands; launch again"})
+
+
+def _hold(fd: int, me: Mapping[str, Any]) -> None:
+    """Write the holder of a claim or of the takeover lock into its freshly created file."""
+    with os.fdopen(fd, "w") as f:
+        json.dump({"owner": dict(me), "claimed_at": now()}, f)
 
 
 def _judge(path: Path, run_dir: Path, me: Mapping[str, Any]) -> None:
@@ -268,8 +279,7 @@ def _take_over(path: Path, run_dir: Path, me: Mapping[str, Any]) -> None:
                 lock.unlink()
         time.sleep(0.05)
         return
-    with os.fdopen(fd, "w") as f:
-        json.dump({"owner": dict(me), "claimed_at": now()}, f)
+    _hold(fd, me)
     try:
         _judge(path, run_dir, me)  # again, under the lock: another taker may have claimed it meanwhile
         path.unlink(missing_ok=True)
@@ -342,8 +352,7 @@ class RunRecord:
     def fail(self, error: BaseException) -> None:
         """Record the run failed with the error's first line; a record that cannot be written (the disk that
         failed the run is full) is logged and left "running": its owner's process is gone, so it reads as dead."""
-        text = f"{type(error).__name__}: {error}".strip()
         try:
-            self.update(state="failed", error=text.splitlines()[0] if text else type(error).__name__)
+            self.update(state="failed", error=first_line(error))
         except OSError as unwritable:
             log.error("could not record the failure in %s: %s", self.run_dir / RECORD, unwritable)

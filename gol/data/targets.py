@@ -93,8 +93,9 @@ def annotations_to_target(
 
     Returns:
         ``boxes`` (N, 4) float32 xyxy absolute pixels, ``labels`` (N,) int64 in 1..K, ``masks`` (N, H, W) uint8
-        (only with ``with_masks``), ``image_id`` int. Boxes with zero width or height after clipping, and
-        instances without a polygon of 3 points, are dropped together with their label and mask (torchvision rejects degenerate boxes in training).
+        (only with ``with_masks``), ``image_id`` int. Boxes with zero width or height after clipping (torchvision
+        rejects degenerate boxes in training), and instances without a polygon of 3 points (as detectron2), are
+        dropped together with their label and mask.
     """
     if annotations:
         boxes = torch.tensor([a["bbox"] for a in annotations], dtype=torch.float32).reshape(-1, 4)  # (N, 4) xywh

@@ -190,8 +190,8 @@ class GolLauncher(TaskRunner):
             os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
         arguments = []
         for p in planned:
-            log.info("\t#%d : %s", p.cell.job_num, " ".join(filter_overrides(list(p.cell.overrides))))
             overrides = list(p.cell.overrides)
+            log.info("\t#%d : %s", p.cell.job_num, " ".join(filter_overrides(overrides)))
             arguments.append((overrides, "hydra.sweep.dir", p.cell.job_num, f"job_id_for_{p.cell.job_num}",
                               Singleton.get_state()))  # fmt: skip
         jobs = self._executor().map_array(self, *zip(*arguments, strict=True))
@@ -251,8 +251,7 @@ class GolLauncher(TaskRunner):
         name = planned.cell.name(Path(str(self.config.hydra.sweep.dir)).resolve())
         log.error("cell %s failed (job %s): %s", name, job.job_id, why)
         failed = self._skipped_return(cfg, planned)
-        failed.status = JobStatus.FAILED
-        failed.return_value = CellsFailed(why)
+        failed.status = JobStatus.FAILED  # its error, the sweep's summary, is set by _submit
         return failed
 
 
