@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +20,7 @@ from gol.evaluation.api import evaluate
 from gol.evaluation.convert import detections_from_output
 from gol.evaluation.detections import Detections
 from gol.evaluation.prepare import top_per_category
+from gol.loader import end_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +49,13 @@ def predict(
     whenever more than 2 K x categories detections are held, they are cut back to the top K of each category.
     """
     loader = DataLoader(
-        dataset, batch_size=batch_size, collate_fn=collate, num_workers=num_workers, pin_memory=device.type == "cuda"
-    )  # pinned: the non_blocking copies overlap on CUDA
+        dataset,
+        batch_size=batch_size,
+        collate_fn=collate,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=functools.partial(end_with_parent, os.getpid()),
+    )  # fmt: skip  (pinned: the non_blocking copies overlap on CUDA)
     parts: list[Detections] = []
     held = 0
     budget = None if topk_per_category is None else 2 * topk_per_category * len(category_ids)

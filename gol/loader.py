@@ -12,6 +12,11 @@ with "Caught ... in DataLoader worker process 0" as its first line instead).
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import os
+import signal
+import sys
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +41,21 @@ def collate_or_failure(batch: list[Any]) -> Any:
     """``collate``, or the first ``LoadFailure`` of the batch."""
     failure = next((item for item in batch if isinstance(item, LoadFailure)), None)
     return failure if failure is not None else collate(batch)
+
+
+_PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def end_with_parent(parent: int, worker_id: int) -> None:
+    """A DataLoader ``worker_init_fn`` (with ``functools.partial(end_with_parent, os.getpid())``): on Linux the
+    worker is killed as soon as the process that started it dies. A forked worker holds that process's sockets,
+    the process group's among them: a worker outliving a killed rank would keep its connections open, and the
+    job's other ranks would wait for it instead of failing at once."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
 
 
 def sample_seed(seed: int, epoch: int, position: int) -> int:
@@ -122,6 +142,7 @@ def batches(
             num_workers=num_workers,
             pin_memory=pin_memory,
             generator=torch.Generator().manual_seed(seed + epoch + 1_000 * rank),
+            worker_init_fn=functools.partial(end_with_parent, os.getpid()),
         )
         for batch in loader:
             if isinstance(batch, LoadFailure):
