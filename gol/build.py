@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +40,13 @@ class Components:
 
 
 def build_data(cfg: DictConfig) -> DataSource:
-    """The dataset (validates annotation files and image roots before anything expensive)."""
-    return instantiate(cfg.dataset)
+    """The dataset (validates annotation files and image roots before anything expensive).
+
+    The objects built here live as long as the run: ``gc.freeze`` moves them out of the collector's reach, so no
+    collection walks them, and loader workers forked later do not copy their pages by touching their headers."""
+    data = instantiate(cfg.dataset)
+    gc.freeze()
+    return data
 
 
 def build_components(cfg: DictConfig, data: DataSource | None = None) -> Components:

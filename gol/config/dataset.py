@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from omegaconf import MISSING
 
 GROUP = "dataset"
+# Annotation files parsed once per node and memory-mapped by every process (gol.data.table_cache); null parses them
+# in every process.
+CACHE_DIR = "${paths.data_root}/cache"
 
 
 @dataclass
@@ -24,6 +27,7 @@ class LVISDatasetConf:
     test_size: int = 800
     max_size: int = 1333
     flip_prob: float = 0.5
+    cache_dir: str | None = CACHE_DIR
 
 
 @dataclass
@@ -47,6 +51,7 @@ class EmbeddedDatasetConf:
     test_size: int = 128
     max_size: int = 256
     flip_prob: float = 0.5
+    cache_dir: str | None = CACHE_DIR
 
 
 SCHEMAS = {"lvis_schema": LVISDatasetConf, "embedded_schema": EmbeddedDatasetConf}

@@ -2,18 +2,48 @@
 
 ``instantiate(cfg.dataset)`` calls :func:`build_lvis` or :func:`build_embedded` and returns a :class:`DataSource`;
 ``instantiate(cfg.sampler)`` gives a partial of :class:`RandomSampler` or :class:`RepeatFactorSampler`.
+
+The names below are imported on first use (PEP 562), so the torch-free modules of this package (the annotation
+checks, the columnar table and its cache, which a child process builds) load without torch.
 """
 
-from gol.data.category_stats import category_stats
-from gol.data.embedded import EmbeddedParams, ensure_embedded
-from gol.data.lvis_dataset import LVISDetection, load_image, resolve_image_path
-from gol.data.samplers import RandomSampler, RepeatFactorSampler, repeat_factors
-from gol.data.source import DataSource, build_embedded, build_lvis, collate
-from gol.data.stats import CategoryStats
-from gol.data.targets import annotations_to_target
-from gol.data.transforms import Compose, RandomHorizontalFlip
-from gol.data.validation import DataFormatError
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gol.data.category_stats import category_stats
+    from gol.data.embedded import EmbeddedParams, ensure_embedded
+    from gol.data.image_files import resolve_image_path
+    from gol.data.lvis_dataset import LVISDetection, load_image
+    from gol.data.samplers import RandomSampler, RepeatFactorSampler, repeat_factors
+    from gol.data.source import DataSource, build_embedded, build_lvis, collate
+    from gol.data.stats import CategoryStats
+    from gol.data.targets import annotations_to_target
+    from gol.data.transforms import Compose, RandomHorizontalFlip
+    from gol.data.validation import DataFormatError
+
+_HOME = {
+    "CategoryStats": "stats",
+    "Compose": "transforms",
+    "DataFormatError": "validation",
+    "DataSource": "source",
+    "EmbeddedParams": "embedded",
+    "LVISDetection": "lvis_dataset",
+    "RandomHorizontalFlip": "transforms",
+    "RandomSampler": "samplers",
+    "RepeatFactorSampler": "samplers",
+    "annotations_to_target": "targets",
+    "build_embedded": "source",
+    "build_lvis": "source",
+    "category_stats": "category_stats",
+    "collate": "source",
+    "ensure_embedded": "embedded",
+    "load_image": "lvis_dataset",
+    "repeat_factors": "samplers",
+    "resolve_image_path": "image_files",
+}
 __all__ = [
     "CategoryStats",
     "Compose",
@@ -34,3 +64,9 @@ __all__ = [
     "repeat_factors",
     "resolve_image_path",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)

@@ -1,14 +1,13 @@
-"""LVIS v1 / v0.5 instance segmentation split read through the lvis-api (``lvis.LVIS``).
+"""One split of an LVIS v1 / v0.5 instance segmentation file, read from its columnar table.
 
 Shape shorthand: N = images in the split, M = annotations, K = foreground categories. Labels are 1..K in ascending
 category id order, 0 = background (torchvision's convention).
 
-Image files. LVIS v1 image records name their file only through ``coco_url``
-(``http://images.cocodataset.org/train2017/000000xxxxxx.jpg``); v1 val images live in both COCO train2017 and val2017,
-so the file is ``<image_root>/<split folder>/<file>`` from the last two parts of the URL (as detectron2 and mmdet
-do). LVIS v0.5 records carry ``file_name`` in COCO-2014 spelling (``COCO_val2014_000000xxxxxx.jpg``); the 2017 file
-is its last 16 characters, found in the split's own folder (train2017 for train, val2017 for val), as detectron2
-does. Each version falls back to the other field when its own is absent.
+The annotations live in an ``AnnotationTable`` (flat numpy columns, memory-mapped from the node's cache when the
+dataset has a ``cache_dir``; see ``gol.data.table_cache``): no per-process ``lvis.LVIS`` index and no Python object
+per annotation, so processes and loader workers share the pages and stay flat in memory. Image files are found as
+``gol.data.image_files`` says. Images are decoded to uint8 and stay uint8 until the model (``gol.models.transform``
+converts them on its device).
 """
 
 from __future__ import annotations
@@ -16,9 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,25 +25,15 @@ from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_image
 
 from gol.data.category_stats import category_stats
-from gol.data.entries import validate_lvis_dict
+from gol.data.image_files import VERSIONS, Version
 from gol.data.stats import CategoryStats
+from gol.data.table_cache import cached_table
 from gol.data.targets import Target, annotations_to_target
 from gol.data.transforms import Transform
-from gol.data.validation import (
-    ANNOTATION_HINT,
-    DataFormatError,
-    load_annotation_json,
-    require_dir,
-    require_file,
-)
-from gol.lvis_compat import LVIS  # the project's one lvis import point (keeps root logging intact)
+from gol.data.validation import ANNOTATION_HINT, DataFormatError, require_dir, require_file
 
 log = logging.getLogger(__name__)
 
-Version = Literal["v1", "v0.5"]
-VERSIONS: tuple[str, ...] = ("v1", "v0.5")
-COCO_2014_PREFIX = "COCO_"
-COCO_2017_NAME_LENGTH = 16  # "000000xxxxxx.jpg"
 IMAGE_ROOT_HINT = (
     "put the COCO 2017 images (train2017/ and val2017/, https://cocodataset.org/#download) in one folder and set "
     "COCO_ROOT (or paths.coco_root) to it"
@@ -57,48 +45,8 @@ class ImageFileError(DataFormatError):
     """An image file that exists but cannot be read or decoded, or whose size differs from its record."""
 
 
-class _PreloadedLVIS(LVIS):
-    """``lvis.LVIS`` over an already parsed (and validated) JSON, so the file is read once."""
-
-    def __init__(self, dataset: dict[str, Any], source: Path) -> None:
-        self._preloaded = dataset
-        super().__init__(str(source))
-
-    def _load_json(self, path: str) -> dict[str, Any]:
-        return self._preloaded
-
-
-def _from_coco_url(record: Mapping[str, Any]) -> tuple[str, str]:
-    split_folder, file_name = str(record["coco_url"]).split("/")[-2:]
-    return split_folder, file_name
-
-
-def _from_file_name(record: Mapping[str, Any], split_folder: str) -> tuple[str, str]:
-    name = os.path.basename(str(record["file_name"]))
-    if name.startswith(COCO_2014_PREFIX):  # COCO_train2014_000000xxxxxx.jpg -> 000000xxxxxx.jpg
-        name = name[-COCO_2017_NAME_LENGTH:]
-    return split_folder, name
-
-
-def image_file_parts(record: Mapping[str, Any], *, split_folder: str, version: Version) -> tuple[str, str]:
-    """(folder under the image root, file name) of one LVIS image record (see the module docstring for the rules)."""
-    first, second = ("coco_url", "file_name") if version == "v1" else ("file_name", "coco_url")
-    field = first if first in record else second
-    if field == "coco_url":
-        return _from_coco_url(record)
-    if field == "file_name":
-        return _from_file_name(record, split_folder)
-    raise DataFormatError(f"image {record.get('id')} has neither 'coco_url' nor 'file_name'")
-
-
-def resolve_image_path(record: Mapping[str, Any], *, image_root: Path, split_folder: str, version: Version) -> Path:
-    """The image file of one LVIS image record (see the module docstring for the rules)."""
-    folder, name = image_file_parts(record, split_folder=split_folder, version=version)
-    return image_root / folder / name
-
-
 def load_image(path: Path) -> Tensor:
-    """(3, H, W) float32 in [0, 1], RGB (grey and RGBA files are converted).
+    """(3, H, W) uint8, RGB (grey and RGBA files are converted).
 
     Raises FileNotFoundError for a missing file and ImageFileError for one that cannot be read or decoded
     (garbage bytes, a truncated JPEG or PNG), each naming the path in one line.
@@ -110,7 +58,7 @@ def load_image(path: Path) -> Tensor:
     except OSError as error:
         raise ImageFileError(f"cannot read image file {path}: {error.strerror or error}") from None
     try:
-        return decode_image(data, mode=ImageReadMode.RGB).float().div_(255.0)
+        return decode_image(data, mode=ImageReadMode.RGB)
     except RuntimeError as error:
         reason = _DECODER_PREFIX.sub("", str(error).strip().splitlines()[0] if str(error).strip() else "")
         raise ImageFileError(f"cannot decode image file {path} ({reason or 'empty file'}); replace the file") from None
@@ -129,6 +77,8 @@ class LVISDetection(Dataset[tuple[Tensor, Target]]):
             FILTER_EMPTY_ANNOTATIONS and mmdet's filter_empty_gt; the official EQL/GOL image frequencies divide
             by this count, 99,388 on LVIS v1 train).
         federated: require the per-image ``neg_category_ids`` / ``not_exhaustive_category_ids`` (val splits).
+        cache_dir: where the file's columnar table is cached for every process of the node
+            (``gol.data.table_cache``); None parses the file in this process.
     """
 
     def __init__(
@@ -141,6 +91,7 @@ class LVISDetection(Dataset[tuple[Tensor, Target]]):
         transforms: Transform | None,
         drop_unannotated: bool,
         federated: bool,
+        cache_dir: Path | None = None,
     ) -> None:
         if version not in VERSIONS:
             raise DataFormatError(f"unknown LVIS version {version!r}; expected one of {list(VERSIONS)}")
@@ -148,51 +99,47 @@ class LVISDetection(Dataset[tuple[Tensor, Target]]):
         image_root = Path(image_root)
         require_file(annotation_file, what="annotation file", hint=ANNOTATION_HINT)
         require_dir(image_root, what="image root", hint=IMAGE_ROOT_HINT)
-        data = load_annotation_json(annotation_file)
-        columns = validate_lvis_dict(data, source=annotation_file, federated=federated)
+        table, categories = cached_table(
+            annotation_file, cache_dir=None if cache_dir is None else Path(cache_dir), version=version,
+            split_folder=split_folder, federated=federated,
+        )  # fmt: skip
 
         self.annotation_file = annotation_file
         self.image_root = image_root
         self.version: Version = version
         self.split_folder = split_folder
         self.transforms = transforms
-        self.lvis = _PreloadedLVIS(data, annotation_file)
-
-        categories = sorted(data["categories"], key=lambda c: c["id"])
-        self.category_ids: tuple[int, ...] = tuple(int(c["id"]) for c in categories)
-        self.category_names: tuple[str, ...] = tuple(str(c["name"]) for c in categories)
-        self.category_frequency: tuple[str, ...] = tuple(str(c["frequency"]) for c in categories)
+        self.table = table
+        self.categories: tuple[dict[str, Any], ...] = tuple(sorted(categories, key=lambda c: c["id"]))
+        self.category_ids: tuple[int, ...] = tuple(int(c["id"]) for c in self.categories)
+        self.category_names: tuple[str, ...] = tuple(str(c["name"]) for c in self.categories)
+        self.category_frequency: tuple[str, ...] = tuple(str(c["frequency"]) for c in self.categories)
         self.label_of: dict[int, int] = {cid: i + 1 for i, cid in enumerate(self.category_ids)}
 
-        ids = columns.image_ids.tolist()
-        ann_image_ids = columns.ann_image_ids  # (M,)
+        counts = np.diff(table.ann_offsets)  # (N_file,) annotations per image of the file
+        rows = np.flatnonzero(counts > 0) if drop_unannotated else np.arange(len(table))
         if drop_unannotated:
-            annotated = set(np.unique(ann_image_ids).tolist())
-            ids = [i for i in ids if i in annotated]
-            log.info("%s: %d of %d images have annotations", annotation_file.name, len(ids), len(data["images"]))
-        if not ids:
+            log.info("%s: %d of %d images have annotations", annotation_file.name, rows.size, len(table))
+        if rows.size == 0:
             raise DataFormatError(f"{annotation_file} has no usable images")
-        self.image_ids: list[int] = ids
+        self.rows: np.ndarray = rows  # (N,) position of each dataset image in the table
+        self.image_ids: list[int] = table.image_ids[rows].tolist()
 
         # Flat (image index, label) per annotation, for class statistics and repeat factors without Python loops.
-        order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
-        sorted_ids = np.asarray(ids, dtype=np.int64)[order]
-        pos = np.searchsorted(sorted_ids, ann_image_ids).clip(max=len(ids) - 1)
-        in_split = sorted_ids[pos] == ann_image_ids  # (M,)
-        ann_cats = columns.ann_category_ids  # (M,)
+        position = np.full(len(table), -1, dtype=np.int64)
+        position[rows] = np.arange(rows.size)
+        ann_position = position[table.ann_image_index()]  # (M_file,) dataset index, -1 outside the split
+        in_split = ann_position >= 0
         cat_arr = np.asarray(self.category_ids, dtype=np.int64)
-        self.ann_image_index: np.ndarray = order[pos[in_split]]  # (M,) index into image_ids
-        self.ann_labels: np.ndarray = np.searchsorted(cat_arr, ann_cats[in_split]) + 1  # (M,) in 1..K
+        self.ann_image_index: np.ndarray = ann_position[in_split]  # (M,) index into image_ids
+        self.ann_labels: np.ndarray = np.searchsorted(cat_arr, table.ann_category_ids[in_split]) + 1  # (M,) in 1..K
 
         self._check_image_files()
 
     def _check_image_files(self) -> None:
         """Every image file of the split exists, found by listing each folder once (cheap on network file systems,
         where 100k separate look-ups are not); whether a file decodes is only known when it is loaded."""
-        imgs = self.lvis.imgs
-        parts = [
-            image_file_parts(imgs[i], split_folder=self.split_folder, version=self.version) for i in self.image_ids
-        ]
+        parts = [self.table.image_path(int(row)).split("/", 1) for row in self.rows]
         listed: dict[str, set[str]] = {}
         for folder in {folder for folder, _ in parts}:
             path = self.image_root / folder
@@ -211,18 +158,17 @@ class LVISDetection(Dataset[tuple[Tensor, Target]]):
         """K, the number of foreground categories."""
         return len(self.category_ids)
 
-    def image_path(self, image_id: int) -> Path:
-        return resolve_image_path(
-            self.lvis.imgs[image_id], image_root=self.image_root, split_folder=self.split_folder, version=self.version
-        )
+    def image_path(self, index: int) -> Path:
+        """The file of dataset image ``index``."""
+        return self.image_root / self.table.image_path(int(self.rows[index]))
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
     def get_height_and_width(self, index: int) -> tuple[int, int]:
         """Size from the annotation file, without reading the image (torchvision's aspect-ratio grouping uses it)."""
-        record = self.lvis.imgs[self.image_ids[index]]
-        return int(record["height"]), int(record["width"])
+        height, width = self.table.image_sizes[self.rows[index]].tolist()
+        return int(height), int(width)
 
     def occurrences(self) -> tuple[np.ndarray, np.ndarray]:
         """(M,) image index and (M,) label (1..K) of every annotation of the split."""
@@ -241,10 +187,10 @@ class LVISDetection(Dataset[tuple[Tensor, Target]]):
 
     def __getitem__(self, index: int) -> tuple[Tensor, Target]:
         image_id = self.image_ids[index]
-        record = self.lvis.imgs[image_id]
-        height, width = int(record["height"]), int(record["width"])
-        path = self.image_path(image_id)
-        image = load_image(path)
+        row = int(self.rows[index])
+        height, width = self.get_height_and_width(index)
+        path = self.image_path(index)
+        image = load_image(path)  # (3, H, W) uint8
         if tuple(image.shape[-2:]) != (height, width):
             raise ImageFileError(
                 f"image {image_id} ({path}) is {image.shape[-2]}x{image.shape[-1]} but its record in "
@@ -252,9 +198,9 @@ class LVISDetection(Dataset[tuple[Tensor, Target]]):
             )
         try:
             target = annotations_to_target(
-                self.lvis.img_ann_map[image_id], image_id=image_id, height=height, width=width, label_of=self.label_of
+                self.table.annotations(row), image_id=image_id, height=height, width=width, label_of=self.label_of
             )
-        except (ValueError, TypeError, OverflowError) as error:  # a non-number inside a polygon (pycocotools)
+        except (ValueError, TypeError, OverflowError) as error:  # a coordinate pycocotools cannot rasterise
             raise DataFormatError(
                 f"{self.annotation_file}: the annotations of image {image_id} cannot be rasterised "
                 f"({str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}); fix them"

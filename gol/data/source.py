@@ -1,6 +1,6 @@
 """`DataSource`: what ``instantiate(cfg.dataset)`` returns, and the builders the dataset configs call.
 
-Shape shorthand: a batch is B images (3, H_i, W_i) float in [0, 1] and B target dicts (see ``gol.data.targets``).
+Shape shorthand: a batch is B images (3, H_i, W_i) uint8 and B target dicts (see ``gol.data.targets``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from torch import Tensor
 
 from gol.data.category_stats import compare_with_json_counts
 from gol.data.embedded import TRAIN_JSON, VAL_JSON, EmbeddedParams, ensure_embedded
-from gol.data.lvis_dataset import VERSIONS, LVISDetection, Version
+from gol.data.image_files import VERSIONS, Version
+from gol.data.lvis_dataset import LVISDetection
 from gol.data.stats import CategoryStats
 from gol.data.targets import Target
 from gol.data.transforms import Compose, RandomHorizontalFlip
@@ -64,6 +65,7 @@ def _build(
     test_size: int,
     max_size: int,
     flip_prob: float,
+    cache_dir: Path | None,
 ) -> DataSource:
     validate_sizes(train_sizes=train_sizes, test_size=test_size, max_size=max_size, flip_prob=flip_prob)
     train = LVISDetection(
@@ -74,6 +76,7 @@ def _build(
         transforms=Compose([RandomHorizontalFlip(flip_prob)]),
         drop_unannotated=True,
         federated=False,
+        cache_dir=cache_dir,
     )
     val = LVISDetection(
         annotation_file=val_ann,
@@ -83,6 +86,7 @@ def _build(
         transforms=None,
         drop_unannotated=False,
         federated=True,
+        cache_dir=cache_dir,
     )
     if val.category_ids != train.category_ids:
         raise DataFormatError(
@@ -90,7 +94,7 @@ def _build(
             "labels must mean the same in both splits"
         )
     stats = train.category_stats()
-    compare_with_json_counts(stats, train.lvis.dataset["categories"], source=str(train_ann))
+    compare_with_json_counts(stats, train.categories, source=str(train_ann))
     groups = {g: sum(f == g for f in stats.frequency) for g in ("r", "c", "f")}
     log.info("train %s, val %s, K=%d, groups %s", train, val, stats.num_classes, groups)
     return DataSource(
@@ -114,8 +118,10 @@ def build_lvis(
     test_size: int,
     max_size: int,
     flip_prob: float,
+    cache_dir: str | None = None,
 ) -> DataSource:
-    """LVIS v1 or v0.5 from its annotation JSONs and the COCO image root (holding train2017/ and val2017/)."""
+    """LVIS v1 or v0.5 from its annotation JSONs and the COCO image root (holding train2017/ and val2017/); with a
+    ``cache_dir``, each annotation file is parsed once per node and memory-mapped (``gol.data.table_cache``)."""
     if version not in VERSIONS:
         raise DataFormatError(f"unknown LVIS version {version!r}; expected one of {list(VERSIONS)}")
     return _build(
@@ -127,6 +133,7 @@ def build_lvis(
         test_size=test_size,
         max_size=max_size,
         flip_prob=flip_prob,
+        cache_dir=None if cache_dir is None else Path(cache_dir),
     )
 
 
@@ -147,8 +154,10 @@ def build_embedded(
     test_size: int,
     max_size: int,
     flip_prob: float,
+    cache_dir: str | None = None,
 ) -> DataSource:
-    """The embedded dataset of these parameters, generated under ``root`` on first use and reused afterwards."""
+    """The embedded dataset of these parameters, generated under ``root`` on first use and reused afterwards (its
+    annotation tables cached in ``cache_dir`` as LVIS's)."""
     validate_sizes(train_sizes=train_sizes, test_size=test_size, max_size=max_size, flip_prob=flip_prob)
     params = EmbeddedParams(
         seed=seed,
@@ -172,4 +181,5 @@ def build_embedded(
         test_size=test_size,
         max_size=max_size,
         flip_prob=flip_prob,
+        cache_dir=None if cache_dir is None else Path(cache_dir),
     )

@@ -1,6 +1,6 @@
 """Data-side augmentation of (image, target) pairs.
 
-Shape shorthand: image (3, H, W) float in [0, 1]; target ``boxes`` (N, 4) xyxy, ``masks`` (N, H, W) uint8.
+Shape shorthand: image (3, H, W) uint8; target ``boxes`` (N, 4) xyxy, ``masks`` (N, H, W) uint8.
 
 Only the flip lives here: the shorter-side (multi-scale) resize runs inside the model on its device
 (``gol.models.transform``), as torchvision does, so predictions come back in original image coordinates.

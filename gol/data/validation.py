@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +37,8 @@ def require_dir(path: Path, *, what: str, hint: str) -> None:
 def load_annotation_json(path: Path) -> dict[str, Any]:
     """Read an annotation JSON, refusing anything that is not a JSON object."""
     require_file(path, what="annotation file", hint=ANNOTATION_HINT)
+    collecting = gc.isenabled()
+    gc.disable()  # the parse creates millions of objects that all stay alive: collections during it are pure cost
     try:
         with path.open("r") as f:
             data = json.load(f)
@@ -43,6 +46,9 @@ def load_annotation_json(path: Path) -> dict[str, Any]:
         raise DataFormatError(
             f"{path} is not valid JSON ({e.msg} at line {e.lineno}); expected an LVIS annotation file"
         ) from e
+    finally:
+        if collecting:
+            gc.enable()
     if not isinstance(data, dict):
         raise DataFormatError(
             f"{path} holds a JSON {type(data).__name__}, expected an LVIS/COCO object with {list(REQUIRED_KEYS)}"

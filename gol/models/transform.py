@@ -128,6 +128,13 @@ class GolTransform(GeneralizedRCNNTransform):
         self.train_sizes = sizes
         self.test_size = int(test_size)
 
+    def normalize(self, image: Tensor) -> Tensor:
+        """(C, H, W) uint8 (as the datasets deliver images, 4x less to copy than float) or float in [0, 1] ->
+        normalised float, on the image's device; uint8 becomes exactly ``x / 255`` first."""
+        if image.dtype == torch.uint8:
+            image = image.float().div_(255.0)
+        return super().normalize(image)
+
     def resize(self, image: Tensor, target: dict[str, Tensor] | None = None) -> tuple[Tensor, dict[str, Tensor] | None]:
         """(C, H, W) image and its target -> (C, H', W') image and the target in resized coordinates."""
         if self.training:

@@ -47,8 +47,7 @@ def test_embedded_source_contract(small_source: DataSource) -> None:
     assert set(s.stats.frequency) == {"r", "c", "f"}
     assert s.val_annotation_file.is_file()
     image, target = s.train[0]
-    assert image.dtype == torch.float32 and image.shape[0] == 3
-    assert 0.0 <= float(image.min()) <= float(image.max()) <= 1.0
+    assert image.dtype == torch.uint8 and image.shape[0] == 3
     assert target["boxes"].dtype == torch.float32 and target["labels"].dtype == torch.int64
     assert int(target["labels"].min()) >= 1 and int(target["labels"].max()) <= 8
     assert target["masks"].shape[1:] == image.shape[1:] and isinstance(target["image_id"], int)
