@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 
 class DataFormatError(ValueError):
     """An annotation file or dataset setting that the data layer cannot use; the message says how to fix it."""
@@ -35,18 +37,25 @@ def require_dir(path: Path, *, what: str, hint: str) -> None:
 
 
 def load_annotation_json(path: Path) -> dict[str, Any]:
-    """Read an annotation JSON, refusing anything that is not a JSON object."""
+    """Read an annotation JSON, refusing anything that is not a JSON object.
+
+    orjson parses it (about 3x faster than the standard library on LVIS-sized files); what orjson refuses but Python's
+    ``json`` (lvis-api's parser) reads, such as ``NaN`` or integers beyond 64 bits, is read by ``json``, which also
+    words the error of a file that is not JSON at all."""
     require_file(path, what="annotation file", hint=ANNOTATION_HINT)
+    raw = path.read_bytes()
     collecting = gc.isenabled()
     gc.disable()  # the parse creates millions of objects that all stay alive: collections during it are pure cost
     try:
-        with path.open("r") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataFormatError(
-            f"{path} is not valid JSON ({e.msg} at line {e.lineno}); expected an LVIS annotation file"
-        ) from e
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        where = f"{e.msg} at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else "not UTF-8 text"
+        raise DataFormatError(f"{path} is not valid JSON ({where}); expected an LVIS annotation file") from e
     finally:
+        del raw
         if collecting:
             gc.enable()
     if not isinstance(data, dict):

@@ -70,6 +70,7 @@ def test_a_second_use_maps_the_built_folder_without_parsing(annotation_file: Pat
                                                             caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
     cached_table(annotation_file, cache_dir=tmp_path, **OPTIONS)
     caplog.set_level(logging.INFO, logger="gol.data.table_cache")
+    caplog.clear()
     again, _ = cached_table(annotation_file, cache_dir=tmp_path, **OPTIONS)
     assert "building" not in caplog.text
     assert len(list((tmp_path / SUBDIR).iterdir())) == 2  # the folder and its lock file
