@@ -205,7 +205,8 @@ def plan_sweep(
     request = describe_request(settings)
     processes = settings.request.nodes * settings.request.tasks_per_node
     for cell, cfg in zip(cells, configs, strict=True):
-        batch = OmegaConf.select(cfg, "schedule.ims_per_batch", default=None)
+        with hydra_config(cfg):  # experiments pick the batch by ${hydra:runtime.choices...}
+            batch = OmegaConf.select(cfg, "schedule.ims_per_batch", default=None)
         if batch is not None:
             check_batch_split(cell.name(sweep_dir), int(batch), processes)
     planned = plan_cells(cells, sweep_dir, query_slurm=query_slurm, stale_after=settings.stale_after)

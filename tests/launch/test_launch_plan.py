@@ -232,3 +232,25 @@ def test_gol_sweep_plan_is_the_dry_run(tmp_path: Path) -> None:
                            capture_output=True, text=True, timeout=120)  # fmt: skip
     assert local.returncode == 2 and "Traceback" not in local.stderr
     assert local.stderr.strip().endswith("add hydra/launcher=slurm (or local_cluster, local)")
+
+
+@pytest.mark.parametrize(
+    "experiment", ["activations", "losses", "gol_ablation", "lvis_v05", "schedule_sampler", "sota"]
+)
+def test_every_paper_table_plans_as_a_user_types_it(tmp_path: Path, experiment: str) -> None:
+    """`gol-sweep plan experiment=X hydra/launcher=slurm` (the dry run) for every paper table: the per-cell batch
+    sizes the experiments pick by ``${hydra:runtime.choices...}`` resolve while planning, as in the job itself."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOL_", "WANDB_", "SLURM_"))}
+    env.update(weights_folder(tmp_path / "weights"))
+    (tmp_path / "slurm.conf").write_text("")
+    env["SLURM_CONF"] = str(tmp_path / "slurm.conf")
+    gol_sweep = Path(sys.executable).parent / "gol-sweep"
+    plan = subprocess.run([str(gol_sweep), "plan", f"experiment={experiment}", "hydra/launcher=slurm"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert plan.returncode == 0 and "Traceback" not in plan.stderr, plan.stderr[-3000:]
+    assert plan.stdout.splitlines()[-1] == "nothing queued (hydra.launcher.dry_run=true)"
+    if experiment == "activations":  # the X101 softmax cell runs 4 x 1 images per step, so 4x the iterations
+        x101 = next(
+            line for line in plan.stdout.splitlines() if line.startswith("activation=softmax,detector=maskrcnn_x101")
+        )
+        assert x101.split()[1:3] == ["300,504", "1.1"]
