@@ -83,4 +83,6 @@ def test_distributed_eval_benchmark_at_smoke_size_evaluates_as_one_process(tmp_p
     one, two = report["sides"]["1 process"], report["sides"]["2 processes"]
     assert report["ratio"] == pytest.approx(two["total_s"] / one["total_s"])
     assert one["from_others_pickled_mib"] == 0 and 0 < two["from_others_pickled_mib"] < two["pickled_mib"]
-    assert all(side["inference_s"] > 0 and side["peak_rss_mib"] > 0 for side in (one, two))
+    assert all(
+        side["inference_s"] > 0 and side["inference_cpu_s"] > 0 and side["peak_rss_mib"] > 0 for side in (one, two)
+    )
