@@ -1,13 +1,20 @@
-"""Data-parallel training over the processes a launcher gives a job (torchrun, or the tasks of a SLURM job).
+"""Data-parallel training and evaluation over the processes a launcher gives a job (torchrun, or the tasks of a SLURM
+job).
 
 One process per GPU (or per CPU worker with the gloo backend). Rank 0 alone writes the run record, W&B and
 checkpoints; every rank reads the same checkpoint on resume.
 
-A job whose process dies or fails must end soon, not at a timeout hours later. Collectives of training use
-``COLLECTIVE_TIMEOUT`` (PyTorch's own default, 10 minutes: an NCCL job whose peer hangs ends then; a dead peer
-ends a gloo job at once, and the SLURM presets' ``--kill-on-bad-exit`` ends every task of a job when one exits
-with an error). The one long wait, the other ranks waiting while rank 0 evaluates, happens on the job's
-key-value store with ``EVALUATION_TIMEOUT`` (:func:`wait_for_main`), used only there.
+Evaluation runs on every rank: each predicts its shard of the val split and :func:`gather_to_main` brings the
+detections to rank 0, which alone computes the metrics (CPU work: minutes at LVIS val scale) while the others wait
+for it (:func:`wait_for_main`).
+
+A job whose process dies or fails must end soon, not at a timeout hours later. Collectives (training's, and the
+gather of the detections, which a rank reaches when its shard is done) use ``COLLECTIVE_TIMEOUT`` (PyTorch's own
+default, 10 minutes: an NCCL job whose peer hangs ends then; a dead peer ends a gloo job at once, and the SLURM
+presets' ``--kill-on-bad-exit`` ends every task of a job when one exits with an error). The one longer wait, the
+other ranks waiting while rank 0 computes the metrics, happens on the job's key-value store with
+``METRICS_TIMEOUT`` (:func:`wait_for_main`), used only there: rank 0 serves the store, so that wait ends at once
+if rank 0 dies, and its timeout only bounds a rank 0 that is alive but stuck.
 
 A rank that fails writes its error beside the run (:func:`note_failure`); rank 0, which keeps the record, names
 that rank's error instead of its own "connection closed" (:func:`failure_of_job`).
@@ -18,10 +25,11 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -34,7 +42,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=10)
-EVALUATION_TIMEOUT = datetime.timedelta(hours=4)  # an LVIS-sized evaluation on rank 0 alone
+# Rank 0 computing the metrics of LVIS val (~20k images, ~6M detections) from the gathered detections: about a
+# minute per protocol with hotcoco (the default), ~20 minutes per protocol with lvis-api itself (engine "lvis";
+# python -m gol.bench eval: 5 s and 126 s for 620k detections); this covers lvis-api with all three protocols.
+METRICS_TIMEOUT = datetime.timedelta(hours=2)
+# Bytes each process sends per round of gather_to_main: the device buffers of a gather stay this small.
+GATHER_CHUNK_BYTES = 64 * 2**20
 _MAIN_ARRIVED = "gol/main_arrived"  # the store key of wait_for_main (one wait per job)
 
 
@@ -129,8 +142,43 @@ def broadcast_from_main(value: T, world: World) -> T:
     return box[0]
 
 
+def gather_to_main(value: T, world: World) -> list[T] | None:
+    """Every rank's ``value`` (a picklable object) on rank 0, in rank order; None on the other ranks; ``[value]``
+    in a single process.
+
+    The values travel pickled, in rounds of at most ``GATHER_CHUNK_BYTES`` per process (as device tensors with
+    NCCL, which carries nothing else; as CPU tensors with gloo), so no buffer ever holds a split's detections
+    at once on the device. Rank 0 keeps its own value as it is, and turns each other rank's bytes back into its
+    value as soon as they are all in.
+    """
+    if not world.distributed:
+        return [value]
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    payload = b"" if world.is_main else pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(world.world_size)]
+    dist.all_gather(sizes, torch.tensor([len(payload)], dtype=torch.int64, device=device))
+    lengths = [int(size.item()) for size in sizes]
+    values: list[Any] = [value] + [None] * (world.world_size - 1)
+    pending = {rank: bytearray() for rank in range(1, world.world_size)} if world.is_main else {}
+    for start in range(0, max(lengths), GATHER_CHUNK_BYTES):
+        width = min(GATHER_CHUNK_BYTES, max(lengths) - start)
+        chunk = torch.zeros(width, dtype=torch.uint8, device=device)
+        piece = payload[start : start + width]
+        if piece:
+            chunk[: len(piece)] = torch.frombuffer(bytearray(piece), dtype=torch.uint8).to(device)
+        slots = [torch.empty_like(chunk) for _ in lengths] if world.is_main else []
+        dist.gather(chunk, slots or None, dst=0)
+        for rank, buffer in list(pending.items()):  # rank 0's alone
+            buffer += slots[rank][: min(width, lengths[rank] - start)].cpu().numpy().tobytes()
+            if len(buffer) == lengths[rank]:
+                values[rank] = pickle.loads(buffer)
+                del pending[rank]
+    return values if world.is_main else None
+
+
 def wait_for_main(world: World) -> None:
-    """The other ranks wait here until rank 0 arrives, for up to ``EVALUATION_TIMEOUT`` (rank 0 evaluating alone).
+    """The other ranks wait here until rank 0 arrives, for up to ``METRICS_TIMEOUT`` (rank 0 computing the metrics
+    alone).
 
     The wait is on the process group's key-value store, which rank 0's process serves: no second communicator
     (a gloo group would need a working gloo network on every NCCL cluster), and if rank 0 dies the wait ends at
@@ -141,7 +189,7 @@ def wait_for_main(world: World) -> None:
     if world.is_main:
         store.set(_MAIN_ARRIVED, "1")
     else:
-        store.wait([_MAIN_ARRIVED], EVALUATION_TIMEOUT)
+        store.wait([_MAIN_ARRIVED], METRICS_TIMEOUT)
     dist.barrier()  # every rank is past the wait before rank 0 (the store's server) may leave
 
 

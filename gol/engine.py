@@ -261,11 +261,16 @@ def _train(cfg: DictConfig, ctx: RunContext, world: distributed.World, rec: reco
                         use_amp=use_amp, max_iter=max_iter, ckpt_dir=ckpt_dir)  # fmt: skip
             loop.run(data.train, sampler, progress)
         metrics: dict[str, Any] = {}
-        if rec is not None and tracker is not None:
-            metrics, per_category = evaluate_model(model, data, cfg.eval, device=device, heartbeat=rec.update)
+        # Every rank predicts its shard of the val split; rank 0 gets the detections and computes the metrics.
+        beat = None if rec is None else rec.update
+        evaluated = evaluate_model(
+            model, data, cfg.eval, device=device, world=world, num_workers=int(cfg.num_workers), heartbeat=beat
+        )
+        if evaluated is not None and rec is not None and tracker is not None:
+            metrics, per_category = evaluated
             tracker.summarize(metrics, per_category)
             rec.finish(metrics=metrics, per_category=per_category)
-        distributed.wait_for_main(world)  # the other ranks wait while rank 0 evaluates
+        distributed.wait_for_main(world)  # the other ranks wait while rank 0 computes the metrics
         outcome = "finished"
         return metrics
     except (SystemExit, KeyboardInterrupt):

@@ -222,7 +222,11 @@ def evaluate_run(
     stray = [k for k in missing if not k.endswith(BN_COUNTER_SUFFIX)] + list(unexpected)
     if stray:
         raise EvaluationInputError(f"{path} does not fit the run's detector (config.yaml): e.g. {', '.join(stray[:3])}")
-    metrics, per_category = evaluate_model(parts.model.to(device), parts.data, cfg.eval, device=device)
+    evaluated = evaluate_model(
+        parts.model.to(device), parts.data, cfg.eval, device=device, num_workers=int(cfg.num_workers)
+    )
+    assert evaluated is not None  # one process is its own rank 0
+    metrics, per_category = evaluated
     if out is not None:
         record.write_json(out, metrics)
         if per_category is not None:

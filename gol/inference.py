@@ -1,4 +1,9 @@
-"""Batched inference over a split and its LVIS evaluation (lvis-api semantics, in memory, no JSON round trip)."""
+"""Batched inference over a split and its LVIS evaluation (lvis-api semantics, in memory, no JSON round trip).
+
+In a job of several processes every rank predicts its shard of the val split (:func:`shard_indices`) and rank 0
+gathers the detections and computes the metrics: the detections it evaluates are those of one process, in the
+same order, so the metrics are too (:func:`merge_shards`).
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,23 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
+from gol import distributed
 from gol.config.train import EvalConf
-from gol.data import DataSource, collate
+from gol.data import DataSource
 from gol.evaluation.api import evaluate
 from gol.evaluation.convert import detections_from_output
 from gol.evaluation.detections import Detections
 from gol.evaluation.prepare import top_per_category
-from gol.loader import end_with_parent
+from gol.loader import CarriedFailures, LoadFailure, collate_or_failure, end_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +46,8 @@ def predict(
     topk_per_category: int | None = None,
     heartbeat: Callable[[], None] | None = None,
 ) -> Detections:
-    """Run the detector over ``dataset``; detections come back in the dataset's image and category ids.
+    """Run the detector over ``dataset``; detections come back in the dataset's image and category ids, image by
+    image in the dataset's order.
 
     ``heartbeat`` is called about every ``HEARTBEAT_S`` seconds (the engine updates the run's record with it, so an
     hours-long inference never reads as a dead run to another launch).
@@ -48,16 +56,95 @@ def predict(
     top K detections of each category over the split (large-vocab-devil's ``infer_topk``, which AP-fixed needs):
     whenever more than 2 K x categories detections are held, they are cut back to the top K of each category.
     """
+    return _predict(
+        model, dataset, category_ids=category_ids, batch_size=batch_size, device=device, num_workers=num_workers,
+        per_image_cap=per_image_cap, topk_per_category=topk_per_category, heartbeat=heartbeat,
+    )[0]  # fmt: skip
+
+
+def predict_sharded(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    world: distributed.World,
+    category_ids: tuple[int, ...],
+    batch_size: int,
+    device: torch.device,
+    num_workers: int = 0,
+    per_image_cap: int | None = None,
+    topk_per_category: int | None = None,
+    heartbeat: Callable[[], None] | None = None,
+) -> Detections | None:
+    """:func:`predict` with the split shared among the processes of ``world``: each predicts its shard
+    (:func:`shard_indices`), and rank 0 gets the detections :func:`predict` gives in one process, in its order;
+    the other ranks get None. A single process predicts the whole split."""
+    num_images = len(dataset)  # type: ignore[arg-type]
+    shard = np.asarray(shard_indices(num_images, batch_size, world), dtype=np.int64)
+    dets, position = _predict(
+        model, Subset(dataset, shard.tolist()), category_ids=category_ids, batch_size=batch_size, device=device,
+        num_workers=num_workers, per_image_cap=per_image_cap, topk_per_category=topk_per_category,
+        heartbeat=heartbeat,
+    )  # fmt: skip
+    if not world.distributed:
+        return dets
+    shards = distributed.gather_to_main((dets, shard[position]), world)
+    if shards is None:
+        return None
+    merged = merge_shards(shards, topk_per_category=topk_per_category)
+    log.info("gathered %d detections of %d images from %d processes", len(merged), num_images, world.world_size)
+    return merged
+
+
+def shard_indices(num_images: int, batch_size: int, world: distributed.World) -> list[int]:
+    """The images (dataset positions, ascending) that rank ``world.rank`` predicts: every ``world_size``-th batch
+    of ``batch_size`` images, from its rank's. The shards are disjoint and cover the split, and each batch holds
+    the images it holds in one process (the same padding and shapes, so the same detections)."""
+    step = world.world_size * batch_size
+    firsts = range(world.rank * batch_size, num_images, step)
+    return [i for first in firsts for i in range(first, min(first + batch_size, num_images))]
+
+
+def merge_shards(
+    shards: Sequence[tuple[Detections, np.ndarray]], *, topk_per_category: int | None = None
+) -> Detections:
+    """The detections of one process from those of its shards: each shard's detections with the (N,) dataset
+    position of each one's image, in the shard's order.
+
+    Sorted (stably) by image position, the detections come in the order of one process (an image's detections all
+    come from one shard, in the detector's order); the per-category top K is then exact: a detection among the top
+    K of its category over the split is among the top K of its shard, which each shard kept.
+    """
+    merged = Detections.concatenate([dets for dets, _ in shards])
+    position = np.concatenate([np.asarray(p, dtype=np.int64) for _, p in shards]) if shards else np.zeros(0, np.int64)
+    merged = merged.subset(np.argsort(position, kind="stable"))
+    return merged if topk_per_category is None else _top(merged, topk_per_category)
+
+
+def _predict(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    category_ids: tuple[int, ...],
+    batch_size: int,
+    device: torch.device,
+    num_workers: int,
+    per_image_cap: int | None,
+    topk_per_category: int | None,
+    heartbeat: Callable[[], None] | None,
+) -> tuple[Detections, np.ndarray]:
+    """:func:`predict`'s detections and the (N,) int64 position in ``dataset`` of each one's image."""
     loader = DataLoader(
-        dataset,
+        CarriedFailures(dataset),
         batch_size=batch_size,
-        collate_fn=collate,
+        collate_fn=collate_or_failure,
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
         worker_init_fn=functools.partial(end_with_parent, os.getpid()),
     )  # fmt: skip  (pinned: the non_blocking copies overlap on CUDA)
     parts: list[Detections] = []
+    positions: list[np.ndarray] = []
     held = 0
+    seen = 0  # images predicted so far
     budget = None if topk_per_category is None else 2 * topk_per_category * len(category_ids)
     was_training = model.training
     model.eval()
@@ -68,7 +155,10 @@ def predict(
             _per_image_cap(model, per_image_cap),
         ):
             beat = time.monotonic()
-            for images, targets in loader:
+            for batch in loader:
+                if isinstance(batch, LoadFailure):
+                    raise batch.error  # as the dataset raised it: the run's one-line error names the file
+                images, targets = batch
                 if heartbeat is not None and time.monotonic() - beat > HEARTBEAT_S:
                     heartbeat()
                     beat = time.monotonic()
@@ -78,19 +168,32 @@ def predict(
                     parts.append(
                         detections_from_output(output, image_id=int(target["image_id"]), category_ids=category_ids)
                     )
+                    positions.append(np.full(len(parts[-1]), seen, dtype=np.int64))
                     held += len(parts[-1])
+                    seen += 1
                 if budget is not None and held > budget:
-                    parts = [_top(Detections.concatenate(parts), topk_per_category)]  # type: ignore[arg-type]
+                    kept = _top_rows(Detections.concatenate(parts), topk_per_category)  # type: ignore[arg-type]
+                    parts, positions = [kept[0]], [np.concatenate(positions)[kept[1]]]
                     held = len(parts[0])
     finally:
         model.train(was_training)
     dets = Detections.concatenate(parts)
-    return dets if topk_per_category is None else _top(dets, topk_per_category)
+    position = np.concatenate(positions) if positions else np.zeros(0, np.int64)
+    if topk_per_category is None:
+        return dets, position
+    top, rows = _top_rows(dets, topk_per_category)
+    return top, position[rows]
+
+
+def _top_rows(dets: Detections, k: int) -> tuple[Detections, np.ndarray]:
+    """The top ``k`` detections of each category, in their order, and their rows in ``dets``."""
+    rows = top_per_category(dets.category_ids, dets.scores, k)
+    return dets.subset(rows), rows
 
 
 def _top(dets: Detections, k: int) -> Detections:
     """The top ``k`` detections of each category, in their order."""
-    return dets.subset(top_per_category(dets.category_ids, dets.scores, k))
+    return _top_rows(dets, k)[0]
 
 
 @contextmanager
@@ -113,21 +216,31 @@ def evaluate_model(
     conf: EvalConf,
     *,
     device: torch.device,
+    world: distributed.World | None = None,
     num_workers: int = 0,
     heartbeat: Callable[[], None] | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """(metrics, per-category AP) of ``model`` on the val split, as written to metrics.json / per_category.json.
+
+    In a job of several processes (``world``) every rank predicts its shard of the split and rank 0 alone computes
+    the metrics, from the detections of one process: the other ranks get None.
 
     The detections stay in memory; segm detections' areas (APs/APm/APl) are their masks' or their boxes' as
     ``conf.segm_area`` says, and metrics.json's ``eval`` block records which (and the protocols and
     ``infer_topk`` when they are not the defaults).
     """
     topk = conf.infer_topk
-    detections = predict(
-        model, data.val, category_ids=tuple(data.stats.category_ids), batch_size=conf.batch_size, device=device,
-        num_workers=num_workers, per_image_cap=None if topk is None else conf.infer_topk_per_image,
-        topk_per_category=topk, heartbeat=heartbeat,
+    detections = predict_sharded(
+        model, data.val, world=world or distributed.World(), category_ids=tuple(data.stats.category_ids),
+        batch_size=conf.batch_size, device=device, num_workers=num_workers,
+        per_image_cap=None if topk is None else conf.infer_topk_per_image, topk_per_category=topk,
+        heartbeat=heartbeat,
     )  # fmt: skip
+    return None if detections is None else score(detections, data, conf)
+
+
+def score(detections: Detections, data: DataSource, conf: EvalConf) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metrics, per-category AP) of the val split's ``detections``, evaluated as ``conf`` says."""
     result = evaluate(
         data.val_annotation_file, detections, iou_types=list(conf.iou_types), engine=conf.engine,
         max_dets=conf.max_dets, segm_area=conf.segm_area, protocols=list(conf.protocols),
@@ -138,6 +251,6 @@ def evaluate_model(
         result.engine, len(detections), {"box": "boxes", "mask": "masks"}[conf.segm_area], result.table(),
     )  # fmt: skip
     metrics = result.metrics()
-    if topk is not None:  # inference kept other detections than the detector's cap: the numbers say so
-        metrics.setdefault("eval", {})["infer_topk"] = topk
+    if conf.infer_topk is not None:  # inference kept other detections than the detector's cap: the numbers say so
+        metrics.setdefault("eval", {})["infer_topk"] = conf.infer_topk
     return metrics, result.per_category()

@@ -7,7 +7,8 @@ batches and flips an uninterrupted run would have seen, whatever the number of l
 A sample that cannot be loaded (an image file removed or damaged during the run) fails the run, never skipped: its
 error travels from the loader worker as a value and is raised again in the training process as it was raised, so
 the run's one-line error names the file (an exception raised inside a worker would reach the training process
-with "Caught ... in DataLoader worker process 0" as its first line instead).
+with "Caught ... in DataLoader worker process 0" as its first line instead). Inference's loader carries its
+errors the same way (:class:`CarriedFailures`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,28 @@ def sample_seed(seed: int, epoch: int, position: int) -> int:
     return ((seed * 1_000_003 + epoch) * 10_000_019 + position) % (2**63 - 1)
 
 
+def load_or_failure(dataset: Dataset, index: Any) -> Any:
+    """``dataset[index]``, or the sample's data error as a ``LoadFailure``."""
+    try:
+        return dataset[index]
+    except DATA_ERRORS as error:
+        return LoadFailure(error)
+
+
+class CarriedFailures(Dataset):
+    """Wraps a dataset so that a sample's data error comes back as a ``LoadFailure`` value (batch it with
+    :func:`collate_or_failure`, raise ``batch.error`` where the batch arrives)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        return load_or_failure(self.dataset, index)
+
+
 class SeededSamples(Dataset):
     """Wraps a dataset so that item ``(index, seed)`` is produced under its own RNG seed.
 
@@ -80,10 +103,7 @@ class SeededSamples(Dataset):
         index, seed = key
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            try:
-                return self.dataset[index]
-            except DATA_ERRORS as error:
-                return LoadFailure(error)
+            return load_or_failure(self.dataset, index)
 
 
 @dataclass

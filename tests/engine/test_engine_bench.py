@@ -13,7 +13,7 @@ from gol.bench import inference, train_step
 def test_dispatcher_lists_the_benchmarks_and_refuses_unknown_names(capsys):
     assert dispatcher.main([]) == 0
     listing = capsys.readouterr().out
-    for name in ("train_step", "inference", "loss", "eval", "rfs"):
+    for name in ("train_step", "inference", "loss", "eval", "rfs", "distributed_eval"):
         assert f"  {name} " in listing
     assert dispatcher.main(["no_such_bench"]) == 2
     assert "available: " in capsys.readouterr().err
@@ -70,3 +70,19 @@ def test_rfs_benchmark_at_smoke_size_matches_the_loop(tmp_path):
     assert report["identical"] and report["max_abs_difference"] == 0.0
     assert (report["images"], report["categories"]) == (2000, 1203)
     assert report["epoch_indices"] >= report["images"]  # every r(I) >= 1
+
+
+@pytest.mark.timeout(300)
+def test_distributed_eval_benchmark_at_smoke_size_evaluates_as_one_process(tmp_path, capsys):
+    out = tmp_path / "distributed_eval.json"
+    argv = ["distributed_eval", "--size", "smoke", "--workers", "0", "--root", str(tmp_path), "--json", str(out)]
+    assert dispatcher.main(argv) == 0
+    assert "ratio 2 / 1 processes" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["identical"] and report["images"] == 16 and report["detections"] > 0
+    one, two = report["sides"]["1 process"], report["sides"]["2 processes"]
+    assert report["ratio"] == pytest.approx(two["total_s"] / one["total_s"])
+    assert one["from_others_pickled_mib"] == 0 and 0 < two["from_others_pickled_mib"] < two["pickled_mib"]
+    assert all(
+        side["inference_s"] > 0 and side["inference_cpu_s"] > 0 and side["peak_rss_mib"] > 0 for side in (one, two)
+    )

@@ -1,8 +1,6 @@
 """Data-parallel training on CPU: two gloo processes give the loss and gradients of one process on the same
 global batch, through gol's own process-group set-up, batch sharding and step."""
 
-import socket
-
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -13,6 +11,7 @@ from gol.activations import Softmax
 from gol.loader import StreamPosition, batches
 from gol.losses import CrossEntropyLoss
 from gol.models import build_tiny
+from tests_support import free_port
 
 K = 3
 
@@ -96,12 +95,6 @@ def _worker(rank, port, out):
         distributed.shutdown(world)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.timeout(300)
 def test_two_gloo_processes_match_one_process_on_the_global_batch(tmp_path):
     single_loss, single_grads = loss_and_grads(model(), distributed.World())
@@ -142,11 +135,13 @@ def _failing_worker(rank, port, run_dir, out, how):
     torch.set_num_threads(1)
     world = distributed.init("cpu")
     try:
-        if rank == 1 and how == "killed":
+        if rank == 1 and how.startswith("killed"):
             os.kill(os.getpid(), signal.SIGKILL)
         if rank == {"rank 1 fails": 1, "rank 0 fails": 0}.get(how):
             raise ValueError(f"image of rank {rank} could not be decoded\nsecond line")
-        distributed.wait_for_main(world)  # the long-timeout group: it still ends at once when the peer is gone
+        if how == "killed while predicting":
+            distributed.gather_to_main(rank, world)  # the gather of the detections, where rank 0 waits for the shards
+        distributed.wait_for_main(world)  # the long-timeout wait: it still ends at once when the peer is gone
         distributed.mean_over_ranks(torch.ones(()), world)
     except Exception as error:
         distributed.note_failure(run_dir, world, error)
@@ -164,6 +159,7 @@ def _failing_worker(rank, port, run_dir, out, how):
         ("rank 1 fails", "JobFailure: process 1 of 2 failed: ValueError: image of rank 1 could not be decoded"),
         ("rank 0 fails", "ValueError: image of rank 0 could not be decoded"),
         ("killed", "JobFailure: another process of the job died or stopped responding (RuntimeError: "),
+        ("killed while predicting", "JobFailure: another process of the job died or stopped responding ("),
     ],
 )
 def test_rank_zero_records_the_error_of_the_process_that_failed(tmp_path, how, recorded):
