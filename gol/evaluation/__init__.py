@@ -31,6 +31,7 @@ from gol.evaluation.result import (
     write_metrics,
     write_per_category,
 )
+from gol.evaluation.rles import RLEs
 from gol.evaluation.summary import IOU_TYPES, METRIC_KEYS
 
 _TORCH_HELPERS = ("detections_from_output", "encode_masks", "outputs_to_results")
@@ -61,6 +62,7 @@ __all__ = [
     "EvaluationResult",
     "GroundTruth",
     "IouTypeResult",
+    "RLEs",
     "detections_from_output",
     "encode_masks",
     "evaluate",

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from gol.evaluation.detections import Detections
 from gol.evaluation.errors import EvaluationInputError
+from gol.evaluation.rles import RLEs
 
 MASK_THRESHOLD = 0.5  # binarisation of mask probabilities, as torchvision's and detectron2's evaluators do
 
@@ -48,7 +49,7 @@ def detections_from_output(output: Mapping[str, Tensor], *, image_id: int, categ
     xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1)  # (N, 4)
     segmentations = None
     if "masks" in output:
-        segmentations = tuple(encode_masks(output["masks"]))
+        segmentations = RLEs.from_dicts(encode_masks(output["masks"]))
     return Detections(
         image_ids=np.full(n, image_id, dtype=np.int64),
         category_ids=lookup[labels_np - 1] if n else np.zeros(0, np.int64),
