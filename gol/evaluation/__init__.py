@@ -34,7 +34,7 @@ from gol.evaluation.result import (
 from gol.evaluation.rles import RLEs
 from gol.evaluation.summary import IOU_TYPES, METRIC_KEYS
 
-_TORCH_HELPERS = ("detections_from_output", "encode_masks", "outputs_to_results")
+_TORCH_HELPERS = ("detections_from_output", "encode_box_masks", "encode_masks", "outputs_to_results")
 
 
 def __getattr__(name: str) -> object:
@@ -64,6 +64,7 @@ __all__ = [
     "IouTypeResult",
     "RLEs",
     "detections_from_output",
+    "encode_box_masks",
     "encode_masks",
     "evaluate",
     "outputs_to_results",
