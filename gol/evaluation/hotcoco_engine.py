@@ -95,7 +95,9 @@ class ResultSets:
     def _load(self, rows: np.ndarray, area: np.ndarray) -> Any:
         """hotcoco's result set of detections ``rows`` (M,), in result order, with lvis-api's ``area`` (M,)."""
         dets = self.dets
-        masks = dets.segmentations.dicts(rows) if dets.segmentations is not None else None
+        needed = self.masks or (dets.boxes is None and self.boxes)
+        # pycocotools' dicts for these rows only, made now (bytes counts: hotcoco reads them as they are).
+        masks = dets.segmentations.dicts(rows, text=False) if needed and dets.segmentations is not None else None
         if dets.boxes is not None:
             boxes = dets.boxes[rows]  # (M, 4)
         elif self.boxes and masks:  # mask-only results: lvis-api takes the boxes from the masks

@@ -17,10 +17,13 @@ from operator import itemgetter
 from typing import Any, overload
 
 import numpy as np
+import pycocotools.mask as mask_utils
 
 from gol.evaluation.errors import EvaluationInputError
 
 BAD_SIZE = "every RLE 'size' must be [height, width]"
+# pycocotools' area sizes a scratch array as uint8 from the number of masks, which NumPy 2 refuses past 255.
+AREA_CHUNK = 255
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,25 +57,24 @@ class RLEs(Sequence[dict[str, Any]]):
     @classmethod
     def from_counts(cls, counts: Sequence[bytes], sizes: np.ndarray) -> RLEs:
         """N compressed counts strings (bytes) and their (N, 2) sizes (height, width)."""
-        offsets = np.zeros(len(counts) + 1, np.int64)
-        np.cumsum(np.fromiter(map(len, counts), np.int64, count=len(counts)), out=offsets[1:])
-        return cls(b"".join(counts), offsets, np.asarray(sizes, np.int64).reshape(-1, 2))
+        return cls(b"".join(counts), _offsets(counts), np.asarray(sizes, np.int64).reshape(-1, 2))
 
     @classmethod
     def from_dicts(cls, rles: Sequence[Mapping[str, Any]]) -> RLEs:
         """pycocotools' compressed RLE dicts (``counts`` str or bytes, ``size`` [h, w]); str counts come back as str
         when every mask has them."""
         counts = list(map(itemgetter("counts"), rles))
-        text = bool(counts) and all(isinstance(c, str) for c in counts)
-        try:
-            encoded = [c.encode("ascii") if isinstance(c, str) else bytes(c) for c in counts]
-        except (UnicodeEncodeError, TypeError):
-            raise EvaluationInputError("RLE counts must be compressed strings (ASCII str or bytes)") from None
         sizes = fixed_length(list(map(itemgetter("size"), rles)), 2, np.int64)
         if sizes is None:
             raise EvaluationInputError(BAD_SIZE)
-        rle = cls.from_counts(encoded, sizes)
-        return cls(rle.data, rle.offsets, rle.sizes, text)
+        text = bool(counts) and set(map(type, counts)) == {str}
+        try:
+            if text:  # one join and one encode: ASCII holds one byte per character
+                return cls("".join(counts).encode("ascii"), _offsets(counts), sizes, text=True)
+            encoded = [c.encode("ascii") if isinstance(c, str) else bytes(c) for c in counts]
+        except (UnicodeEncodeError, TypeError):
+            raise EvaluationInputError("RLE counts must be compressed strings (ASCII str or bytes)") from None
+        return cls(b"".join(encoded), _offsets(encoded), sizes)
 
     @classmethod
     def concatenate(cls, parts: Sequence[RLEs]) -> RLEs:
@@ -107,6 +109,12 @@ class RLEs(Sequence[dict[str, Any]]):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.dicts())
 
+    def areas(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """(n,) float64 pixel areas of masks ``rows`` (every mask when None); dicts are made AREA_CHUNK at a time."""
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows, np.int64)
+        chunks = [mask_areas(self.dicts(rows[i : i + AREA_CHUNK], text=False)) for i in range(0, rows.size, AREA_CHUNK)]
+        return np.concatenate(chunks) if chunks else np.zeros(0)
+
     def counts(self, rows: np.ndarray | None = None) -> list[Any]:
         """The compressed counts of masks ``rows`` (every mask when None): str or bytes as ``text`` says."""
         pieces = self._pieces(rows)
@@ -137,6 +145,19 @@ class RLEs(Sequence[dict[str, Any]]):
             starts, stops = self.offsets[rows], self.offsets[rows + 1]
         data = self.data
         return [data[a:b] for a, b in zip(starts.tolist(), stops.tolist())]
+
+
+def mask_areas(rles: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """(n,) float64 pixel areas of compressed RLE dicts, by ``pycocotools.mask.area`` (AREA_CHUNK at a time)."""
+    chunks = [mask_utils.area(list(rles[i : i + AREA_CHUNK])) for i in range(0, len(rles), AREA_CHUNK)]
+    return np.concatenate(chunks).astype(np.float64) if chunks else np.zeros(0)
+
+
+def _offsets(counts: Sequence[bytes] | Sequence[str]) -> np.ndarray:
+    """(N + 1,) int64: where each of N consecutive strings starts in their concatenation, and its end."""
+    offsets = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, counts), np.int64, count=len(counts)), out=offsets[1:])
+    return offsets
 
 
 def fixed_length(rows: list[Any], width: int, dtype: type) -> np.ndarray | None:

@@ -75,3 +75,12 @@ def test_detections_pickle_join_and_subset() -> None:
     rows = np.array([11, 0, 4])
     assert joined.subset(rows).to_results() == [joined.to_results()[i] for i in rows.tolist()]
     assert joined.segmentations is not None and joined.segmentations.sizes.tolist() == [[9, 7]] * 12
+
+
+def test_areas_are_pycocotools_areas_past_its_255_mask_limit() -> None:
+    dicts = _dicts(5, 600, size=(13, 11))
+    rles = RLEs.from_dicts(dicts)
+    expected = np.concatenate([mask_utils.area(dicts[i : i + 200]) for i in range(0, 600, 200)]).astype(float)
+    np.testing.assert_array_equal(rles.areas(), expected)
+    rows = np.array([599, 3, 3, 256])
+    np.testing.assert_array_equal(rles.areas(rows), expected[rows])
