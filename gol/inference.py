@@ -28,6 +28,7 @@ from gol.evaluation.convert import detections_from_output
 from gol.evaluation.detections import Detections
 from gol.evaluation.prepare import top_per_category
 from gol.loader import CarriedFailures, LoadFailure, collate_or_failure, end_with_parent
+from gol.models.transform import masks_in_boxes
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ def _predict(
             torch.inference_mode(),
             torch.autocast(device.type, enabled=device.type == "cuda"),
             _per_image_cap(model, per_image_cap),
+            masks_in_boxes(model),  # masks come back unpasted: detections_from_output pastes each inside its box
         ):
             beat = time.monotonic()
             for batch in loader:

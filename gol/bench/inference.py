@@ -10,8 +10,10 @@ difference between their outputs:
   predicted one (``maskrcnn_inference``); ``gol.models.predictors.mask_probabilities`` computes only the
   predicted class's logits.
 - ``paste``: every detection's 28 x 28 mask is resized into its box and pasted into a full-size image;
-  torchvision does it one mask at a time (``paste_masks_in_image``), ``gol.models.transform.paste_masks`` all
-  masks of an image with two batched matrix products.
+  torchvision does it one mask at a time (``paste_masks_in_image``), ``gol.models.paste.paste_masks`` computes
+  every mask on its box's pixels only (batched taps, two products and a sum per pixel) and writes it into zeros.
+
+Test-time evaluation skips the full-size images altogether: ``python -m gol.bench postprocess`` times that path.
 
 Cases: ``smoke`` is the demo's (100 detections on a ~128 x 136 image, 60 classes, tiny mask head); ``full``
 adds LVIS test images (300 detections on 800 x 1066, 1203 classes, the 256-channel mask head).
@@ -35,8 +37,8 @@ from torch import Tensor
 from torchvision.models.detection.roi_heads import maskrcnn_inference, paste_masks_in_image
 
 from gol.bench._report import add_json_option, write_json
+from gol.models.paste import paste_masks
 from gol.models.predictors import build_mask_predictor, mask_probabilities
-from gol.models.transform import paste_masks
 
 MASK_SIDE = 28  # torchvision's mask head output
 FEATURE_SIDE = 14  # the mask head's RoIAlign output

@@ -31,9 +31,10 @@ from gol.evaluation.result import (
     write_metrics,
     write_per_category,
 )
+from gol.evaluation.rles import RLEs
 from gol.evaluation.summary import IOU_TYPES, METRIC_KEYS
 
-_TORCH_HELPERS = ("detections_from_output", "encode_masks", "outputs_to_results")
+_TORCH_HELPERS = ("detections_from_output", "encode_box_masks", "encode_masks", "outputs_to_results")
 
 
 def __getattr__(name: str) -> object:
@@ -61,7 +62,9 @@ __all__ = [
     "EvaluationResult",
     "GroundTruth",
     "IouTypeResult",
+    "RLEs",
     "detections_from_output",
+    "encode_box_masks",
     "encode_masks",
     "evaluate",
     "outputs_to_results",

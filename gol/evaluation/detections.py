@@ -1,14 +1,15 @@
 """Detections in the dataset's ids, held column-wise so they travel from training to evaluation without JSON.
 
 Shape shorthand: N = detections. Boxes are xywh in absolute pixels (the LVIS/COCO results format); masks are
-compressed RLEs ``{"size": [H, W], "counts": bytes | str}``, as pycocotools encodes them.
+compressed RLEs held in :class:`~gol.evaluation.rles.RLEs` (three arrays; pycocotools' dicts ``{"size": [H, W],
+"counts": bytes | str}`` are made from them on demand).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import repeat
 from operator import contains, itemgetter
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 
 from gol.evaluation.errors import EvaluationInputError
 from gol.evaluation.ground_truth import GroundTruth, load_json
+from gol.evaluation.rles import RLEs, fixed_length
 
 NO_MASKS = "segm evaluation needs masks: the results have no 'segmentation'"
 
@@ -24,13 +26,15 @@ NO_MASKS = "segm evaluation needs masks: the results have no 'segmentation'"
 @dataclass(frozen=True, eq=False)
 class Detections:
     """N detections: ``image_ids``, ``category_ids`` (N,) int64, ``scores`` (N,) float64, and at least one of
-    ``boxes`` (N, 4) float64 xywh or ``segmentations`` (N compressed RLEs)."""
+    ``boxes`` (N, 4) float64 xywh or ``segmentations`` (:class:`RLEs`, N compressed masks).
+
+    Picklable (its arrays and the RLEs' three buffers), so it can be gathered across processes."""
 
     image_ids: np.ndarray
     category_ids: np.ndarray
     scores: np.ndarray
     boxes: np.ndarray | None = None
-    segmentations: tuple[dict[str, Any], ...] | None = None
+    segmentations: RLEs | None = None
 
     def __post_init__(self) -> None:
         n = self.image_ids.shape[0]
@@ -39,6 +43,11 @@ class Detections:
                 raise EvaluationInputError(f"Detections.{name} has shape {getattr(self, name).shape}, expected ({n},)")
         if self.boxes is not None and self.boxes.shape != (n, 4):
             raise EvaluationInputError(f"Detections.boxes has shape {self.boxes.shape}, expected ({n}, 4)")
+        if self.segmentations is not None and not isinstance(self.segmentations, RLEs):
+            raise EvaluationInputError(
+                f"Detections.segmentations must be RLEs, got {type(self.segmentations).__name__}; wrap pycocotools' "
+                "dicts with RLEs.from_dicts(...)"
+            )
         if self.segmentations is not None and len(self.segmentations) != n:
             raise EvaluationInputError(f"Detections.segmentations has {len(self.segmentations)} entries, expected {n}")
         if self.boxes is None and self.segmentations is None:
@@ -54,7 +63,7 @@ class Detections:
     @classmethod
     def empty(cls) -> Detections:
         """No detections (boxes and masks both present, so any IoU type can be evaluated)."""
-        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 4)), ())
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 4)), RLEs.empty())
 
     @classmethod
     def concatenate(cls, parts: Sequence[Detections]) -> Detections:
@@ -69,9 +78,7 @@ class Detections:
             scores=np.concatenate([p.scores for p in parts]),
             boxes=np.concatenate([p.boxes for p in parts]) if has_boxes else None,
             segmentations=(
-                tuple(s for p in parts for s in p.segmentations)  # type: ignore[union-attr]
-                if has_masks
-                else None
+                RLEs.concatenate([p.segmentations for p in parts if p.segmentations is not None]) if has_masks else None
             ),
         )
 
@@ -119,21 +126,21 @@ class Detections:
             raise EvaluationInputError(NO_MASKS)
         boxes = None
         if box_column is not None:
-            boxes = _fixed_length(box_column, 4, np.float64)
+            boxes = fixed_length(box_column, 4, np.float64)
             if boxes is None:
                 raise EvaluationInputError(f"{source}: every 'bbox' must be 4 numbers [x, y, width, height]")
         segmentations = None
         if mask_column is not None:
-            segmentations = tuple(mask_column)
             try:  # a polygon list fails on ["counts"] (TypeError), a dict without it with KeyError
-                kinds = set(map(type, map(itemgetter("counts"), segmentations)))
+                kinds = set(map(type, map(itemgetter("counts"), mask_column)))
             except (KeyError, TypeError):
                 kinds = {list}
-            if not kinds <= {str, bytes} or present_in(segmentations, "size") < n:
+            if not kinds <= {str, bytes} or present_in(mask_column, "size") < n:
                 raise EvaluationInputError(
                     f"{source}: every 'segmentation' must be a compressed RLE {{'size': [h, w], 'counts': str}} "
                     "(lvis-api accepts no polygons in results)"
                 )
+            segmentations = RLEs.from_dicts(mask_column)
         return cls(image_ids, category_ids, scores, boxes, segmentations)
 
     @classmethod
@@ -153,9 +160,7 @@ class Detections:
             category_ids=self.category_ids[rows],
             scores=self.scores[rows],
             boxes=None if self.boxes is None else self.boxes[rows],
-            segmentations=None
-            if self.segmentations is None
-            else tuple(map(self.segmentations.__getitem__, rows.tolist())),
+            segmentations=None if self.segmentations is None else self.segmentations.take(rows),
         )
 
     def to_results(self, *, boxes: bool = True, masks: bool = True) -> list[dict[str, Any]]:
@@ -170,12 +175,8 @@ class Detections:
             for r, b in zip(out, self.boxes.tolist()):  # type: ignore[union-attr]
                 r["bbox"] = b
         if keep_masks:
-            for r, m in zip(out, self.segmentations):  # type: ignore[arg-type]
-                counts = m["counts"]
-                r["segmentation"] = {
-                    "size": list(m["size"]),
-                    "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
-                }
+            for r, m in zip(out, self.segmentations.dicts(text=True)):  # type: ignore[union-attr]
+                r["segmentation"] = m
         return out
 
     def check(self, gt: GroundTruth, iou_types: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -185,9 +186,7 @@ class Detections:
         if "segm" in iou_types and self.segmentations is None:
             raise EvaluationInputError(NO_MASKS)
         if self.segmentations is not None and len(self):
-            sizes = _fixed_length(list(map(itemgetter("size"), self.segmentations)), 2, np.int64)
-            if sizes is None:
-                raise EvaluationInputError("every RLE 'size' must be [height, width]")
+            sizes = self.segmentations.sizes  # (N, 2)
             wrong = (sizes[:, 0] != gt.heights[image_index]) | (sizes[:, 1] != gt.widths[image_index])
             if np.any(wrong):
                 first = int(np.flatnonzero(wrong)[0])
@@ -219,13 +218,3 @@ def _optional_column(results: list[Mapping[str, Any]], key: str, source: str) ->
     raise EvaluationInputError(
         f"{source}: {count} of {len(results)} detections have '{key}'; give it on all of them or none"
     )
-
-
-def _fixed_length(rows: list[Any], width: int, dtype: type) -> np.ndarray | None:
-    """(n, width) array from n sequences of ``width`` numbers, or None if any row is not such a sequence."""
-    try:
-        if set(map(len, rows)) - {width}:
-            return None
-        return np.fromiter(chain.from_iterable(rows), dtype=dtype, count=width * len(rows)).reshape(-1, width)
-    except (TypeError, ValueError, OverflowError):
-        return None

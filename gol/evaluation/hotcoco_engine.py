@@ -29,7 +29,7 @@ import numpy as np
 from gol.evaluation.detections import Detections
 from gol.evaluation.ground_truth import GroundTruth, load_json
 from gol.evaluation.pooled import HOTCOCO_FIELDS, pooled_metrics, records_from_eval_imgs
-from gol.evaluation.prepare import areas, evaluated, take
+from gol.evaluation.prepare import areas, evaluated
 from gol.evaluation.result import IouTypeResult
 from gol.evaluation.summary import IOU_THRESHOLDS, summarize
 
@@ -95,7 +95,9 @@ class ResultSets:
     def _load(self, rows: np.ndarray, area: np.ndarray) -> Any:
         """hotcoco's result set of detections ``rows`` (M,), in result order, with lvis-api's ``area`` (M,)."""
         dets = self.dets
-        masks = take(dets.segmentations, rows) if dets.segmentations is not None else None
+        needed = self.masks or (dets.boxes is None and self.boxes)
+        # pycocotools' dicts for these rows only, made now (bytes counts: hotcoco reads them as they are).
+        masks = dets.segmentations.dicts(rows, text=False) if needed and dets.segmentations is not None else None
         if dets.boxes is not None:
             boxes = dets.boxes[rows]  # (M, 4)
         elif self.boxes and masks:  # mask-only results: lvis-api takes the boxes from the masks

@@ -12,11 +12,7 @@ preparation is written once, here:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import numpy as np
-import pycocotools.mask as mask_utils
 
 from gol.evaluation.detections import Detections
 
@@ -44,21 +40,6 @@ def _top_per_group(group: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
     return np.sort(order[rank < k])
 
 
-def mask_areas(rles: Sequence[dict[str, Any]]) -> np.ndarray:
-    """(n,) float64 pixel areas of compressed RLEs.
-
-    pycocotools' ``area`` sizes a scratch array as uint8 from the count, which NumPy 2 refuses for more than
-    255 masks, so it is called on chunks of 255.
-    """
-    chunks = [mask_utils.area(list(rles[i : i + 255])) for i in range(0, len(rles), 255)]
-    return np.concatenate(chunks).astype(np.float64) if chunks else np.zeros(0)
-
-
-def take(items: Sequence[Any], index: np.ndarray) -> list[Any]:
-    """``items`` at integer positions ``index``, gathered at C speed (hundreds of thousands of RLEs)."""
-    return list(map(items.__getitem__, index.tolist()))
-
-
 def areas(dets: Detections, rows: np.ndarray, iou_type: str, segm_area: str) -> np.ndarray:
     """(n,) areas lvis-api gives detections ``rows`` for ``iou_type``: box ``w * h`` where the results it gets
     carry boxes (bbox results with boxes; segm results with ``segm_area="box"``), else mask areas."""
@@ -66,7 +47,7 @@ def areas(dets: Detections, rows: np.ndarray, iou_type: str, segm_area: str) -> 
     if use_boxes:
         boxes = dets.boxes[rows]  # type: ignore[index]  # (n, 4) xywh
         return boxes[:, 2] * boxes[:, 3]
-    return mask_areas(take(dets.segmentations, rows))  # type: ignore[arg-type]
+    return dets.segmentations.areas(rows)  # type: ignore[union-attr]
 
 
 def evaluated(area: np.ndarray) -> np.ndarray:

@@ -7,13 +7,13 @@ import json
 import pytest
 
 from gol.bench import __main__ as dispatcher
-from gol.bench import inference, train_step
+from gol.bench import inference, postprocess, train_step
 
 
 def test_dispatcher_lists_the_benchmarks_and_refuses_unknown_names(capsys):
     assert dispatcher.main([]) == 0
     listing = capsys.readouterr().out
-    for name in ("train_step", "inference", "loss", "eval", "rfs", "distributed_eval"):
+    for name in ("train_step", "inference", "postprocess", "loss", "eval", "rfs", "distributed_eval"):
         assert f"  {name} " in listing
     assert dispatcher.main(["no_such_bench"]) == 2
     assert "available: " in capsys.readouterr().err
@@ -61,6 +61,20 @@ def test_inference_benchmark_agrees_with_torchvision(tmp_path, capsys):
     assert set(steps) == {"mask", "paste"}
     assert all(step["max_abs_difference"] < 1e-5 for step in steps.values())
     assert all(step["speedup"] > 0 for step in steps.values())
+
+
+def test_postprocess_benchmark_times_the_three_ways_and_checks_their_rles(tmp_path, capsys):
+    out = tmp_path / "postprocess.json"
+    assert dispatcher.main(["postprocess", "--size", "smoke", "--repeats", "1", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "matmul/box" in printed and "image/box" in printed and "held per detection" in printed
+    case = json.loads(out.read_text())["cases"]["smoke"]
+    assert set(case["seconds"]) == set(postprocess.WAYS) and all(s > 0 for s in case["seconds"].values())
+    assert case["ratio_to_box"]["image"] == pytest.approx(case["seconds"]["image"] / case["seconds"]["box"])
+    assert case["box_equals_image"]
+    held = case["held_per_detection"]
+    assert held["masks"] >= postprocess.MEMORY_MASKS
+    assert held["counts_bytes"] < held["rles_bytes"] < held["dicts_bytes"]
 
 
 def test_rfs_benchmark_at_smoke_size_matches_the_loop(tmp_path):

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from gol.data.synthetic_lvis import SyntheticSpec, make_lvis_set
 from gol.evaluation import ENGINES, EvaluationResult, GroundTruth, evaluate
-from gol.evaluation.prepare import cap_per_image, mask_areas, top_per_category
+from gol.evaluation.prepare import cap_per_image, top_per_category
+from gol.evaluation.rles import mask_areas
 from gol.lvis_compat import LVIS, LVISResults
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

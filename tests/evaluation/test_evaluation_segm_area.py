@@ -24,7 +24,7 @@ from gol.data.synthetic_lvis import SyntheticSpec, make_lvis_set
 from gol.evaluate import main
 from gol.evaluation import EvaluationInputError, EvaluationResult, GroundTruth, evaluate
 from gol.evaluation.convert import outputs_to_results
-from gol.evaluation.prepare import mask_areas
+from gol.evaluation.rles import mask_areas
 from gol.evaluation.summary import AREA_RANGES
 from gol.inference import evaluate_model
 from gol.lvis_compat import LVIS, LVISEval, LVISResults

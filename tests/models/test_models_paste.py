@@ -1,4 +1,5 @@
-"""The batched mask paste equals torchvision's per-mask ``paste_masks_in_image``."""
+"""The batched mask paste equals torchvision's per-mask ``paste_masks_in_image``; the box-local paste equals it bit for
+bit inside each box; GolTransform leaves masks in box coordinates when asked."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from gol.models import GolTransform
-from gol.models.transform import paste_masks
+from gol.models.paste import paste_in_boxes, paste_masks
+from gol.models.transform import masks_in_boxes
 
 
 def _detections(seed: int, n: int, height: int, width: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,3 +60,47 @@ def test_postprocess_matches_torchvision_transform() -> None:
         outputs.append(transform.postprocess(predictions, [(64, 96)], [(40, 60)])[0])
     torch.testing.assert_close(outputs[0]["boxes"], outputs[1]["boxes"])
     torch.testing.assert_close(outputs[0]["masks"], outputs[1]["masks"], rtol=0.0, atol=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    n=st.integers(1, 12),
+    height=st.integers(1, 60),
+    width=st.integers(1, 60),
+    dtype=st.sampled_from([torch.float16, torch.float32, torch.float64]),
+)
+def test_box_local_paste_is_the_full_paste_inside_each_box(
+    seed: int, n: int, height: int, width: int, dtype: torch.dtype
+) -> None:
+    masks, boxes = _detections(seed, n, height, width, dtype)
+    boxes[::2] = boxes[::2] * 3 - 20  # some boxes partly or wholly outside the image
+    full = paste_masks(masks, boxes, (height, width))
+    local = paste_in_boxes(masks, boxes, (height, width))
+    rebuilt = torch.zeros_like(full)
+    assert len(local.blocks) == n and local.regions.shape == (n, 4)
+    for i, ((x0, y0, x1, y1), block) in enumerate(zip(local.regions.tolist(), local.blocks)):
+        assert 0 <= x0 <= x1 <= width and 0 <= y0 <= y1 <= height
+        assert block.shape == (y1 - y0, x1 - x0) and block.dtype == dtype
+        assert block.T.is_contiguous()  # column-major, the order of an RLE
+        rebuilt[i, 0, y0:y1, x0:x1] = block
+    assert torch.equal(rebuilt, full)  # the same bits, and zero outside the regions
+
+
+def test_postprocess_leaves_masks_in_box_coordinates_inside_masks_in_boxes() -> None:
+    transform = GolTransform(train_sizes=(64,), test_size=64, max_size=200).eval()
+    model = torch.nn.Module()
+    model.transform = transform
+    masks, boxes = _detections(5, 4, 64, 96, torch.float32)
+    with masks_in_boxes(model):
+        assert not transform.masks_in_image
+        out = transform.postprocess([{"boxes": boxes.clone(), "masks": masks.clone()}], [(64, 96)], [(40, 60)])[0]
+    assert transform.masks_in_image  # restored
+    assert "masks" not in out and torch.equal(out["box_masks"], masks)
+    assert out["image_size"].tolist() == [40, 60]
+    pasted = transform.postprocess([{"boxes": boxes.clone(), "masks": masks.clone()}], [(64, 96)], [(40, 60)])[0]
+    torch.testing.assert_close(out["boxes"], pasted["boxes"], rtol=0.0, atol=0.0)
+    assert torch.equal(paste_masks(out["box_masks"], out["boxes"], (40, 60)), pasted["masks"])
+    other = torch.nn.Module()  # no GolTransform: left as it is
+    with masks_in_boxes(other):
+        pass
