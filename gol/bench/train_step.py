@@ -171,7 +171,8 @@ def bare_stepper(model: MaskRCNN, *, device: torch.device, amp: bool, lr: float,
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
 
     def step(images: list[Tensor], targets: list[dict[str, Any]]) -> None:
-        images = [image.to(device, non_blocking=True) for image in images]
+        # torchvision's transform takes float images: converted on the device, as the engine's model does itself
+        images = [image.to(device, non_blocking=True).float().div_(255.0) for image in images]
         targets = [{k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in t.items()}
                    for t in targets]  # fmt: skip
         with torch.autocast(device.type, enabled=use_amp):
@@ -195,7 +196,7 @@ def _first_losses(model: MaskRCNN, batch: tuple[list[Tensor], list[dict[str, Any
     images, targets = batch
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(0)
-        losses = model([im.to(device) for im in images],
+        losses = model([im.to(device).float().div_(255.0) for im in images],
                        [{k: v.to(device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets])  # fmt: skip
     return {k: float(v) for k, v in losses.items()}
 

@@ -50,6 +50,15 @@ class RLEs(Sequence[dict[str, Any]]):
         if self.offsets[0] != 0 or self.offsets[-1] != len(self.data) or np.any(np.diff(self.offsets) < 0):
             raise EvaluationInputError(f"RLE offsets must rise from 0 to the {len(self.data)} bytes of counts")
 
+    def __eq__(self, other: object) -> bool:
+        """The same masks in the same order, with counts of the same type (str or bytes)."""
+        if not isinstance(other, RLEs):
+            return NotImplemented
+        return (self.text == other.text and self.data == other.data and np.array_equal(self.offsets, other.offsets)
+                and np.array_equal(self.sizes, other.sizes))  # fmt: skip
+
+    __hash__ = None  # type: ignore[assignment]  # mutable arrays inside: equal, never hashed
+
     @classmethod
     def empty(cls) -> RLEs:
         return cls(b"", np.zeros(1, np.int64), np.zeros((0, 2), np.int64))
