@@ -1,0 +1,73 @@
+"""A process's memory as Linux accounts it (``/proc/<pid>/smaps_rollup``), and a process's forked children.
+
+RSS counts every resident page a process maps, shared ones included; PSS divides each shared page among the
+processes sharing it (summed over processes, it is what they hold together); USS (private clean + private dirty) is
+what the process alone holds: what freeing it would return. A forked DataLoader worker starts with USS near zero,
+sharing the training process's pages, and grows as it writes to them (copy-on-write: reference counts of the
+Python objects it reads are writes).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+KIB_PER_MIB = 1024
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One process's resident memory, MiB."""
+
+    rss: float
+    pss: float
+    uss: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def read_memory(pid: int | str = "self") -> Memory:
+    """RSS, PSS and USS of process ``pid`` (``"self"``: this one) from ``/proc/<pid>/smaps_rollup`` (Linux >= 4.14)."""
+    fields: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, _, value = line.partition(":")
+        parts = value.split()
+        if len(parts) == 2 and parts[1] == "kB":
+            fields[name] = int(parts[0]) / KIB_PER_MIB
+    return Memory(
+        rss=fields["Rss"], pss=fields["Pss"], uss=fields.get("Private_Clean", 0.0) + fields.get("Private_Dirty", 0.0)
+    )
+
+
+def max_rss_mib() -> float:
+    """This process's peak resident memory so far (``ru_maxrss``, which Linux reports in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MIB
+
+
+def forked_children(pid: int | None = None) -> set[int]:
+    """Live child processes of ``pid`` (default: this one) running the same command line, i.e. forked from it (a
+    DataLoader's workers; a helper started by exec, such as multiprocessing's resource tracker, is left out)."""
+    pid = os.getpid() if pid is None else pid
+    own = _cmdline(pid)
+    children = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])  # after "pid (comm) state"
+        if ppid == pid and _cmdline(int(entry)) == own:
+            children.add(int(entry))
+    return children
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

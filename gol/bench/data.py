@@ -1,0 +1,192 @@
+"""Benchmark: the data side at LVIS scale: DataSource startup, memory per process and per loader worker, node total.
+
+    python -m gol.bench data --root DIR [--version v1|v0.5] [--gpus 4 8] [--workers 2 4 8] [--images 30000]
+        [--batch-size 2] [--seed 0] [--json PATH]
+
+``DIR`` holds LVIS-format files and their images as ``gol-data lvis-scale --out DIR`` writes them (or real LVIS
+files beside a ``coco/`` folder of the COCO images). In a fresh process, the benchmark builds the DataSource as a
+training process does (``build_lvis`` with ``dataset=lvis_v1``'s settings) and times it, with its parts where the
+data layer's steps can be told apart; it reports that process's peak memory (``ru_maxrss``) and its RSS / PSS /
+USS after the build. Then, per worker count W, it loads ``--images`` training images through the training loader
+(``gol.loader.batches``, shuffled order, ``--batch-size`` images per batch) and reads each worker's memory from
+``/proc/<pid>/smaps_rollup`` when the first batch arrives and at the end: the USS a worker gains per 1,000 images it
+loads is the copy-on-read cost of the data layer's Python objects.
+
+Projected node total for G GPUs (one training process each) x W workers:
+``G x process RSS + G x W x (worker USS at start + USS growth over the worker's share of one epoch)``. Pages a worker
+still shares with its process are counted once, in the process's RSS; what a worker copied is its own (USS). A
+worker copies at most what its process held privately when it forked (the process's USS after the build), which caps
+the growth; the loader starts new workers each epoch, so one epoch is the horizon. The process RSS counts the shared
+libraries once per process, which overstates a node by about their size per extra GPU; the model, CUDA context and
+batches in flight are not part of these figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gol.bench._report import add_json_option, write_json
+from gol.data.lvis_scale import annotation_file_names
+
+log = logging.getLogger(__name__)
+
+MIB_PER_GIB = 1024
+
+
+def measure(
+    root: Path, *, version: str, workers: Sequence[int], images: int, batch_size: int, seed: int
+) -> dict[str, Any]:
+    """Run the measuring process (``gol.bench._data_probe``) on ``root``; returns its report."""
+    request = {"root": str(root), "version": version, "workers": list(workers), "images": images,
+               "batch_size": batch_size, "seed": seed}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        report_path = Path(tmp) / "report.json"
+        done = subprocess.run(
+            [sys.executable, "-m", "gol.bench._data_probe", json.dumps(request), str(report_path)], check=False
+        )
+        if done.returncode != 0 or not report_path.is_file():
+            raise RuntimeError(f"the measuring process failed (exit {done.returncode}); its log is above")
+        return json.loads(report_path.read_text())
+
+
+def summarise(loader: dict[str, Any]) -> dict[str, Any]:
+    """Per-worker means (and the largest growth) of one loader run: USS / PSS at the start (first batch), after the
+    first sample (warm-up: libraries and allocator pools reach their working size) and at the end, and the USS
+    growth per 1,000 images a worker loads, over the whole run and after the warm-up."""
+    samples = loader["samples"]
+    workers = max(loader["workers_found"], 1)
+
+    def column(i: int, key: str) -> list[float]:
+        return [m[key] for m in samples[i]["mib"]]
+
+    def rate(i: int) -> list[float]:  # MiB per 1,000 images of one worker, from sample i to the end
+        images = (samples[-1]["images"] - samples[i]["images"]) / workers
+        return [
+            (b - a) / images * 1000 if images else float("nan") for a, b in zip(column(i, "uss"), column(-1, "uss"))
+        ]
+
+    whole, steady = rate(0), rate(1)
+    return {
+        "uss_start": _mean(column(0, "uss")), "uss_warm": _mean(column(1, "uss")), "uss_end": _mean(column(-1, "uss")),
+        "pss_start": _mean(column(0, "pss")), "pss_end": _mean(column(-1, "pss")),
+        "growth_per_1000": _mean(whole), "steady_growth_per_1000": _mean(steady),
+        "steady_growth_per_1000_max": max(steady, default=float("nan")),
+        "images_per_worker": samples[-1]["images"] / workers,
+    }  # fmt: skip
+
+
+def project(report: dict[str, Any], *, gpus: Sequence[int]) -> list[dict[str, Any]]:
+    """Node totals for every G in ``gpus`` and every measured W (see the module docstring): a worker's USS over one
+    epoch is extrapolated from its measured end at the growth rate after warm-up."""
+    startup = report["startup"]
+    process = startup["memory_after_build_mib"]
+    epoch = startup["train_images"]
+    rows = []
+    for loader in report["loaders"]:
+        w, m = loader["workers"], loader["summary"]
+        for g in gpus:
+            share = epoch / (g * w)  # images one worker loads in an epoch
+            linear = m["uss_end"] + max(m["steady_growth_per_1000"], 0.0) * (share - m["images_per_worker"]) / 1000
+            ceiling = m["uss_start"] + process["uss"]  # a worker copies at most what its process held privately
+            worker = min(max(linear, m["uss_start"]), ceiling)
+            rows.append({
+                "gpus": g, "workers": w, "worker_epoch_images": share, "worker_epoch_mib": worker,
+                "growth_capped": linear > ceiling, "process_mib": process["rss"],
+                "node_mib": g * process["rss"] + g * w * worker,
+            })  # fmt: skip
+    return rows
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def format_report(report: dict[str, Any]) -> str:
+    s = report["startup"]
+    after, before = s["memory_after_build_mib"], s["memory_before_build_mib"]
+    parts = ", ".join(f"{k} {v:.1f} s" for k, v in s["parts_seconds"].items())
+    other = s["seconds"] - sum(s["parts_seconds"].values())
+    lines = [
+        f"data side at {report['root']} (LVIS {report['version']}): train {s['train_images']:,} annotated images, "
+        f"val {s['val_images']:,} images, {s['categories']} categories",
+        f"startup, build_lvis: {s['seconds']:.1f} s ({parts}{', ' if parts else ''}other {other:.1f} s)",
+        f"process: peak {s['max_rss_mib']:,.0f} MiB (ru_maxrss); after build RSS {after['rss']:,.0f} / PSS "
+        f"{after['pss']:,.0f} / USS {after['uss']:,.0f} MiB (before the build: RSS {before['rss']:,.0f} MiB)",
+        "",
+        f"loader workers (batches of {report['batch_size']}), MiB per worker, mean over workers; USS growth per 1,000 "
+        "images a worker loads, whole run and after the first tenth (max over workers)",
+        "   W  images  img/s  USS start  after 1/10      end  PSS start     end  growth  after 1/10",
+    ]
+    for r in report["loaders"]:
+        m = r["summary"]
+        lines.append(
+            f"{r['workers']:4d} {r['images']:7d} {r['images_per_second']:6.1f} {m['uss_start']:10.0f} "
+            f"{m['uss_warm']:11.0f} {m['uss_end']:8.0f} {m['pss_start']:10.0f} {m['pss_end']:7.0f} "
+            f"{m['growth_per_1000']:7.1f} {m['steady_growth_per_1000']:7.1f} ({m['steady_growth_per_1000_max']:.1f})"
+        )
+    lines += [
+        "",
+        f"projected node total, one epoch of {s['train_images']:,} images: G x process RSS + G x W x worker USS "
+        "(its end USS + the growth after 1/10 over the rest of its share)",
+        "   G   W  images/worker  worker MiB   node GiB",
+    ]
+    for p in report["projection"]:
+        capped = "  (capped: the process's USS)" if p["growth_capped"] else ""
+        lines.append(
+            f"{p['gpus']:4d} {p['workers']:3d} {p['worker_epoch_images']:14,.0f} {p['worker_epoch_mib']:11,.0f} "
+            f"{p['node_mib'] / MIB_PER_GIB:10.1f}{capped}"
+        )
+    return "\n".join(lines)
+
+
+def _check_root(parser: argparse.ArgumentParser, root: Path, version: str) -> None:
+    missing = [name for name in annotation_file_names(version) if not (root / name).is_file()]
+    if missing or not (root / "coco").is_dir():
+        parser.error(
+            f"{root} lacks {', '.join(missing) or 'coco/'}: write a set with `gol-data lvis-scale --out {root} "
+            f"--version {version}` (or put LVIS's files beside a coco/ folder of the COCO images)"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gol.bench data", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, required=True, help="folder written by gol-data lvis-scale")
+    parser.add_argument("--version", choices=["v1", "v0.5"], default="v1")
+    parser.add_argument("--gpus", type=int, nargs="+", default=[4, 8], help="GPUs (training processes) per node")
+    parser.add_argument("--workers", type=int, nargs="+", default=[2, 4, 8], help="loader workers per process")
+    parser.add_argument("--images", type=int, default=30_000, help="training images loaded per worker count")
+    parser.add_argument("--batch-size", type=int, default=2, help="images per batch of one process (LVIS: 16 / 8)")
+    parser.add_argument("--seed", type=int, default=0)
+    add_json_option(parser)
+    args = parser.parse_args(argv)
+    if min(args.gpus) < 1 or min(args.workers) < 1 or args.images < 1 or args.batch_size < 1:
+        parser.error("--gpus, --workers, --images and --batch-size must be >= 1")
+    if not sys.platform.startswith("linux"):
+        parser.error("this benchmark reads /proc/<pid>/smaps_rollup: it runs on Linux")
+    _check_root(parser, args.root, args.version)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
+    try:
+        measured = measure(args.root, version=args.version, workers=args.workers, images=args.images,
+                           batch_size=args.batch_size, seed=args.seed)  # fmt: skip
+    except RuntimeError as error:
+        log.error("%s", error)
+        return 2
+    report = {"root": str(args.root), "version": args.version, "batch_size": args.batch_size, **measured}
+    for loader in report["loaders"]:
+        loader["summary"] = summarise(loader)
+    report["projection"] = project(report, gpus=args.gpus)
+    sys.stdout.write(format_report(report) + "\n")
+    write_json(report, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
