@@ -9,16 +9,19 @@ training process does (``build_lvis`` with ``dataset=lvis_v1``'s settings) and t
 data layer's steps can be told apart; it reports that process's peak memory (``ru_maxrss``) and its RSS / PSS /
 USS after the build. Then, per worker count W, it loads ``--images`` training images through the training loader
 (``gol.loader.batches``, shuffled order, ``--batch-size`` images per batch) and reads each worker's memory from
-``/proc/<pid>/smaps_rollup`` when the first batch arrives and at the end: the USS a worker gains per 1,000 images it
-loads is the copy-on-read cost of the data layer's Python objects.
+``/proc/<pid>/smaps_rollup`` when the first batch arrives and ten times more while the images load. A worker's first
+few hundred images also bring libraries and allocator pools to their working size (on the 1% set, ``--scale 0.01``,
+whose objects are too few to copy much, a worker's USS stops growing after ~200 images); the least-squares slope of its USS over the
+second half of the run is the steady growth per 1,000 images: the copy-on-read cost of the data layer's Python
+objects (reading an object writes its reference count, which copies its page).
 
-Projected node total for G GPUs (one training process each) x W workers:
-``G x process RSS + G x W x (worker USS at start + USS growth over the worker's share of one epoch)``. Pages a worker
-still shares with its process are counted once, in the process's RSS; what a worker copied is its own (USS). A
-worker copies at most what its process held privately when it forked (the process's USS after the build), which caps
-the growth; the loader starts new workers each epoch, so one epoch is the horizon. The process RSS counts the shared
-libraries once per process, which overstates a node by about their size per extra GPU; the model, CUDA context and
-batches in flight are not part of these figures.
+Projected node total for G GPUs (one training process each) x W workers, over one epoch of the training split:
+``G x process RSS + G x W x worker USS``, a worker's USS being its measured end plus the steady growth over the rest
+of its share of the epoch (``images / (G x W)``). Pages a worker still shares with its process are counted once, in
+the process's RSS; what a worker copied is its own (USS). A worker copies at most what its process held privately
+when it forked (the process's USS after the build), which caps the growth; the loader starts new workers each epoch,
+so one epoch is the horizon. The process RSS counts the shared libraries once per process, which overstates a node
+by about their size per extra GPU; the model, CUDA context and batches in flight are not part of these figures.
 """
 
 from __future__ import annotations
@@ -58,34 +61,41 @@ def measure(
 
 
 def summarise(loader: dict[str, Any]) -> dict[str, Any]:
-    """Per-worker means (and the largest growth) of one loader run: USS / PSS at the start (first batch), after the
-    first sample (warm-up: libraries and allocator pools reach their working size) and at the end, and the USS
-    growth per 1,000 images a worker loads, over the whole run and after the warm-up."""
+    """Per-worker means of one loader run: USS / PSS at the start (first batch), halfway and at the end, and the USS
+    growth per 1,000 images a worker loads: over the whole run, and the least-squares slope over the second half (the
+    first few hundred images of a worker also bring libraries and allocator pools to their working size)."""
     samples = loader["samples"]
     workers = max(loader["workers_found"], 1)
+    half = len(samples) // 2
+    images = [s["images"] / workers for s in samples]  # per worker
 
-    def column(i: int, key: str) -> list[float]:
-        return [m[key] for m in samples[i]["mib"]]
+    def uss(k: int) -> list[float]:
+        return [s["mib"][k]["uss"] for s in samples]
 
-    def rate(i: int) -> list[float]:  # MiB per 1,000 images of one worker, from sample i to the end
-        images = (samples[-1]["images"] - samples[i]["images"]) / workers
-        return [
-            (b - a) / images * 1000 if images else float("nan") for a, b in zip(column(i, "uss"), column(-1, "uss"))
-        ]
+    whole = [(uss(k)[-1] - uss(k)[0]) / images[-1] * 1000 if images[-1] else float("nan") for k in range(workers)]
+    steady = [_slope(images[half:], uss(k)[half:]) * 1000 for k in range(workers)]
 
-    whole, steady = rate(0), rate(1)
+    def mean_of(i: int, key: str) -> float:
+        return _mean([m[key] for m in samples[i]["mib"]])
+
     return {
-        "uss_start": _mean(column(0, "uss")), "uss_warm": _mean(column(1, "uss")), "uss_end": _mean(column(-1, "uss")),
-        "pss_start": _mean(column(0, "pss")), "pss_end": _mean(column(-1, "pss")),
+        "uss_start": mean_of(0, "uss"), "uss_half": mean_of(half, "uss"), "uss_end": mean_of(-1, "uss"),
+        "pss_start": mean_of(0, "pss"), "pss_end": mean_of(-1, "pss"),
         "growth_per_1000": _mean(whole), "steady_growth_per_1000": _mean(steady),
-        "steady_growth_per_1000_max": max(steady, default=float("nan")),
-        "images_per_worker": samples[-1]["images"] / workers,
+        "steady_growth_per_1000_max": max(steady, default=float("nan")), "images_per_worker": images[-1],
     }  # fmt: skip
+
+
+def _slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Least-squares slope of ys over xs (nan for fewer than two distinct xs)."""
+    mx, my = _mean(xs), _mean(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else float("nan")
 
 
 def project(report: dict[str, Any], *, gpus: Sequence[int]) -> list[dict[str, Any]]:
     """Node totals for every G in ``gpus`` and every measured W (see the module docstring): a worker's USS over one
-    epoch is extrapolated from its measured end at the growth rate after warm-up."""
+    epoch is extrapolated from its measured end at the second half's growth rate."""
     startup = report["startup"]
     process = startup["memory_after_build_mib"]
     epoch = startup["train_images"]
@@ -94,7 +104,8 @@ def project(report: dict[str, Any], *, gpus: Sequence[int]) -> list[dict[str, An
         w, m = loader["workers"], loader["summary"]
         for g in gpus:
             share = epoch / (g * w)  # images one worker loads in an epoch
-            linear = m["uss_end"] + max(m["steady_growth_per_1000"], 0.0) * (share - m["images_per_worker"]) / 1000
+            rate = m["steady_growth_per_1000"] if m["steady_growth_per_1000"] > 0 else 0.0  # nan: no growth seen
+            linear = m["uss_end"] + rate * (share - m["images_per_worker"]) / 1000
             ceiling = m["uss_start"] + process["uss"]  # a worker copies at most what its process held privately
             worker = min(max(linear, m["uss_start"]), ceiling)
             rows.append({
@@ -122,20 +133,20 @@ def format_report(report: dict[str, Any]) -> str:
         f"{after['pss']:,.0f} / USS {after['uss']:,.0f} MiB (before the build: RSS {before['rss']:,.0f} MiB)",
         "",
         f"loader workers (batches of {report['batch_size']}), MiB per worker, mean over workers; USS growth per 1,000 "
-        "images a worker loads, whole run and after the first tenth (max over workers)",
-        "   W  images  img/s  USS start  after 1/10      end  PSS start     end  growth  after 1/10",
+        "images a worker loads: whole run, and slope over the second half (max over workers)",
+        "   W  images  img/s  USS start   halfway      end  PSS start     end  growth  2nd half",
     ]
     for r in report["loaders"]:
         m = r["summary"]
         lines.append(
             f"{r['workers']:4d} {r['images']:7d} {r['images_per_second']:6.1f} {m['uss_start']:10.0f} "
-            f"{m['uss_warm']:11.0f} {m['uss_end']:8.0f} {m['pss_start']:10.0f} {m['pss_end']:7.0f} "
+            f"{m['uss_half']:9.0f} {m['uss_end']:8.0f} {m['pss_start']:10.0f} {m['pss_end']:7.0f} "
             f"{m['growth_per_1000']:7.1f} {m['steady_growth_per_1000']:7.1f} ({m['steady_growth_per_1000_max']:.1f})"
         )
     lines += [
         "",
         f"projected node total, one epoch of {s['train_images']:,} images: G x process RSS + G x W x worker USS "
-        "(its end USS + the growth after 1/10 over the rest of its share)",
+        "(its end USS + the second half's growth over the rest of its share)",
         "   G   W  images/worker  worker MiB   node GiB",
     ]
     for p in report["projection"]:
