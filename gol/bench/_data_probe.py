@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gol.bench._proc_memory import forked_children, max_rss_mib, read_memory
+from gol.bench._proc_memory import forked_children, max_rss_mib, read_memory, wait_idle
 from gol.config.dataset import LVISDatasetConf
 from gol.data import DataFormatError, RandomSampler, build_lvis
 from gol.data.lvis_scale import annotation_file_names
@@ -30,7 +30,7 @@ from gol.loader import StreamPosition, batches
 
 log = logging.getLogger(__name__)
 
-SAMPLES = 10  # memory readings of every worker while the images load
+SAMPLES = 20  # memory readings of every worker while the images load
 
 # (part of the startup, module, attribute path): today's steps of building an LVIS split.
 PARTS = (
@@ -103,7 +103,11 @@ def measure_workers(
     dataset: Any, *, workers: int, images: int, batch_size: int, seed: int, samples: int = SAMPLES
 ) -> dict[str, Any]:
     """Each worker's memory when the first batch arrives and then ``samples`` times while ``images`` more are loaded
-    through the training loader (``gol.loader.batches``, one process, shuffled order)."""
+    through the training loader (``gol.loader.batches``, one process, shuffled order).
+
+    Each reading waits until the workers are idle (their prefetched batches loaded and handed over), so that it holds
+    what a worker keeps, not the image and masks it happens to be working on.
+    """
     usable = len(dataset) // batch_size * batch_size
     images = max(min(images, usable - batch_size), 1)  # within one epoch: a new epoch starts new workers
     before = forked_children()
@@ -116,14 +120,19 @@ def measure_workers(
         next(stream)
         pids = sorted(forked_children() - before)
         warm = time.perf_counter()
+        idle = wait_idle(pids)
+        paused = time.perf_counter() - warm
         series = [(0, {pid: read_memory(pid) for pid in pids})]
         loaded = 0
         for k in range(1, samples + 1):
             while loaded < images * k // samples:
                 _, (batch, _) = next(stream)
                 loaded += len(batch)
+            pause = time.perf_counter()
+            idle = wait_idle(pids) and idle
             series.append((loaded, {pid: read_memory(pid) for pid in pids}))
-        seconds = time.perf_counter() - warm
+            paused += time.perf_counter() - pause
+        seconds = time.perf_counter() - warm - paused
         process = read_memory()
     finally:
         stream.close()
@@ -132,6 +141,7 @@ def measure_workers(
         "workers_found": len(pids),
         "batch_size": batch_size,
         "first_batch_seconds": warm - start,
+        "readings_idle": idle,  # False: some worker was still busy at a reading (waited 10 s)
         "images": loaded,
         "seconds": seconds,
         "images_per_second": loaded / seconds if seconds > 0 else float("nan"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import resource
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -71,3 +72,27 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU time of process ``pid`` so far, in clock ticks (0 once it has ended)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+
+
+def wait_idle(pids: list[int], *, still: float = 0.3, timeout: float = 10.0) -> bool:
+    """Wait until none of ``pids`` has used CPU for ``still`` seconds (a loader worker with no batch left to load
+    waits on its queue); False when ``timeout`` passed first."""
+    deadline = time.monotonic() + timeout
+    last, since = [cpu_ticks(p) for p in pids], time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = [cpu_ticks(p) for p in pids]
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= still:
+            return True
+    return False

@@ -9,11 +9,13 @@ training process does (``build_lvis`` with ``dataset=lvis_v1``'s settings) and t
 data layer's steps can be told apart; it reports that process's peak memory (``ru_maxrss``) and its RSS / PSS /
 USS after the build. Then, per worker count W, it loads ``--images`` training images through the training loader
 (``gol.loader.batches``, shuffled order, ``--batch-size`` images per batch) and reads each worker's memory from
-``/proc/<pid>/smaps_rollup`` when the first batch arrives and ten times more while the images load. A worker's first
-few hundred images also bring libraries and allocator pools to their working size (on the 1% set, ``--scale 0.01``,
-whose objects are too few to copy much, a worker's USS stops growing after ~200 images); the least-squares slope of its USS over the
-second half of the run is the steady growth per 1,000 images: the copy-on-read cost of the data layer's Python
-objects (reading an object writes its reference count, which copies its page).
+``/proc/<pid>/smaps_rollup`` when the first batch arrives and twenty times more while the images load, each time
+once the workers are idle (no image half-loaded; the allocator's free memory still makes a reading vary by tens of
+MiB, hence a fit over many readings and its standard error). A worker's first few hundred images also bring
+libraries and allocator pools to their working size (on the 1% set, ``--scale 0.01``, whose objects are too few to
+copy much, a worker's USS stops growing after ~200 images); the least-squares slope of its USS over the second half
+of the run is the steady growth per 1,000 images: the copy-on-read cost of the data layer's Python objects (reading
+an object writes its reference count, which copies its page).
 
 Projected node total for G GPUs (one training process each) x W workers, over one epoch of the training split:
 ``G x process RSS + G x W x worker USS``, a worker's USS being its measured end plus the steady growth over the rest
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import subprocess
 import sys
 import tempfile
@@ -73,7 +76,9 @@ def summarise(loader: dict[str, Any]) -> dict[str, Any]:
         return [s["mib"][k]["uss"] for s in samples]
 
     whole = [(uss(k)[-1] - uss(k)[0]) / images[-1] * 1000 if images[-1] else float("nan") for k in range(workers)]
-    steady = [_slope(images[half:], uss(k)[half:]) * 1000 for k in range(workers)]
+    fits = [_slope(images[half:], uss(k)[half:]) for k in range(workers)]
+    steady = [slope * 1000 for slope, _ in fits]
+    error = math.sqrt(sum(se**2 for _, se in fits)) / len(fits) * 1000 if fits else float("nan")  # of the mean
 
     def mean_of(i: int, key: str) -> float:
         return _mean([m[key] for m in samples[i]["mib"]])
@@ -81,16 +86,20 @@ def summarise(loader: dict[str, Any]) -> dict[str, Any]:
     return {
         "uss_start": mean_of(0, "uss"), "uss_half": mean_of(half, "uss"), "uss_end": mean_of(-1, "uss"),
         "pss_start": mean_of(0, "pss"), "pss_end": mean_of(-1, "pss"),
-        "growth_per_1000": _mean(whole), "steady_growth_per_1000": _mean(steady),
+        "growth_per_1000": _mean(whole), "steady_growth_per_1000": _mean(steady), "steady_growth_per_1000_se": error,
         "steady_growth_per_1000_max": max(steady, default=float("nan")), "images_per_worker": images[-1],
     }  # fmt: skip
 
 
-def _slope(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Least-squares slope of ys over xs (nan for fewer than two distinct xs)."""
+def _slope(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
+    """Least-squares slope of ys over xs and its standard error (nan where there are too few points)."""
     mx, my = _mean(xs), _mean(ys)
     var = sum((x - mx) ** 2 for x in xs)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else float("nan")
+    if not var:
+        return float("nan"), float("nan")
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
+    residual = sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys, strict=True))
+    return slope, math.sqrt(residual / (len(xs) - 2) / var) if len(xs) > 2 else float("nan")
 
 
 def project(report: dict[str, Any], *, gpus: Sequence[int]) -> list[dict[str, Any]]:
@@ -133,7 +142,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"{after['pss']:,.0f} / USS {after['uss']:,.0f} MiB (before the build: RSS {before['rss']:,.0f} MiB)",
         "",
         f"loader workers (batches of {report['batch_size']}), MiB per worker, mean over workers; USS growth per 1,000 "
-        "images a worker loads: whole run, and slope over the second half (max over workers)",
+        "images a worker loads: whole run, and slope over the second half +- its standard error (max over workers)",
         "   W  images  img/s  USS start   halfway      end  PSS start     end  growth  2nd half",
     ]
     for r in report["loaders"]:
@@ -141,7 +150,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(
             f"{r['workers']:4d} {r['images']:7d} {r['images_per_second']:6.1f} {m['uss_start']:10.0f} "
             f"{m['uss_half']:9.0f} {m['uss_end']:8.0f} {m['pss_start']:10.0f} {m['pss_end']:7.0f} "
-            f"{m['growth_per_1000']:7.1f} {m['steady_growth_per_1000']:7.1f} ({m['steady_growth_per_1000_max']:.1f})"
+            f"{m['growth_per_1000']:7.1f} {m['steady_growth_per_1000']:7.1f} +- {m['steady_growth_per_1000_se']:.1f} "
+            f"({m['steady_growth_per_1000_max']:.1f})"
         )
     lines += [
         "",

@@ -90,7 +90,7 @@ def test_data_benchmark_at_tiny_scale_measures_startup_memory_and_workers(tmp_pa
     assert after["rss"] >= after["pss"] >= after["uss"] > 0 and startup["max_rss_mib"] >= after["rss"] * 0.9
     (loader,) = report["loaders"]
     assert loader["workers_found"] == 2 and loader["images"] >= 20
-    assert loader["samples"][0]["images"] == 0 and len(loader["samples"]) == 11
+    assert loader["samples"][0]["images"] == 0 and len(loader["samples"]) == 21
     assert all(len(s["mib"]) == 2 and all(m["uss"] > 0 for m in s["mib"]) for s in loader["samples"])
     # The projection is the documented sum: G processes plus G x W workers.
     rows = report["projection"]
