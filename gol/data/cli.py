@@ -4,11 +4,15 @@
 gol-data embedded --out data/embedded [--seed 0] [--num-train 1200] [--num-val 250] ...
 gol-data stats data/lvis/lvis_v1_train.json
 gol-data eval-set --out evalset [--images 200] [--categories 100] [--seed 0]
+gol-data lvis-scale --out DIR [--version v1|v0.5] [--scale 1.0] [--seed 0]
 ```
 ``embedded`` writes (or finds, if already built) ``<out>/<key>/`` and prints that folder. Training configs look in
 ``${paths.data_root}/embedded``, so ``--out <data_root>/embedded`` pre-builds the dataset a run will use.
 ``eval-set`` writes a generated LVIS-format ``annotations.json`` and a matching ``results.json`` (boxes and RLE
 masks, up to 330 detections per image, every LVIS evaluation rule exercised) to try ``gol-eval`` on.
+``lvis-scale`` writes annotation files of LVIS's own size (``--scale 1.0``; v1: 100k train images, 1.27M
+annotations) and an image root of links to one JPEG (see ``gol.data.lvis_scale``), and prints the train file, the val
+file and the image root: ``dataset.train_ann``, ``dataset.val_ann`` and ``dataset.image_root`` of ``dataset=lvis_v1``.
 """
 
 from __future__ import annotations
@@ -46,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--images", type=int, default=200)
     ev.add_argument("--categories", type=int, default=100)
     ev.add_argument("--seed", type=int, default=0)
+    sc = sub.add_parser("lvis-scale", help="write LVIS-sized annotation files and an image root of links to one JPEG")
+    sc.add_argument("--out", type=Path, required=True, help="folder for the annotation files and coco/")
+    sc.add_argument("--version", choices=["v1", "v0.5"], default="v1")
+    sc.add_argument("--scale", type=float, default=1.0, help="share of LVIS's size (default 1.0: full size)")
+    sc.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -64,6 +73,13 @@ def _eval_set(args: argparse.Namespace) -> None:
         (args.out / name).write_text(json.dumps(content), encoding="utf-8")
     log.info("%d images, %d categories, %d detections", len(gt["images"]), len(gt["categories"]), len(results))
     sys.stdout.write(f"{args.out / 'annotations.json'}\n{args.out / 'results.json'}\n")
+
+
+def _lvis_scale(args: argparse.Namespace) -> None:
+    from gol.data.lvis_scale import write_lvis_scale
+
+    files = write_lvis_scale(args.out, version=args.version, scale=args.scale, seed=args.seed)
+    sys.stdout.write(f"{files.train_ann}\n{files.val_ann}\n{files.image_root}\n")
 
 
 def _embedded(args: argparse.Namespace) -> None:
@@ -106,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
     args = _parser().parse_args(argv)
     try:
-        {"embedded": _embedded, "stats": _stats, "eval-set": _eval_set}[args.command](args)
+        {"embedded": _embedded, "stats": _stats, "eval-set": _eval_set, "lvis-scale": _lvis_scale}[args.command](args)
     except (ValueError, FileNotFoundError) as e:
         log.error("%s", e)
         return 2

@@ -7,13 +7,15 @@ import json
 import pytest
 
 from gol.bench import __main__ as dispatcher
-from gol.bench import inference, postprocess, train_step
+from gol.bench import data, inference, postprocess, train_step
+from gol.bench._data_probe import PARTS
+from gol.data.lvis_scale import write_lvis_scale
 
 
 def test_dispatcher_lists_the_benchmarks_and_refuses_unknown_names(capsys):
     assert dispatcher.main([]) == 0
     listing = capsys.readouterr().out
-    for name in ("train_step", "inference", "postprocess", "loss", "eval", "rfs", "distributed_eval"):
+    for name in ("train_step", "inference", "postprocess", "loss", "eval", "rfs", "distributed_eval", "data"):
         assert f"  {name} " in listing
     assert dispatcher.main(["no_such_bench"]) == 2
     assert "available: " in capsys.readouterr().err
@@ -100,3 +102,36 @@ def test_distributed_eval_benchmark_at_smoke_size_evaluates_as_one_process(tmp_p
     assert all(
         side["inference_s"] > 0 and side["inference_cpu_s"] > 0 and side["peak_rss_mib"] > 0 for side in (one, two)
     )
+
+
+def test_data_benchmark_at_tiny_scale_measures_startup_memory_and_workers(tmp_path, capsys):
+    files = write_lvis_scale(tmp_path / "set", scale=0.002, seed=0)
+    out = tmp_path / "data.json"
+    argv = ["data", "--root", str(files.train_ann.parent), "--workers", "2", "--images", "20", "--gpus", "1", "4"]
+    assert dispatcher.main([*argv, "--json", str(out)]) == 0
+    assert "projected node total" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    startup = report["startup"]
+    assert startup["train_images"] > 0 and startup["seconds"] > 0
+    # Each named step of the build is timed, or reported as left out when the data layer no longer has it.
+    assert set(startup["parts_seconds"]) | set(startup["parts_left_out"]) == {part for part, _, _ in PARTS}
+    assert sum(startup["parts_seconds"].values()) <= startup["seconds"]
+    after = startup["memory_after_build_mib"]
+    assert after["rss"] >= after["pss"] >= after["uss"] > 0 and startup["max_rss_mib"] >= after["rss"] * 0.9
+    (loader,) = report["loaders"]
+    assert loader["workers_found"] == 2 and loader["images"] >= 20
+    assert loader["samples"][0]["images"] == 0 and len(loader["samples"]) == 21
+    assert all(len(s["mib"]) == 2 and all(m["uss"] > 0 for m in s["mib"]) for s in loader["samples"])
+    # The projection is the documented sum: G processes plus G x W workers.
+    rows = report["projection"]
+    assert [(r["gpus"], r["workers"]) for r in rows] == [(1, 2), (4, 2)]
+    for r in rows:
+        assert r["node_mib"] == pytest.approx(r["gpus"] * after["rss"] + r["gpus"] * 2 * r["worker_epoch_mib"])
+        assert r["worker_epoch_mib"] >= loader["summary"]["uss_start"]
+
+
+def test_data_benchmark_refuses_a_folder_without_a_set(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        data.main(["--root", str(tmp_path)])
+    assert exited.value.code == 2
+    assert "gol-data lvis-scale --out" in capsys.readouterr().err
