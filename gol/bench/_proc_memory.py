@@ -2,7 +2,10 @@
 
 RSS counts every resident page a process maps, shared ones included; PSS divides each shared page among the
 processes sharing it (summed over processes, it is what they hold together); USS (private clean + private dirty) is
-what the process alone holds: what freeing it would return. A forked DataLoader worker starts with USS near zero,
+what the process alone holds: what freeing it would return. Private dirty is the part of USS the process wrote
+(its heap and its copy-on-write copies); USS adds private clean pages, such as file pages only this process has
+read so far (a memory-mapped annotation cache: page cache, shared as soon as another process reads the same pages,
+and reclaimable). A forked DataLoader worker starts with USS near zero,
 sharing the training process's pages, and grows as it writes to them (copy-on-write: reference counts of the
 Python objects it reads are writes).
 """
@@ -25,6 +28,7 @@ class Memory:
     rss: float
     pss: float
     uss: float
+    dirty: float  # private dirty
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -39,7 +43,10 @@ def read_memory(pid: int | str = "self") -> Memory:
         if len(parts) == 2 and parts[1] == "kB":
             fields[name] = int(parts[0]) / KIB_PER_MIB
     return Memory(
-        rss=fields["Rss"], pss=fields["Pss"], uss=fields.get("Private_Clean", 0.0) + fields.get("Private_Dirty", 0.0)
+        rss=fields["Rss"],
+        pss=fields["Pss"],
+        uss=fields.get("Private_Clean", 0.0) + fields.get("Private_Dirty", 0.0),
+        dirty=fields.get("Private_Dirty", 0.0),
     )
 
 

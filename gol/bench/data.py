@@ -1,7 +1,7 @@
 """Benchmark: the data side at LVIS scale: DataSource startup, memory per process and per loader worker, node total.
 
     python -m gol.bench data --root DIR [--version v1|v0.5] [--gpus 4 8] [--workers 2 4 8] [--images 30000]
-        [--batch-size 2] [--seed 0] [--json PATH]
+        [--batch-size 2] [--seed 0] [--cache-dir DIR|none] [--json PATH]
 
 ``DIR`` holds LVIS-format files and their images as ``gol-data lvis-scale --out DIR`` writes them (or real LVIS
 files beside a ``coco/`` folder of the COCO images). In a fresh process, the benchmark builds the DataSource as a
@@ -13,12 +13,14 @@ USS after the build. Then, per worker count W, it loads ``--images`` training im
 once the workers are idle (no image half-loaded; the allocator's free memory still makes a reading vary by tens of
 MiB, hence a fit over many readings and its standard error). A worker's first few hundred images also bring
 libraries and allocator pools to their working size (on the 1% set, ``--scale 0.01``, whose objects are too few to
-copy much, a worker's USS stops growing after ~200 images); the least-squares slope of its USS over the second half
-of the run is the steady growth per 1,000 images: the copy-on-read cost of the data layer's Python objects (reading
-an object writes its reference count, which copies its page).
+copy much, a worker's USS stops growing after ~200 images); the least-squares slope of its private dirty memory over
+the second half of the run is the steady growth per 1,000 images: the copy-on-read cost of the data layer's Python
+objects (reading an object writes its reference count, which copies its page). Private dirty rather than USS: USS
+also counts the pages of the memory-mapped annotation cache that only this worker has read so far, which are the
+node's page cache, shared by every process that reads them and reclaimable.
 
 Projected node total for G GPUs (one training process each) x W workers, over one epoch of the training split:
-``G x process RSS + G x W x worker USS``, a worker's USS being its measured end plus the steady growth over the rest
+``G x process RSS + G x W x worker private dirty``, the latter being its measured end plus the steady growth over the rest
 of its share of the epoch (``images / (G x W)``). Pages a worker still shares with its process are counted once, in
 the process's RSS; what a worker copied is its own (USS). A worker copies at most what its process held privately
 when it forked (the process's USS after the build), which caps the growth; the loader starts new workers each epoch,
@@ -48,11 +50,18 @@ MIB_PER_GIB = 1024
 
 
 def measure(
-    root: Path, *, version: str, workers: Sequence[int], images: int, batch_size: int, seed: int
+    root: Path,
+    *,
+    version: str,
+    workers: Sequence[int],
+    images: int,
+    batch_size: int,
+    seed: int,
+    cache_dir: str | None = None,
 ) -> dict[str, Any]:
     """Run the measuring process (``gol.bench._data_probe``) on ``root``; returns its report."""
     request = {"root": str(root), "version": version, "workers": list(workers), "images": images,
-               "batch_size": batch_size, "seed": seed}  # fmt: skip
+               "batch_size": batch_size, "seed": seed, "cache_dir": cache_dir}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         report_path = Path(tmp) / "report.json"
         done = subprocess.run(
@@ -72,8 +81,8 @@ def summarise(loader: dict[str, Any]) -> dict[str, Any]:
     half = len(samples) // 2
     images = [s["images"] / workers for s in samples]  # per worker
 
-    def uss(k: int) -> list[float]:
-        return [s["mib"][k]["uss"] for s in samples]
+    def uss(k: int) -> list[float]:  # what a worker wrote (private dirty): its copies, not pages it only read
+        return [s["mib"][k]["dirty"] for s in samples]
 
     whole = [(uss(k)[-1] - uss(k)[0]) / images[-1] * 1000 if images[-1] else float("nan") for k in range(workers)]
     fits = [_slope(images[half:], uss(k)[half:]) for k in range(workers)]
@@ -85,6 +94,7 @@ def summarise(loader: dict[str, Any]) -> dict[str, Any]:
 
     return {
         "uss_start": mean_of(0, "uss"), "uss_half": mean_of(half, "uss"), "uss_end": mean_of(-1, "uss"),
+        "dirty_start": mean_of(0, "dirty"), "dirty_end": mean_of(-1, "dirty"),
         "pss_start": mean_of(0, "pss"), "pss_end": mean_of(-1, "pss"),
         "growth_per_1000": _mean(whole), "steady_growth_per_1000": _mean(steady), "steady_growth_per_1000_se": error,
         "steady_growth_per_1000_max": max(steady, default=float("nan")), "images_per_worker": images[-1],
@@ -114,9 +124,9 @@ def project(report: dict[str, Any], *, gpus: Sequence[int]) -> list[dict[str, An
         for g in gpus:
             share = epoch / (g * w)  # images one worker loads in an epoch
             rate = m["steady_growth_per_1000"] if m["steady_growth_per_1000"] > 0 else 0.0  # nan: no growth seen
-            linear = m["uss_end"] + rate * (share - m["images_per_worker"]) / 1000
-            ceiling = m["uss_start"] + process["uss"]  # a worker copies at most what its process held privately
-            worker = min(max(linear, m["uss_start"]), ceiling)
+            linear = m["dirty_end"] + rate * (share - m["images_per_worker"]) / 1000
+            ceiling = m["dirty_start"] + process["uss"]  # a worker copies at most what its process held privately
+            worker = min(max(linear, m["dirty_start"]), ceiling)
             rows.append({
                 "gpus": g, "workers": w, "worker_epoch_images": share, "worker_epoch_mib": worker,
                 "growth_capped": linear > ceiling, "process_mib": process["rss"],
@@ -135,28 +145,30 @@ def format_report(report: dict[str, Any]) -> str:
     parts = ", ".join(f"{k} {v:.1f} s" for k, v in s["parts_seconds"].items())
     other = s["seconds"] - sum(s["parts_seconds"].values())
     lines = [
-        f"data side at {report['root']} (LVIS {report['version']}): train {s['train_images']:,} annotated images, "
+        f"data side at {report['root']} (LVIS {report['version']}, annotation cache {report['cache_dir']}): train {s['train_images']:,} annotated images, "
         f"val {s['val_images']:,} images, {s['categories']} categories",
         f"startup, build_lvis: {s['seconds']:.1f} s ({parts}{', ' if parts else ''}other {other:.1f} s)",
         f"process: peak {s['max_rss_mib']:,.0f} MiB (ru_maxrss); after build RSS {after['rss']:,.0f} / PSS "
         f"{after['pss']:,.0f} / USS {after['uss']:,.0f} MiB (before the build: RSS {before['rss']:,.0f} MiB)",
         "",
-        f"loader workers (batches of {report['batch_size']}), MiB per worker, mean over workers; USS growth per 1,000 "
-        "images a worker loads: whole run, and slope over the second half +- its standard error (max over workers)",
-        "   W  images  img/s  USS start   halfway      end  PSS start     end  growth  2nd half",
+        f"loader workers (batches of {report['batch_size']}), MiB per worker, mean over workers; growth of what a "
+        "worker wrote (private dirty: its copies, not the mapped cache pages it only read) per 1,000 images: whole "
+        "run, and slope over the second half +- its standard error (max over workers)",
+        "   W  images  img/s  USS start   halfway      end  PSS start     end  dirty start   end  growth  2nd half",
     ]
     for r in report["loaders"]:
         m = r["summary"]
         lines.append(
             f"{r['workers']:4d} {r['images']:7d} {r['images_per_second']:6.1f} {m['uss_start']:10.0f} "
             f"{m['uss_half']:9.0f} {m['uss_end']:8.0f} {m['pss_start']:10.0f} {m['pss_end']:7.0f} "
+            f"{m['dirty_start']:12.0f} {m['dirty_end']:5.0f} "
             f"{m['growth_per_1000']:7.1f} {m['steady_growth_per_1000']:7.1f} +- {m['steady_growth_per_1000_se']:.1f} "
             f"({m['steady_growth_per_1000_max']:.1f})"
         )
     lines += [
         "",
-        f"projected node total, one epoch of {s['train_images']:,} images: G x process RSS + G x W x worker USS "
-        "(its end USS + the second half's growth over the rest of its share)",
+        f"projected node total, one epoch of {s['train_images']:,} images: G x process RSS + G x W x worker private "
+        "dirty (its end + the second half's growth over the rest of its share)",
         "   G   W  images/worker  worker MiB   node GiB",
     ]
     for p in report["projection"]:
@@ -186,6 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=30_000, help="training images loaded per worker count")
     parser.add_argument("--batch-size", type=int, default=2, help="images per batch of one process (LVIS: 16 / 8)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache-dir", default=None,
+                        help="annotation cache folder, as dataset.cache_dir (default: ROOT/cache); 'none' parses "
+                             "the files in the measured process, as before the cache")  # fmt: skip
     add_json_option(parser)
     args = parser.parse_args(argv)
     if min(args.gpus) < 1 or min(args.workers) < 1 or args.images < 1 or args.batch_size < 1:
@@ -194,13 +209,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("this benchmark reads /proc/<pid>/smaps_rollup: it runs on Linux")
     _check_root(parser, args.root, args.version)
     logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
+    cache_dir = None if args.cache_dir == "none" else str(args.cache_dir or args.root / "cache")
     try:
         measured = measure(args.root, version=args.version, workers=args.workers, images=args.images,
-                           batch_size=args.batch_size, seed=args.seed)  # fmt: skip
+                           batch_size=args.batch_size, seed=args.seed, cache_dir=cache_dir)  # fmt: skip
     except RuntimeError as error:
         log.error("%s", error)
         return 2
-    report = {"root": str(args.root), "version": args.version, "batch_size": args.batch_size, **measured}
+    report = {"root": str(args.root), "version": args.version, "batch_size": args.batch_size, "cache_dir": cache_dir,
+              **measured}  # fmt: skip
     for loader in report["loaders"]:
         loader["summary"] = summarise(loader)
     report["projection"] = project(report, gpus=args.gpus)
