@@ -29,6 +29,7 @@ from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
 
 from gol.config.detector import BoxLoss
+from gol.models.nms import batched_nms
 from gol.models.predictors import mask_probabilities
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def select_detections(
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
     keep = box_ops.remove_small_boxes(boxes, min_size=MIN_BOX_SIZE)
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-    keep = box_ops.batched_nms(boxes, scores, labels, nms_thresh)[:detections_per_img]
+    keep = batched_nms(boxes, scores, labels, nms_thresh)[:detections_per_img]
     return boxes[keep], scores[keep], labels[keep]
 
 
