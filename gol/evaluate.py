@@ -179,6 +179,7 @@ def evaluate_run(
     from gol import checkpoint as ckpt_io
     from gol import distributed, record
     from gol.build import build_components
+    from gol.config.dataset import CACHE_DIR
     from gol.config.train import EvalConf
     from gol.engine import set_threads
     from gol.inference import evaluate_model
@@ -194,6 +195,9 @@ def evaluate_run(
     # A config written before an eval option existed takes the option's default (eval.segm_area: mask areas,
     # which such runs were evaluated with).
     cfg.eval = OmegaConf.merge(OmegaConf.structured(EvalConf), cfg.get("eval") or {})
+    # A run from before the annotation cache reads the node's cache as new runs do (dataset.cache_dir's default).
+    if "dataset" in cfg and "cache_dir" not in cfg.dataset and OmegaConf.select(cfg, "paths.data_root") is not None:
+        cfg.dataset.cache_dir = CACHE_DIR
     if cfg.eval.engine == "fast":  # the retired vectorised engine gave lvis-api's numbers, as hotcoco does
         cfg.eval.engine = "hotcoco"
     for key, value in (eval_overrides or {}).items():

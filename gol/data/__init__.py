@@ -4,7 +4,8 @@
 ``instantiate(cfg.sampler)`` gives a partial of :class:`RandomSampler` or :class:`RepeatFactorSampler`.
 
 The names below are imported on first use (PEP 562), so the torch-free modules of this package (the annotation
-checks, the columnar table and its cache, which a child process builds) load without torch.
+checks, the columnar table and its cache, which a child process builds) load without torch. ``category_stats``
+is imported from its module (``gol.data.category_stats``), whose name it shares.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gol.data.category_stats import category_stats
     from gol.data.embedded import EmbeddedParams, ensure_embedded
     from gol.data.image_files import resolve_image_path
     from gol.data.lvis_dataset import LVISDetection, load_image
@@ -37,7 +37,6 @@ _HOME = {
     "annotations_to_target": "targets",
     "build_embedded": "source",
     "build_lvis": "source",
-    "category_stats": "category_stats",
     "collate": "source",
     "ensure_embedded": "embedded",
     "load_image": "lvis_dataset",
@@ -57,13 +56,16 @@ __all__ = [
     "annotations_to_target",
     "build_embedded",
     "build_lvis",
-    "category_stats",
     "collate",
     "ensure_embedded",
     "load_image",
     "repeat_factors",
     "resolve_image_path",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 def __getattr__(name: str) -> Any:

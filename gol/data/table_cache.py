@@ -25,7 +25,9 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -60,6 +62,10 @@ def parse_table(
     return table, list(data["categories"])
 
 
+class AnnotationCacheError(DataFormatError):
+    """The annotation cache cannot be built or mapped here; the message says why and how to go on."""
+
+
 def cached_table(
     annotation_file: Path, *, cache_dir: Path | None, version: Version, split_folder: str, federated: bool
 ) -> tuple[AnnotationTable, list[dict[str, Any]]]:
@@ -72,34 +78,51 @@ def cached_table(
                           federated=federated)  # fmt: skip
     found = load_folder(folder)
     if found is not None:
-        return found
+        return _announce(found)
+    unwritable = None
     with contextlib.ExitStack() as stack:
         try:
             folder.parent.mkdir(parents=True, exist_ok=True)
-            stack.enter_context(_locked(folder.with_name(folder.name + ".lock")))
+            lock = stack.enter_context(_locked(folder.with_name(folder.name + ".lock")))
         except OSError as error:
-            return _in_memory(annotation_file, folder.parent, error.strerror or str(error), version=version,
-                              split_folder=split_folder, federated=federated)  # fmt: skip
-        found = load_folder(folder)  # built by another process while this one waited
-        if found is not None:
-            return found
-        unwritable = _build_in_child(annotation_file, folder, version=version, split_folder=split_folder,
-                                     federated=federated)  # fmt: skip
-        if unwritable is not None:
-            return _in_memory(annotation_file, folder.parent, unwritable, version=version, split_folder=split_folder,
-                              federated=federated)  # fmt: skip
-        found = load_folder(folder)
-        if found is None:
-            raise RuntimeError(f"the annotation cache {folder} was built but cannot be read back")
-        return found
-
-
-def _in_memory(
-    annotation_file: Path, where: Path, why: str, *, version: Version, split_folder: str, federated: bool
-) -> tuple[AnnotationTable, list[dict[str, Any]]]:
+            unwritable = error.strerror or str(error)
+        else:
+            refused = lock.read_refusal()
+            if refused:  # the process that held the lock had the file refused: the same file, the same refusal
+                raise DataFormatError(refused)
+            found = load_folder(folder, discard=True)  # built by another process while this one waited
+            if found is not None:
+                return _announce(found)
+            _remove_stale_staging(folder)
+            try:
+                unwritable = _build_in_child(annotation_file, folder, version=version, split_folder=split_folder,
+                                             federated=federated)  # fmt: skip
+            except DataFormatError as error:
+                if not isinstance(error, AnnotationCacheError):
+                    lock.write_refusal(str(error))
+                raise
+            if unwritable is None:
+                found = load_folder(folder)
+                if found is None:
+                    raise AnnotationCacheError(
+                        f"the annotation cache {folder} was built but cannot be read back; set dataset.cache_dir "
+                        "to another folder, or to null to parse the file in every process"
+                    )
+                return _announce(found)
+    # Outside the lock: the processes waiting for it need not wait for this one's parse as well.
     log.warning("cannot write the annotation cache in %s (%s); %s is parsed in memory by this process",
-                where, why, annotation_file.name)  # fmt: skip
+                folder.parent, unwritable, annotation_file.name)  # fmt: skip
     return parse_table(annotation_file, version=version, split_folder=split_folder, federated=federated)
+
+
+def _announce(
+    found: tuple[AnnotationTable, list[dict[str, Any]], list[str]],
+) -> tuple[AnnotationTable, list[dict[str, Any]]]:
+    """The checks' warnings of the file (dropped degenerate polygons, ...), logged at every use as a parse would."""
+    table, categories, warnings = found
+    for warning in warnings:
+        log.warning("%s", warning)
+    return table, categories
 
 
 def cache_folder(annotation_file: Path, *, cache_dir: Path, version: str, split_folder: str, federated: bool) -> Path:
@@ -109,20 +132,53 @@ def cache_folder(annotation_file: Path, *, cache_dir: Path, version: str, split_
     return Path(cache_dir) / SUBDIR / f"{annotation_file.stem}-{digest[:16]}-{variant}"
 
 
+class _Lock:
+    """The held build lock of one cache folder; its file also carries a refusal of the annotation file, so that the
+    processes waiting for it fail at once with the same line instead of parsing the file again, one after another."""
+
+    REFUSED = "refused\t"
+
+    def __init__(self, handle: Any, *, waited: bool) -> None:
+        self.handle = handle
+        self.waited = waited  # another process held it: a refusal in the file is that process's, of this very file
+
+    def read_refusal(self) -> str | None:
+        if not self.waited:  # an old refusal (gol or its checks may have changed since): this process tries again
+            return None
+        self.handle.seek(0)
+        text = self.handle.read()
+        return text[len(self.REFUSED) :].strip() or None if text.startswith(self.REFUSED) else None
+
+    def write_refusal(self, message: str) -> None:
+        with contextlib.suppress(OSError):
+            self.handle.seek(0)
+            self.handle.truncate()
+            self.handle.write(f"{self.REFUSED}{message}\n")
+            self.handle.flush()
+
+
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: Path) -> Iterator[_Lock]:
     with path.open("a+") as handle:
+        waited = False
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            waited = True
             log.info("waiting for another process to build the annotation cache %s", path.with_suffix(""))
             started = time.monotonic()
             fcntl.flock(handle, fcntl.LOCK_EX)
-            log.info("the annotation cache was built by another process (waited %.1f s)", time.monotonic() - started)
+            log.info("the other process is done with the annotation cache (waited %.1f s)", time.monotonic() - started)
         try:
-            yield
+            yield _Lock(handle, waited=waited)
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_stale_staging(folder: Path) -> None:
+    """Staging folders of builders that died mid-write (under the lock, no builder of this folder is alive)."""
+    for staging in folder.parent.glob(f"{folder.name}.tmp-*"):
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _build_in_child(
@@ -141,19 +197,26 @@ def _build_in_child(
     if done.returncode == _UNWRITABLE_EXIT:
         return lines[-1] if lines else "cannot write"
     if done.returncode != 0:
-        tail = lines[-1] if lines else f"exit status {done.returncode}"
-        raise RuntimeError(f"building the annotation cache of {annotation_file} failed: {tail}")
-    for line in lines:  # the checks' warnings (dropped degenerate polygons, ...), once, from the building process
-        log.warning("%s", line)
+        how = (f"was killed by signal {-done.returncode}" + (" (out of memory?)" if done.returncode == -9 else "")
+               if done.returncode < 0 else f"failed ({lines[-1] if lines else f'exit status {done.returncode}'})")  # fmt: skip
+        raise AnnotationCacheError(
+            f"building the annotation cache of {annotation_file} {how}; it needs about 8x the file's size in memory "
+            "once per node; give the job more memory, or set dataset.cache_dir=null to parse the file in every process"
+        )
     log.info("annotation cache of %s built in %.1f s", annotation_file.name, time.monotonic() - started)
     return None
 
 
-def write_folder(folder: Path, table: AnnotationTable, categories: Sequence[dict[str, Any]], source: Path) -> None:
+def write_folder(
+    folder: Path,
+    table: AnnotationTable,
+    categories: Sequence[dict[str, Any]],
+    source: Path,
+    warnings: Sequence[str] = (),
+) -> None:
     """Write the table to ``folder`` under a temporary name, then rename it into place (atomic on one file
     system); a folder already in place (another builder won) is kept and this one discarded."""
-    staging = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = folder.with_name(f"{folder.name}.tmp-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}")
     staging.mkdir(parents=True)
     try:
         columns = {}
@@ -161,7 +224,8 @@ def write_folder(folder: Path, table: AnnotationTable, categories: Sequence[dict
             np.save(staging / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
             columns[name] = {"dtype": array.dtype.str, "shape": list(array.shape),
                              "bytes": (staging / f"{name}.npy").stat().st_size}  # fmt: skip
-        meta = {"layout": LAYOUT, "source": str(source), "categories": list(categories), "columns": columns}
+        meta = {"layout": LAYOUT, "source": str(source), "categories": list(categories), "columns": columns,
+                "warnings": list(warnings)}  # fmt: skip
         with (staging / META).open("w") as f:
             json.dump(meta, f)
             f.flush()
@@ -175,12 +239,18 @@ def write_folder(folder: Path, table: AnnotationTable, categories: Sequence[dict
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def load_folder(folder: Path) -> tuple[AnnotationTable, list[dict[str, Any]]] | None:
-    """The memory-mapped table of a complete cache folder; None when there is none. A damaged folder is moved
-    aside (and removed) so that it is built again."""
+def load_folder(
+    folder: Path, *, discard: bool = False
+) -> tuple[AnnotationTable, list[dict[str, Any]], list[str]] | None:
+    """(table, categories, the checks' warnings) of a complete cache folder, memory-mapped; None when there is none.
+
+    A folder whose content is damaged or incomplete is moved aside and removed when ``discard`` (only under the
+    build lock, so that a folder being completed is never taken for a damaged one). A folder that is complete but
+    cannot be mapped here (no memory for the mapping, no permission) is never removed: that is refused in one line.
+    """
     meta_path = folder / META
     if not meta_path.is_file():
-        if folder.exists():  # a folder without its meta.json was never completed
+        if discard and folder.exists():  # a folder without its meta.json was never completed
             _discard(folder, "it has no meta.json")
         return None
     try:
@@ -189,11 +259,17 @@ def load_folder(folder: Path) -> tuple[AnnotationTable, list[dict[str, Any]]] | 
         if meta.get("layout") != LAYOUT or set(columns) != set(AnnotationTable.names()):
             raise ValueError("written by another version of gol")
         arrays = {name: _load_column(folder / f"{name}.npy", columns[name]) for name in AnnotationTable.names()}
-        categories = list(meta["categories"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        _discard(folder, str(error) or type(error).__name__)
+        categories, warnings = list(meta["categories"]), [str(w) for w in meta.get("warnings", [])]
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as error:  # the content: damaged or incomplete
+        if discard:
+            _discard(folder, str(error) or type(error).__name__)
         return None
-    return AnnotationTable(**arrays), categories
+    except OSError as error:  # the content may be fine: this process cannot map it
+        raise AnnotationCacheError(
+            f"cannot map the annotation cache {folder} ({error.strerror or error}); check the memory limit for "
+            "mappings and the folder's permissions, or set dataset.cache_dir=null to parse the file in every process"
+        ) from None
+    return AnnotationTable(**arrays), categories, warnings
 
 
 def _load_column(path: Path, expected: dict[str, Any]) -> np.ndarray:
@@ -215,6 +291,17 @@ def _discard(folder: Path, why: str) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
+class _WarningsKept(logging.Handler):
+    """The checks' warnings, kept in the folder's meta.json and logged by every process that uses the table."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def _child(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m {__name__}", description="build one annotation cache folder")
     parser.add_argument("annotation_file", type=Path)
@@ -223,7 +310,8 @@ def _child(argv: Sequence[str]) -> int:
     parser.add_argument("--split-folder", required=True)
     parser.add_argument("--federated", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    warnings = _WarningsKept()
+    logging.getLogger("gol").addHandler(warnings)
     gc.disable()  # tens of millions of objects that all live until the end: collections would only cost time
     try:
         table, categories = parse_table(args.annotation_file, version=args.version, split_folder=args.split_folder,
@@ -232,7 +320,7 @@ def _child(argv: Sequence[str]) -> int:
         sys.stderr.write(f"{error}\n")
         return _DATA_ERROR_EXIT
     try:
-        write_folder(args.folder, table, categories, args.annotation_file)
+        write_folder(args.folder, table, categories, args.annotation_file, warnings.messages)
     except OSError as error:
         sys.stderr.write(f"{error.strerror or error}\n")
         return _UNWRITABLE_EXIT

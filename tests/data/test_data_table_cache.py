@@ -3,10 +3,12 @@ built once by concurrent processes, in memory when the cache cannot be written."
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -102,9 +104,9 @@ def test_a_damaged_folder_is_built_again(annotation_file: Path, tmp_path: Path, 
         (folder / "meta.json").write_text('{"layout": 1, "colu')
     else:
         (folder / "meta.json").unlink()
-    assert load_folder(folder) is None
-    assert "built again" in caplog.text
+    assert load_folder(folder) is None and folder.exists()  # without the build lock, nothing is removed
     table, _ = cached_table(annotation_file, cache_dir=tmp_path, **OPTIONS)
+    assert "built again" in caplog.text
     _same_table(table, reference)
 
 
@@ -157,3 +159,60 @@ def test_a_coordinate_that_is_not_a_number_is_refused_naming_the_annotation(tmp_
     path.write_text(json.dumps(data))
     with pytest.raises(DataFormatError, match=f"annotation {ann['id']} has a polygon coordinate 'abc'"):
         cached_table(path, cache_dir=tmp_path / "cache", **OPTIONS)
+
+
+def test_the_checks_warnings_are_logged_at_every_use(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "degenerate.json"
+    data, _ = make_lvis_set(SyntheticSpec(num_images=4, num_categories=4, seed=2))
+    ann = next(a for a in data["annotations"] if isinstance(a["segmentation"], list))
+    ann["segmentation"].append([1.0, 2.0, 3.0, 4.0])  # a 2-point polygon: dropped in training, with a warning
+    path.write_text(json.dumps(data))
+    for _ in range(2):  # built (by the child), then mapped
+        caplog.clear()
+        cached_table(path, cache_dir=tmp_path / "cache", **OPTIONS)
+        assert [r.getMessage() for r in caplog.records if "fewer than 3 points" in r.getMessage()], caplog.text
+
+
+def test_staging_left_by_a_killed_builder_is_removed(annotation_file: Path, tmp_path: Path) -> None:
+    folder = cache_folder(annotation_file, cache_dir=tmp_path, **OPTIONS)
+    stale = folder.with_name(folder.name + ".tmp-otherhost-123-abcd")
+    stale.mkdir(parents=True)
+    (stale / "coords.npy").write_bytes(b"half")
+    cached_table(annotation_file, cache_dir=tmp_path, **OPTIONS)
+    assert not stale.exists() and load_folder(folder) is not None
+
+
+def test_processes_waiting_for_a_refused_file_fail_with_its_refusal_at_once(tmp_path: Path) -> None:
+    """The holder of the build lock had the file refused: a process that waited for it fails with the same line,
+    without parsing the file again."""
+    path = tmp_path / "bad.json"
+    data, _ = make_lvis_set(SyntheticSpec(num_images=3, num_categories=4, seed=1))
+    path.write_text(json.dumps(data))
+    folder = cache_folder(path, cache_dir=tmp_path / "cache", **OPTIONS)
+    folder.parent.mkdir(parents=True)
+    script = (
+        "import logging; from pathlib import Path\n"
+        "logging.basicConfig(level=logging.INFO, format='%(message)s')\n"
+        "from gol.data.table_cache import cached_table\n"
+        f"cached_table(Path({str(path)!r}), cache_dir=Path({str(tmp_path / 'cache')!r}), version='v0.5', "
+        "split_folder='val2017', federated=True)\n"
+    )
+    with (folder.parent / f"{folder.name}.lock").open("a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # this test is the builder; the file is refused while the other waits
+        waiting = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and waiting.poll() is None:
+            time.sleep(0.2)
+            if _blocked_on_flock(waiting.pid):
+                break
+        lock.write("refused\tbad.json: annotation 1 is wrong; fix or remove that entry\n")
+        lock.flush()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    _, err = waiting.communicate(timeout=60)
+    assert waiting.returncode != 0 and "building" not in err
+    assert err.strip().splitlines()[-1].endswith("bad.json: annotation 1 is wrong; fix or remove that entry"), err
+
+
+def _blocked_on_flock(pid: int) -> bool:
+    """Whether process ``pid`` waits for a flock (a ``->`` line of /proc/locks)."""
+    return any("->" in line and f" {pid} " in line for line in Path("/proc/locks").read_text().splitlines())
