@@ -118,10 +118,11 @@ def build_lvis(
     test_size: int,
     max_size: int,
     flip_prob: float,
-    cache_dir: str | None = None,
+    cache_dir: str | None,
 ) -> DataSource:
     """LVIS v1 or v0.5 from its annotation JSONs and the COCO image root (holding train2017/ and val2017/); with a
-    ``cache_dir``, each annotation file is parsed once per node and memory-mapped (``gol.data.table_cache``)."""
+    ``cache_dir``, each annotation file is parsed once per node and memory-mapped (``gol.data.table_cache``); None
+    parses it in this process."""
     if version not in VERSIONS:
         raise DataFormatError(f"unknown LVIS version {version!r}; expected one of {list(VERSIONS)}")
     return _build(
@@ -154,7 +155,7 @@ def build_embedded(
     test_size: int,
     max_size: int,
     flip_prob: float,
-    cache_dir: str | None = None,
+    cache_dir: str | None,
 ) -> DataSource:
     """The embedded dataset of these parameters, generated under ``root`` on first use and reused afterwards (its
     annotation tables cached in ``cache_dir`` as LVIS's)."""

@@ -101,6 +101,7 @@ def _build(train: Path, val: Path, root: Path, version: str = "v1", **over: Any)
         test_size=10,
         max_size=20,
         flip_prob=0.0,
+        cache_dir=str(Path(train).parent / "cache"),
     )
     kwargs.update(over)
     return build_lvis(**kwargs)

@@ -37,7 +37,7 @@ SIZES = dict(train_sizes=[56, 64, 72], test_size=64, max_size=128, flip_prob=0.5
 
 @pytest.fixture(scope="module")
 def small_source(tmp_path_factory: pytest.TempPathFactory) -> DataSource:
-    return build_embedded(root=str(tmp_path_factory.mktemp("emb")), **SMALL, **SIZES)
+    return build_embedded(root=str(tmp_path_factory.mktemp("emb")), **SMALL, **SIZES, cache_dir=None)
 
 
 def test_embedded_source_contract(small_source: DataSource) -> None:
