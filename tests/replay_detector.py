@@ -33,17 +33,18 @@ class ReplayDetector(nn.Module):
 
 
 def replay_outputs(
-    gt: dict[str, Any], results: list[dict[str, Any]], category_ids: list[int]
+    gt: dict[str, Any], results: list[dict[str, Any]], category_ids: list[int], *, positive_width: bool = True
 ) -> dict[int, dict[str, Tensor]]:
     """Per image id, the torchvision outputs (xyxy boxes, labels 1..K, scores, mask probabilities) holding the
-    image's ``results`` of positive width."""
+    image's ``results`` (only those of positive width with ``positive_width``, as a detector's boxes are)."""
     label = {c: i + 1 for i, c in enumerate(category_ids)}
     outputs = {}
     for image in gt["images"]:
-        mine = [r for r in results if r["image_id"] == image["id"] and r["bbox"][2] > 0]
+        mine = [r for r in results if r["image_id"] == image["id"] and (r["bbox"][2] > 0 or not positive_width)]
+        h, w = image["height"], image["width"]
         boxes = torch.tensor([r["bbox"] for r in mine], dtype=torch.float64).reshape(-1, 4)
         boxes[:, 2:] += boxes[:, :2]
-        masks = np.stack([mask_utils.decode(r["segmentation"]) for r in mine])
+        masks = np.stack([mask_utils.decode(r["segmentation"]) for r in mine]) if mine else np.zeros((0, h, w))
         outputs[image["id"]] = {
             "boxes": boxes,
             "labels": torch.tensor([label[r["category_id"]] for r in mine], dtype=torch.int64),

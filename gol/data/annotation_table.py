@@ -79,9 +79,6 @@ class AnnotationTable:
         """``folder/name`` of image ``index`` under the image root."""
         return _span(self.path_bytes, self.path_offsets, index).tobytes().decode()
 
-    def image_paths(self) -> list[str]:
-        return [self.image_path(i) for i in range(len(self))]
-
     def neg_category_ids(self, index: int) -> list[int]:
         return _span(self.neg_ids, self.neg_offsets, index).tolist()
 

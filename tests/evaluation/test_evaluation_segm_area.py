@@ -13,10 +13,10 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import numpy as np
-import pycocotools.mask as mask_utils
 import pytest
 import torch
 from omegaconf import OmegaConf
+from replay_detector import replay_outputs, replay_split
 from torch import Tensor, nn
 
 from gol.config.train import EvalConf
@@ -175,35 +175,15 @@ class _Replay(nn.Module):
         return [self.outputs[int(image[0, 0, 0])] for image in images]
 
 
-def _replay_outputs(gt: dict[str, Any], results: list[dict[str, Any]], category_ids: list[int]) -> dict[int, Any]:
-    """Torchvision outputs (boxes xyxy, labels 1..K, scores, mask probabilities) holding ``results``."""
-    label = {c: i + 1 for i, c in enumerate(category_ids)}
-    outputs = {}
-    for image in gt["images"]:
-        mine = [r for r in results if r["image_id"] == image["id"]]
-        h, w = image["height"], image["width"]
-        boxes = torch.tensor([r["bbox"] for r in mine], dtype=torch.float64).reshape(-1, 4)
-        boxes[:, 2:] += boxes[:, :2]
-        masks = np.stack([mask_utils.decode(r["segmentation"]) for r in mine]) if mine else np.zeros((0, h, w))
-        outputs[image["id"]] = {
-            "boxes": boxes,
-            "labels": torch.tensor([label[r["category_id"]] for r in mine], dtype=torch.int64),
-            "scores": torch.tensor([r["score"] for r in mine], dtype=torch.float64),
-            "masks": torch.from_numpy(masks.astype(np.float32))[:, None],
-        }
-    return outputs
-
-
 def test_in_training_evaluation_takes_the_configured_convention(tmp_path: Path) -> None:
     gt, results = make_lvis_set(SyntheticSpec(num_images=5, num_categories=8, dets_per_image=(10, 40), seed=25))
     ann = tmp_path / "gt.json"
     ann.write_text(json.dumps(gt))
     category_ids = sorted(c["id"] for c in gt["categories"])
-    outputs = _replay_outputs(gt, _boxes_apart_from_masks(results), category_ids)
-    val = [
-        (torch.full((3, 4, 4), float(image["id"])), {"image_id": torch.tensor(image["id"])}) for image in gt["images"]
-    ]
-    data = SimpleNamespace(val=val, stats=SimpleNamespace(category_ids=category_ids), val_annotation_file=ann)
+    outputs = replay_outputs(gt, _boxes_apart_from_masks(results), category_ids, positive_width=False)
+    data = SimpleNamespace(
+        val=replay_split(gt), stats=SimpleNamespace(category_ids=category_ids), val_annotation_file=ann
+    )
     # What the detector's outputs become (bbox and segmentation), as lvis-api receives them.
     image_ids = [image["id"] for image in gt["images"]]
     predicted = outputs_to_results([outputs[i] for i in image_ids], image_ids=image_ids, category_ids=category_ids)
