@@ -8,7 +8,6 @@ from omegaconf import DictConfig
 from gol.distributed import check_device_name
 from gol.evaluation.api import ENGINES, PROTOCOLS, SEGM_AREAS
 from gol.losses import check_pair
-from gol.models.htc import check_detector_available
 from gol.models.weights import resolve_weights
 from gol.optim import check_schedule
 
@@ -18,7 +17,6 @@ _IOU_TYPES = ("bbox", "segm")
 def validate(cfg: DictConfig) -> None:
     """Raise a one-line ``ValueError`` naming the problem and the fix."""
     check_device_name(cfg.device)
-    check_detector_available(cfg.detector._target_)
     check_pair(get_class(cfg.activation._target_), get_class(cfg.loss._target_))
     check_schedule(cfg.schedule)
     check_weight_files(cfg.detector)

@@ -72,7 +72,8 @@ class BackboneNorm(_Choice):
     torchvision: ``FrozenBatchNorm2d`` (statistics and affine frozen) with pretrained weights, ordinary
         BatchNorm without them (and in the v2 recipe).
     frozen_stats: mmdet's ``norm_cfg=dict(type='BN', requires_grad=True), norm_eval=True``: running statistics
-        frozen, affine weight and bias trained in the trainable stages (``gol.models.norm``).
+        frozen, affine weight and bias trained in the trainable stages (``gol.models.norm``); from scratch
+        (no weights) there are no statistics to freeze and BatchNorm learns them, as ``torchvision``.
     """
 
     torchvision = "torchvision"
@@ -177,7 +178,8 @@ class CascadeR101FPNConf(_ResNetFPNConf):
 
 @dataclass
 class HTCR101FPNConf(CascadeR101FPNConf):
-    """Hybrid Task Cascade R101 (the paper's H-R101): declared with Cascade's options; its builder refuses."""
+    """Hybrid Task Cascade R101 without the semantic branch (the paper's H-R101): Cascade R101's options, with
+    interleaved box and mask execution and the mask information flow (``gol.models.htc``)."""
 
     _target_: str = "gol.models.build_htc_r101_fpn"
 

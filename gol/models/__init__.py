@@ -6,7 +6,8 @@ Builders (keyword-only, see ``gol.models.builders``): ``build_tiny``, ``build_ma
 
 ``build_cascade_r101_fpn`` (``gol.models.cascade``) returns a ``MaskRCNN`` whose ``roi_heads`` is
 ``CascadeRoIHeads`` (three box stages, one classification loss per stage sharing one activation).
-``build_htc_r101_fpn`` (``gol.models.htc``) is declared but refuses with ``DetectorUnavailableError``.
+``build_htc_r101_fpn`` (``gol.models.htc``) is the Hybrid Task Cascade without the semantic branch: the cascade with
+``HTCRoIHeads`` (interleaved box and mask execution, the mask information flow).
 """
 
 from gol.models.builders import (
@@ -17,7 +18,8 @@ from gol.models.builders import (
 )
 from gol.models.cascade import build_cascade_r101_fpn
 from gol.models.cascade_heads import CascadeRoIHeads
-from gol.models.htc import DetectorUnavailableError, build_htc_r101_fpn, check_detector_available
+from gol.models.htc import build_htc_r101_fpn
+from gol.models.htc_heads import HTCRoIHeads
 from gol.models.normed import NormedConv2d, NormedLinear
 from gol.models.predictors import GolBoxPredictor
 from gol.models.roi_heads import GolRoIHeads
@@ -27,10 +29,10 @@ from gol.models.weights import WeightsMismatchError, WeightsNotFoundError
 
 __all__ = [
     "CascadeRoIHeads",
-    "DetectorUnavailableError",
     "GolBoxPredictor",
     "GolRoIHeads",
     "GolTransform",
+    "HTCRoIHeads",
     "NormedConv2d",
     "NormedLinear",
     "WeightsMismatchError",
@@ -42,5 +44,4 @@ __all__ = [
     "build_maskrcnn_r101_fpn",
     "build_maskrcnn_x101_fpn",
     "build_tiny",
-    "check_detector_available",
 ]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 from torchvision.models.detection import MaskRCNN
@@ -131,8 +131,10 @@ def assemble_cascade(
     mask_head_factory: Callable[[], nn.Module],
     mask_head_width: int,
     mask_dim_reduced: int,
+    heads: Callable[..., CascadeRoIHeads] = CascadeRoIHeads,
 ) -> MaskRCNN:
-    """A torchvision ``MaskRCNN`` whose RoI heads are ``CascadeRoIHeads`` and whose transform is ``GolTransform``.
+    """A torchvision ``MaskRCNN`` whose RoI heads are ``CascadeRoIHeads`` (or what ``heads`` makes of the same
+    keyword arguments: ``HTCRoIHeads``) and whose transform is ``GolTransform``.
 
     Args:
         backbone: feature extractor with an ``out_channels`` attribute (FPN levels as an ordered dict).
@@ -170,7 +172,7 @@ def assemble_cascade(
         mask_roi_pool=mask_roi_pool, mask_head=mask_heads[0], mask_predictor=mask_predictors[0],
     )  # fmt: skip
     # MaskRCNN builds single-stage RoIHeads around stage 0's modules; the cascade replaces them.
-    model.roi_heads = CascadeRoIHeads(
+    model.roi_heads = heads(
         box_roi_pool=box_roi_pool,
         box_heads=box_heads,
         box_predictors=box_predictors,
@@ -229,17 +231,26 @@ def build_cascade_r101_fpn(
         stage_box_weights: per-stage box-coder weights (wx, wy, ww, wh).
         roi_align, backbone_norm: as the ResNet-FPN Mask R-CNN builders (mmdet's: ``mmdet``, ``frozen_stats``).
     """
-    options = DetectorOptions.pick(locals(), box_loss=BoxLoss.smooth_l1)  # each stage: SmoothL1Loss(beta=1.0)
+    return r101_cascade(dict(locals()), heads=CascadeRoIHeads, label=CASCADE_LABEL)
+
+
+def r101_cascade(arguments: dict[str, Any], *, heads: Callable[..., CascadeRoIHeads], label: str) -> MaskRCNN:
+    """The ResNet-101 FPN cascade of ``build_cascade_r101_fpn``'s ``arguments`` (all of them, by name), with RoI
+    heads made by ``heads`` (``CascadeRoIHeads``' keyword arguments) and ``label`` naming it in messages."""
+    options = DetectorOptions.pick(arguments, box_loss=BoxLoss.smooth_l1)  # each stage: SmoothL1Loss(beta=1.0)
     cascade = CascadeOptions(
-        iou_thresholds=stage_iou_thresholds, loss_weights=stage_loss_weights, box_weights=stage_box_weights
+        iou_thresholds=arguments["stage_iou_thresholds"],
+        loss_weights=arguments["stage_loss_weights"],
+        box_weights=arguments["stage_box_weights"],
     )
+    num_classes, cls_loss = arguments["num_classes"], arguments["cls_loss"]
     check_classes(num_classes, cls_loss)
-    pooling = RoIAlignMode(roi_align)
+    pooling = RoIAlignMode(arguments["roi_align"])
     # As build_maskrcnn_r101_fpn: backbone_norm's layers and frozen early stages with pretrained weights.
     backbone, detector_source = pretrained_fpn_backbone(
-        R101, label=CASCADE_LABEL, detector_enum=None, weights=weights, weights_backbone=weights_backbone,
-        allow_download=allow_download, trainable_backbone_layers=trainable_backbone_layers,
-        backbone_norm=backbone_norm,
+        R101, label=label, detector_enum=None, weights=arguments["weights"],
+        weights_backbone=arguments["weights_backbone"], allow_download=arguments["allow_download"],
+        trainable_backbone_layers=arguments["trainable_backbone_layers"], backbone_norm=arguments["backbone_norm"],
     )  # fmt: skip
     model = assemble_cascade(
         backbone=backbone,
@@ -247,6 +258,7 @@ def build_cascade_r101_fpn(
         cls_loss=cls_loss,
         options=options,
         cascade=cascade,
+        heads=heads,
         anchor_generator=fpn_anchor_generator(),
         rpn_head=RPNHead(FPN_CHANNELS, 3),
         box_roi_pool=fpn_roi_align(7, pooling),
@@ -258,5 +270,5 @@ def build_cascade_r101_fpn(
         mask_dim_reduced=256,
     )
     if detector_source is not None:
-        load_whole_detector(model, detector_source, architecture=CASCADE_LABEL)
+        load_whole_detector(model, detector_source, architecture=label)
     return model

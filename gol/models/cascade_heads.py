@@ -36,7 +36,7 @@ class-dependent layers and the loss state of a cascade exactly as it does a Mask
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -160,6 +160,9 @@ class CascadeRoIHeads(nn.Module):
         self.mask_head = nn.ModuleList(mask_heads)
         self.mask_predictor = nn.ModuleList(mask_predictors)
 
+    # Whether each stage's mask branch trains on its own box branch's refined boxes (HTC) or on its samples.
+    interleaved: ClassVar[bool] = False
+
     @property
     def num_stages(self) -> int:
         return len(self.box_head)
@@ -194,23 +197,30 @@ class CascadeRoIHeads(nn.Module):
             losses[f"loss_box_reg_stage{stage}"] = weight * agnostic_box_loss(
                 deltas, labels, samples.regression_targets
             )
-            # The stage's mask head trains on the positives of the stage's own samples.
-            losses[f"loss_mask_stage{stage}"] = weight * mask_loss(
-                self.stage_mask_branch(stage), features, samples.proposals, samples.matched_idxs, samples.labels,
-                targets, image_shapes,
-            )  # fmt: skip
-            if stage + 1 < self.num_stages:
+            if stage + 1 < self.num_stages or self.interleaved:
                 proposals = self._refine(stage, deltas.detach(), samples.proposals, image_shapes)
                 # Drop the ground-truth rows (the next stage appends the ground truth itself) and boxes too thin
                 # to encode against.
                 proposals = [
                     boxes[~from_gt & _wide_enough(boxes)] for boxes, from_gt in zip(proposals, samples.from_gt)
                 ]
+            # Cascade: the stage's mask head trains on the positives of the stage's own samples. Interleaved (HTC):
+            # on the positives of the refined boxes, matched and sampled again at the stage's IoU.
+            mask_samples = self.select_training_samples(stage, proposals, targets) if self.interleaved else samples
+            losses[f"loss_mask_stage{stage}"] = weight * mask_loss(
+                self.stage_mask_branch(stage), features, mask_samples.proposals, mask_samples.matched_idxs,
+                mask_samples.labels, targets, image_shapes,
+            )  # fmt: skip
         return [], losses
 
     def stage_mask_branch(self, stage: int) -> MaskBranch:
         """Stage ``stage``'s mask branch (the shared mask RoIAlign, the stage's head and predictor)."""
         return MaskBranch(self.mask_roi_pool, self.mask_head[stage], self.mask_predictor[stage])
+
+    def stage_mask_features(self, pooled: Tensor) -> list[Tensor]:
+        """Every stage's mask features (S x (M, D, 14, 14)) of the same pooled RoIs (M, C, 14, 14): each stage's
+        own head, independently."""
+        return [head(pooled) for head in self.mask_head]
 
     def _stage(
         self, stage: int, features: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]
@@ -320,8 +330,8 @@ class CascadeRoIHeads(nn.Module):
         labels = [r["labels"] for r in results]
         pooled = self.mask_roi_pool(features, [r["boxes"] for r in results], image_shapes)  # (N, C, 14, 14)
         stage_masks = [
-            mask_probabilities(predictor, head(pooled), labels)  # per image (N_i, 1, 28, 28)
-            for head, predictor in zip(self.mask_head, self.mask_predictor)
+            mask_probabilities(predictor, stage_features, labels)  # per image (N_i, 1, 28, 28)
+            for stage_features, predictor in zip(self.stage_mask_features(pooled), self.mask_predictor)
         ]
         return [torch.stack(per_stage).mean(dim=0) for per_stage in zip(*stage_masks)]
 

@@ -160,7 +160,10 @@ def pretrained_fpn_backbone(
 
     ``label`` names the detector in messages; ``detector_enum`` is torchvision's weights enum for it, if any.
     ``backbone_norm="frozen_stats"`` puts ``FrozenStatsBatchNorm2d`` in every normalisation layer of the ResNet
-    (with or without weights, v2 too); the stages that do not train have their affine parameters frozen as well.
+    (v2 too) when there are pretrained statistics to freeze (``weights`` or ``weights_backbone``); the stages that
+    do not train have their affine parameters frozen as well. From scratch it is ordinary BatchNorm: statistics
+    frozen at their initial values (mean 0, variance 1) leave a ResNet-101 unnormalised, and its first losses are
+    ~1e4, then NaN.
     """
     norm = BackboneNorm(backbone_norm)
     detector_source = resolve_weights(
@@ -179,10 +182,15 @@ def pretrained_fpn_backbone(
     pretrained = detector_source is not None or backbone_source is not None
     trainable = _trainable_layers(trainable_backbone_layers, pretrained=pretrained)
     if not pretrained:
-        log.warning("%s: no pretrained weights configured, training every layer from scratch", label)
+        log.warning(
+            "%s: no pretrained weights configured, training every layer from scratch%s", label,
+            " (BatchNorm learns its statistics: frozen_stats freezes pretrained ones, and frozen initial statistics "
+            "let a deep ResNet's activations grow unnormalised until the loss diverges)"
+            if norm is BackboneNorm.frozen_stats else "",
+        )  # fmt: skip
 
     norm_layer: Callable[..., nn.Module] = nn.BatchNorm2d
-    if norm is BackboneNorm.frozen_stats:
+    if norm is BackboneNorm.frozen_stats and pretrained:
         norm_layer = FrozenStatsBatchNorm2d
     elif pretrained and not spec.v2:
         norm_layer = FrozenBatchNorm2d

@@ -19,6 +19,7 @@ detectors' default; ``box_regression_loss``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
@@ -246,10 +247,14 @@ class GolRoIHeads(RoIHeads):
 
 
 class MaskBranch(NamedTuple):
-    """One mask branch: its RoIAlign, conv head and predictor (class-specific logits over K + 1 slots)."""
+    """One mask branch: its RoIAlign, conv head and predictor (class-specific logits over K + 1 slots).
+
+    ``head`` maps pooled RoI features (M, C, 14, 14) to mask features (M, D, 14, 14): a module, or, in a Hybrid
+    Task Cascade, a stage's heads chained by the mask information flow (``gol.models.htc_heads``).
+    """
 
     roi_pool: nn.Module
-    head: nn.Module
+    head: Callable[[Tensor], Tensor]
     predictor: nn.Module
 
 

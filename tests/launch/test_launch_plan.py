@@ -189,20 +189,20 @@ def test_gol_train_dry_run_of_a_paper_table(tmp_path: Path, gol_train: GolTrain)
 
 
 def test_gol_train_refuses_a_cell_the_app_would_refuse(tmp_path: Path, gol_train: GolTrain, data_root: Path) -> None:
-    """A declared but refused cell (HTC) is left out with one line; the sweep's other cells still run."""
-    done = gol_train("-m", "detector=tiny,htc_r101_fpn", "scale=smoke", "logger=none", "hydra/launcher=local",
-                     cwd=tmp_path, env={"GOL_DATA": str(data_root)}).finish()  # fmt: skip
+    """A cell the training app refuses (softmax with EQL) is left out with one line; the other cells still run."""
+    done = gol_train("-m", "activation=sigmoid,softmax", "loss=eql", "detector=tiny", "scale=smoke", "logger=none",
+                     "hydra/launcher=local", cwd=tmp_path, env={"GOL_DATA": str(data_root)}).finish()  # fmt: skip
     out, err = done.stdout, done.stderr
     assert done.returncode != 0  # Hydra reports the refused cell as a failed job at the end
-    refusal = [line for line in (out + err).splitlines() if "refusing detector=htc_r101_fpn: " in line]
-    assert len(refusal) == 1 and "use detector=cascade_r101_fpn" in refusal[0]
+    refusal = [line for line in (out + err).splitlines() if re.search(r"refusing \S*activation=softmax\S*: ", line)]
+    assert len(refusal) == 1 and "activation=softmax cannot be used with loss=EQLLoss" in refusal[0], out + err
     (sweep,) = (tmp_path / "outputs" / "multirun").iterdir()  # an ad-hoc sweep's fresh folder
     records = [json.loads(r.read_text()) for r in sweep.glob("*/record.json")]
-    assert [(r["choices"]["detector"], r["state"]) for r in records] == [("tiny", "finished")]
+    assert [(r["choices"]["activation"], r["state"]) for r in records] == [("sigmoid", "finished")]
 
 
 def test_gol_train_refuses_a_launch_with_nothing_left_to_run(tmp_path: Path, gol_train: GolTrain) -> None:
-    done = gol_train("-m", "detector=htc_r101_fpn", "hydra/launcher=local", cwd=tmp_path).finish()
+    done = gol_train("-m", "activation=softmax", "loss=eql", "hydra/launcher=local", cwd=tmp_path).finish()
     assert done.returncode == 2, done.stderr[-3000:]
     lines = [line for line in (done.stdout + done.stderr).splitlines() if "every cell to run is refused" in line]
     assert len(lines) == 1 and lines[0].endswith("nothing queued") and "Traceback" not in done.stderr

@@ -1,53 +1,38 @@
-"""Cascade Mask R-CNN: stages, shared activation, losses, ensemble scores, weights; the HTC refusal."""
+"""Cascade Mask R-CNN: stages, shared activation, losses, ensemble scores, weights."""
 
 from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from cascade_support import LOSSES, K, disagreeing_stages, fpn_features, stats, tiny_cascade, train_losses
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.utils import instantiate
 from torch import Tensor, nn
-from torchvision.models.detection import MaskRCNN
-from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.faster_rcnn import RPNHead, TwoMLPHead
-from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
 from torchvision.models.detection.roi_heads import RoIHeads
-from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign, roi_align
+from torchvision.ops import FrozenBatchNorm2d, roi_align
 
 from gol.activations import Activation, Gumbel, Sigmoid, Softmax
 from gol.config import detector as detector_config
-from gol.data.stats import CategoryStats
-from gol.losses import CrossEntropyLoss, DropLoss, EQLLoss, SeesawLoss
-from gol.losses.base import ClassificationLoss
+from gol.losses import CrossEntropyLoss, DropLoss, EQLLoss
 from gol.models import (
     CascadeRoIHeads,
-    DetectorUnavailableError,
     GolTransform,
     NormedConv2d,
     WeightsMismatchError,
     build_cascade_r101_fpn,
-    build_htc_r101_fpn,
     build_tiny,
-    check_detector_available,
 )
-from gol.models.assemble import DetectorOptions
-from gol.models.cascade import CascadeOptions, assemble_cascade, stage_losses
-from gol.models.htc import HTC_UNAVAILABLE
-from gol.models.norm import FrozenStatsBatchNorm2d
+from gol.models.cascade import stage_losses
 from gol.models.roi_align import AlignedMultiScaleRoIAlign
-from gol.models.tiny import TinyBackbone
 from gol.models.weights import is_class_dependent, load_detector_weights
 
-K = 5
 CONF = Path(__file__).resolve().parents[2] / "conf"
-LEVELS = ["0", "1", "2", "3"]
 CASCADE_LOSS_KEYS = {
     *(f"loss_{name}_stage{s}" for name in ("classifier", "box_reg", "mask") for s in range(3)),
     "loss_objectness",
@@ -55,85 +40,14 @@ CASCADE_LOSS_KEYS = {
 }
 
 
-def _stats() -> CategoryStats:
-    return CategoryStats(
-        category_ids=tuple(range(1, K + 1)),
-        names=tuple(f"c{i}" for i in range(K)),
-        image_count=torch.tensor([200, 120, 40, 8, 2]),
-        instance_count=torch.tensor([400, 200, 50, 9, 2]),
-        frequency=("f", "f", "c", "r", "r"),
-        num_images=300,
-    )
-
-
-def _roi_align(size: int) -> MultiScaleRoIAlign:
-    return MultiScaleRoIAlign(LEVELS, output_size=size, sampling_ratio=2, canonical_scale=56, canonical_level=4)
-
-
-def _tiny_cascade(
-    cls_loss: ClassificationLoss,
-    *,
-    seed: int = 0,
-    num_classes: int = K,
-    normed_mask: bool = False,
-    box_loss: str = "smooth_l1",
-    **cascade: object,
-) -> MaskRCNN:
-    """The cascade heads on the tiny backbone (the R101 builder is exercised once, below)."""
-    torch.manual_seed(seed)
-    backbone = TinyBackbone(stage_channels=(8, 16, 24, 32), convs_per_stage=1, fpn_channels=16)
-    return assemble_cascade(
-        backbone=backbone,
-        num_classes=num_classes,
-        cls_loss=cls_loss,
-        options=DetectorOptions(
-            train_sizes=(96,),
-            test_size=96,
-            max_size=128,
-            box_batch_size_per_image=64,
-            rpn_post_nms_top_n_train=100,
-            rpn_post_nms_top_n_test=50,
-            box_detections_per_img=50,
-            normed_mask=normed_mask,
-            box_loss=box_loss,
-        ),
-        cascade=CascadeOptions(**cascade),
-        anchor_generator=AnchorGenerator(((12,), (24,), (48,), (96,)), ((0.5, 1.0, 2.0),) * 4),
-        rpn_head=RPNHead(16, 3),
-        box_roi_pool=_roi_align(7),
-        box_head_factory=lambda: TwoMLPHead(16 * 7 * 7, 64),
-        box_head_width=64,
-        mask_roi_pool=_roi_align(14),
-        mask_head_factory=lambda: MaskRCNNHeads(16, [16], 1),
-        mask_head_width=16,
-        mask_dim_reduced=16,
-    )
-
-
-def _train_losses(model: nn.Module, batch: Callable, seed: int = 1) -> dict[str, Tensor]:
-    images, targets = batch(num_classes=K)
-    torch.manual_seed(seed)  # the same anchors and RoIs sampled by every model built alike
-    return model.train()(images, targets)
-
-
-LOSSES = {
-    "ce-softmax": lambda: CrossEntropyLoss(activation=Softmax(), num_classes=K),
-    "ce-sigmoid": lambda: CrossEntropyLoss(activation=Sigmoid(), num_classes=K),
-    "ce-gumbel": lambda: CrossEntropyLoss(activation=Gumbel(), num_classes=K),
-    "eql-gumbel": lambda: EQLLoss(activation=Gumbel(), num_classes=K, stats=_stats()),
-    "droploss-gumbel": lambda: DropLoss(activation=Gumbel(), num_classes=K, stats=_stats(), seed=3),
-    "seesaw-softmax": lambda: SeesawLoss(activation=Softmax(), num_classes=K),
-}
-
-
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_train_step_gives_finite_per_stage_losses_and_gradients(name: str, batch) -> None:
     cls_loss = LOSSES[name]()
-    model = _tiny_cascade(cls_loss)
+    model = tiny_cascade(cls_loss)
     heads = model.roi_heads
     assert isinstance(heads, CascadeRoIHeads) and heads.num_stages == 3
     assert heads.cls_loss[0] is cls_loss
-    losses = _train_losses(model, batch)
+    losses = train_losses(model, batch)
     assert set(losses) == CASCADE_LOSS_KEYS
     assert all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
@@ -152,7 +66,7 @@ def test_train_step_gives_finite_per_stage_losses_and_gradients(name: str, batch
 def test_stages_share_one_activation_but_own_their_loss_state(name: str) -> None:
     cls_loss = LOSSES[name]()
     activation = cls_loss.activation
-    model = _tiny_cascade(cls_loss)
+    model = tiny_cascade(cls_loss)
     losses = list(model.roi_heads.cls_loss)
     assert losses[0] is cls_loss and len({id(loss) for loss in losses}) == 3
     assert all(loss.activation is activation for loss in losses)
@@ -172,16 +86,16 @@ def test_stages_share_one_activation_but_own_their_loss_state(name: str) -> None
 
 def test_stage_losses_copy_does_not_duplicate_the_activation() -> None:
     activation: Activation = Gumbel()
-    cls_loss = EQLLoss(activation=activation, num_classes=K, stats=_stats())
+    cls_loss = EQLLoss(activation=activation, num_classes=K, stats=stats())
     losses = stage_losses(cls_loss, 4)
     assert [loss.activation for loss in losses] == [activation] * 4
     assert all(loss.activation is activation for loss in losses)
 
 
 def test_stage_loss_weights_scale_each_stage(batch) -> None:
-    default = _train_losses(_tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K)), batch)
-    unit = _train_losses(
-        _tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K), loss_weights=(1.0, 1.0, 1.0)), batch
+    default = train_losses(tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K)), batch)
+    unit = train_losses(
+        tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K), loss_weights=(1.0, 1.0, 1.0)), batch
     )
     for stage, weight in enumerate((1.0, 0.5, 0.25)):
         for name in ("classifier", "box_reg", "mask"):
@@ -190,8 +104,8 @@ def test_stage_loss_weights_scale_each_stage(batch) -> None:
 
 
 def test_later_stages_do_not_backpropagate_into_earlier_ones(batch) -> None:
-    model = _tiny_cascade(CrossEntropyLoss(activation=Sigmoid(), num_classes=K))
-    losses = _train_losses(model, batch)
+    model = tiny_cascade(CrossEntropyLoss(activation=Sigmoid(), num_classes=K))
+    losses = train_losses(model, batch)
     (losses["loss_classifier_stage2"] + losses["loss_box_reg_stage2"] + losses["loss_mask_stage2"]).backward()
     heads = model.roi_heads
     for stage in (0, 1):  # the refined boxes are detached: stage 2's losses reach no earlier head
@@ -202,7 +116,7 @@ def test_later_stages_do_not_backpropagate_into_earlier_ones(batch) -> None:
 
 
 def test_one_stage_samples_exactly_as_torchvision(batch) -> None:
-    model = _tiny_cascade(CrossEntropyLoss(activation=Softmax(), num_classes=K))
+    model = tiny_cascade(CrossEntropyLoss(activation=Softmax(), num_classes=K))
     heads = model.roi_heads
     stock = RoIHeads(
         heads.box_roi_pool,
@@ -238,7 +152,7 @@ def test_one_stage_samples_exactly_as_torchvision(batch) -> None:
 
 
 def test_every_stage_adds_the_ground_truth(batch) -> None:
-    heads = _tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K)).roi_heads
+    heads = tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K)).roi_heads
     _, targets = batch(num_classes=K)
     empty = [torch.zeros(0, 4) for _ in targets]
     for stage in range(heads.num_stages):
@@ -248,23 +162,6 @@ def test_every_stage_adds_the_ground_truth(batch) -> None:
             torch.testing.assert_close(boxes, target["boxes"])
             assert torch.equal(labels, target["labels"])
         assert samples.regression_targets.abs().max() == 0  # a box is its own target
-
-
-def _features(g: torch.Generator, images: int = 1) -> dict[str, Tensor]:
-    """Random FPN features of a 96 x 96 input (strides 4, 8, 16, 32; 16 channels)."""
-    return {level: torch.randn(images, 16, 24 // 2**i, 24 // 2**i, generator=g) for i, level in enumerate(LEVELS)}
-
-
-def _disagreeing_stages(heads: CascadeRoIHeads, g: torch.Generator) -> None:
-    """Random classifiers and regressors, so that stages disagree and every stage moves its boxes."""
-    with torch.no_grad():
-        for predictor in heads.box_predictor:
-            predictor.cls_score.weight.normal_(0.0, 0.5, generator=g)
-            predictor.cls_score.bias.normal_(0.0, 1.0, generator=g)
-            predictor.bbox_pred.weight.normal_(0.0, 0.05, generator=g)
-            predictor.bbox_pred.bias.normal_(0.0, 1.0, generator=g)
-        for predictor in heads.mask_predictor:
-            predictor.mask_fcn_logits.bias.normal_(0.0, 1.0, generator=g)
 
 
 @pytest.mark.parametrize(
@@ -278,13 +175,13 @@ def _disagreeing_stages(heads: CascadeRoIHeads, g: torch.Generator) -> None:
 )
 def test_test_scores_activate_the_mean_raw_logits_of_every_stage_on_its_own_boxes(name: str, probability) -> None:
     """mmdet's simple_test: stage s + 1 scores stage s's refined boxes; the averaged logits are activated once."""
-    model = _tiny_cascade(LOSSES[name]()).eval()
+    model = tiny_cascade(LOSSES[name]()).eval()
     heads = model.roi_heads
     heads.score_thresh, heads.nms_thresh, heads.detections_per_img = 0.0, 1.0, 10_000
     g = torch.Generator().manual_seed(0)
-    _disagreeing_stages(heads, g)
+    disagreeing_stages(heads, g)
     shapes = [(96, 96)]
-    features = _features(g)
+    features = fpn_features(g)
     corner = torch.rand(30, 2, generator=g) * 50
     proposals = [torch.cat([corner, corner + 25], dim=1)]
     with torch.no_grad():
@@ -331,12 +228,12 @@ def test_test_scores_activate_the_mean_raw_logits_of_every_stage_on_its_own_boxe
 
 def test_each_stage_mask_loss_is_its_own_head_on_its_own_positives(batch) -> None:
     """loss_mask_stage{s} = w_s * BCE of stage s's mask head on the positives that stage s sampled."""
-    heads = _tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K)).roi_heads.train()
+    heads = tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K)).roi_heads.train()
     g = torch.Generator().manual_seed(1)
-    _disagreeing_stages(heads, g)
+    disagreeing_stages(heads, g)
     _, targets = batch(num_classes=K)
     shapes = [(96, 96)] * len(targets)
-    features = _features(g, images=len(targets))
+    features = fpn_features(g, images=len(targets))
     proposals = []
     for _ in targets:
         corner = torch.rand(60, 2, generator=g) * 60
@@ -378,7 +275,7 @@ def test_each_stage_mask_loss_is_its_own_head_on_its_own_positives(batch) -> Non
 
 
 def test_every_stage_has_its_own_mask_head_and_normed_logits() -> None:
-    heads = _tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K), normed_mask=True).roi_heads
+    heads = tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K), normed_mask=True).roi_heads
     assert len(heads.mask_head) == len(heads.mask_predictor) == 3
     parameters = [p.data_ptr() for module in heads.mask_predictor for p in module.parameters()]
     parameters += [p.data_ptr() for module in heads.mask_head for p in module.parameters()]
@@ -386,13 +283,13 @@ def test_every_stage_has_its_own_mask_head_and_normed_logits() -> None:
     for predictor in heads.mask_predictor:
         assert isinstance(predictor.mask_fcn_logits, NormedConv2d)
         assert predictor.mask_fcn_logits.out_channels == K + 1
-    plain = _tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K)).roi_heads
+    plain = tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K)).roi_heads
     assert not any(isinstance(p.mask_fcn_logits, NormedConv2d) for p in plain.mask_predictor)
 
 
 def test_weights_of_another_class_count_load_all_but_every_stage_class_layers(caplog) -> None:
-    state = _tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K)).state_dict()
-    model = _tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=7), seed=4, num_classes=7)
+    state = tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K)).state_dict()
+    model = tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=7), seed=4, num_classes=7)
     with caplog.at_level(logging.INFO, logger="gol.models.weights"):
         load_detector_weights(model, state, architecture="tiny cascade", config_key="detector.weights", source="x")
     loaded = model.state_dict()
@@ -411,7 +308,7 @@ def test_weights_of_another_class_count_load_all_but_every_stage_class_layers(ca
 
 
 def test_eval_returns_torchvision_detections(batch) -> None:
-    model = _tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K)).eval()
+    model = tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K)).eval()
     images, _ = batch(num_classes=K, height=64, width=96)
     with torch.no_grad():
         outputs = model([images[0], images[1][:, :50, :70]])
@@ -428,11 +325,11 @@ def test_eval_returns_torchvision_detections(batch) -> None:
 
 
 def test_state_dict_round_trip_keeps_weights_and_loss_state(batch) -> None:
-    model = _tiny_cascade(DropLoss(activation=Gumbel(), num_classes=K, stats=_stats(), seed=3))
-    sum(_train_losses(model, batch).values()).backward()  # advances every stage's random stream
+    model = tiny_cascade(DropLoss(activation=Gumbel(), num_classes=K, stats=stats(), seed=3))
+    sum(train_losses(model, batch).values()).backward()  # advances every stage's random stream
     state = model.state_dict()
     assert [state[f"roi_heads.cls_loss.{s}._extra_state"]["draws"] for s in range(3)] == [1, 1, 1]
-    other = _tiny_cascade(DropLoss(activation=Gumbel(), num_classes=K, stats=_stats(), seed=9), seed=7)
+    other = tiny_cascade(DropLoss(activation=Gumbel(), num_classes=K, stats=stats(), seed=9), seed=7)
     other.load_state_dict(state)
     for key, value in other.state_dict().items():
         if isinstance(value, Tensor):
@@ -447,7 +344,7 @@ def test_state_dict_round_trip_keeps_weights_and_loss_state(batch) -> None:
 
 
 def test_options_reach_the_heads() -> None:
-    model = _tiny_cascade(
+    model = tiny_cascade(
         CrossEntropyLoss(activation=Gumbel(), num_classes=K),
         iou_thresholds=[0.4, 0.8],
         loss_weights=[1.0, 0.3],
@@ -490,14 +387,14 @@ def test_mmdet_options_reach_the_cascade() -> None:
     assert isinstance(heads.box_roi_pool, AlignedMultiScaleRoIAlign) and heads.box_roi_pool.output_size == (7, 7)
     assert isinstance(heads.mask_roi_pool, AlignedMultiScaleRoIAlign) and heads.mask_roi_pool.output_size == (14, 14)
     norms = [m for m in model.backbone.body.modules() if isinstance(m, (nn.BatchNorm2d, FrozenBatchNorm2d))]
-    assert norms and all(isinstance(m, FrozenStatsBatchNorm2d) for m in norms)
+    assert norms and all(type(m) is nn.BatchNorm2d for m in norms)  # from scratch: no statistics to freeze
     del model, heads
     gc.collect()
 
 
 def test_the_cascade_refuses_the_mask_rcnn_box_loss() -> None:
     with pytest.raises(ValueError, match="box_loss=l1 is a Mask R-CNN option"):
-        _tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K), box_loss="l1")
+        tiny_cascade(CrossEntropyLoss(activation=Gumbel(), num_classes=K), box_loss="l1")
 
 
 def test_build_cascade_r101_fpn_forward_and_weights_file(batch, tmp_path: Path) -> None:
@@ -570,29 +467,12 @@ def _compose_detector(option: str):
 
 def test_cascade_config_defaults_are_the_official_ones() -> None:
     cfg = _compose_detector("cascade_r101_fpn")
-    check_detector_available(cfg._target_)  # available: no error
     factory = instantiate(cfg, _convert_="all")
     assert factory.func is build_cascade_r101_fpn
     assert factory.keywords["stage_iou_thresholds"] == [0.5, 0.6, 0.7]
     assert factory.keywords["stage_loss_weights"] == [1.0, 0.5, 0.25]
     assert factory.keywords["stage_box_weights"] == [[10, 10, 5, 5], [20, 20, 10, 10], [30, 30, 15, 15]]
     assert (factory.keywords["box_score_thresh"], factory.keywords["box_detections_per_img"]) == (1e-4, 300)
-
-
-def test_htc_is_declared_but_refused_with_one_line() -> None:
-    assert "\n" not in HTC_UNAVAILABLE and "detector=cascade_r101_fpn" in HTC_UNAVAILABLE
-    assert "mask information flow" in HTC_UNAVAILABLE
-    cfg = _compose_detector("htc_r101_fpn")  # composes, with the cascade's options
-    with pytest.raises(DetectorUnavailableError, match="Hybrid Task Cascade") as error:
-        check_detector_available(cfg._target_)  # what config validation calls, before any data is loaded
-    assert str(error.value) == HTC_UNAVAILABLE and isinstance(error.value, ValueError)
-    factory = instantiate(cfg, _convert_="all")
-    with pytest.raises(DetectorUnavailableError, match="use detector=cascade_r101_fpn"):
-        factory(num_classes=K, cls_loss=LOSSES["ce-gumbel"](), train_sizes=(64,), test_size=64, max_size=96)
-    with pytest.raises(DetectorUnavailableError):
-        build_htc_r101_fpn(num_classes=K, cls_loss=LOSSES["ce-gumbel"](), train_sizes=(64,), test_size=64, max_size=96)
-    check_detector_available("gol.models.build_maskrcnn_r101_fpn")
-    check_detector_available("no.such.module.builder")  # left to instantiate, which names it
 
 
 def test_every_stage_passes_the_rois_of_each_image_to_its_loss(batch) -> None:
@@ -603,7 +483,7 @@ def test_every_stage_passes_the_rois_of_each_image_to_its_loss(batch) -> None:
             calls.append((logits.shape[0], list(rois_per_image)))
             return super().forward(logits, labels, rois_per_image=rois_per_image)
 
-    model = _tiny_cascade(Recording(activation=Softmax(), num_classes=K))
+    model = tiny_cascade(Recording(activation=Softmax(), num_classes=K))
     images, targets = batch(images=3, num_classes=K)
     torch.manual_seed(1)
     model.train()(images, targets)
