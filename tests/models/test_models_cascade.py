@@ -24,7 +24,7 @@ from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign, roi_align
 from gol.activations import Activation, Gumbel, Sigmoid, Softmax
 from gol.config import detector as detector_config
 from gol.data.stats import CategoryStats
-from gol.losses import CrossEntropyLoss, DropLoss, EQLLoss, SeesawLoss
+from gol.losses import CrossEntropyLoss, DropLoss, EQLLoss, EQLv2Loss, SeesawLoss
 from gol.losses.base import ClassificationLoss
 from gol.models import (
     CascadeRoIHeads,
@@ -123,6 +123,7 @@ LOSSES = {
     "eql-gumbel": lambda: EQLLoss(activation=Gumbel(), num_classes=K, stats=_stats()),
     "droploss-gumbel": lambda: DropLoss(activation=Gumbel(), num_classes=K, stats=_stats(), seed=3),
     "seesaw-softmax": lambda: SeesawLoss(activation=Softmax(), num_classes=K),
+    "eqlv2-gumbel": lambda: EQLv2Loss(activation=Gumbel(), num_classes=K),
 }
 
 
@@ -146,9 +147,13 @@ def test_train_step_gives_finite_per_stage_losses_and_gradients(name: str, batch
         counts = [loss.cum_samples for loss in heads.cls_loss]
         assert all(c.sum() > 0 for c in counts)
         assert len({c.data_ptr() for c in counts}) == 3
+    if name == "eqlv2-gumbel":  # each stage collects the gradient statistics of its own samples, as mmdet's do
+        ratios = [loss.pos_neg for loss in heads.cls_loss]
+        assert all(loss.neg_grad.sum() > 0 for loss in heads.cls_loss)
+        assert len({r.data_ptr() for r in ratios}) == 3 and not torch.equal(ratios[0], ratios[1])
 
 
-@pytest.mark.parametrize("name", ["ce-gumbel", "droploss-gumbel", "seesaw-softmax"])
+@pytest.mark.parametrize("name", ["ce-gumbel", "droploss-gumbel", "seesaw-softmax", "eqlv2-gumbel"])
 def test_stages_share_one_activation_but_own_their_loss_state(name: str) -> None:
     cls_loss = LOSSES[name]()
     activation = cls_loss.activation
