@@ -174,15 +174,20 @@ class EQLv2Loss(ClassificationLoss):
     def _checked_forward(self, logits: Tensor, labels: Tensor, rois_per_image: list[int] | None) -> Tensor:
         activation = self.activation
         assert isinstance(activation, BinaryActivation)
-        pos_weight, neg_weight = self.weights()
-        kwargs = {"activation": activation, "pos_weight": pos_weight, "neg_weight": neg_weight}
+        pos_w, neg_w = self.weights()
+        numerics = self.numerics
         if logits.shape[0] == 0:
             value = logits.sum() * 0.0
         else:
-            value = eqlv2_loss(logits, labels, numerics=self.numerics, **kwargs)
-        if self.training:
-            pos, neg = eqlv2_gradient_sums(logits, labels, numerics=self.numerics, **kwargs)
-            self._accumulate(pos, neg)
+            value = eqlv2_loss(
+                logits, labels, activation=activation, pos_weight=pos_w, neg_weight=neg_w, numerics=numerics
+            )
+        if self.training:  # also without RoIs: every process joins the all-reduce of every step
+            self._accumulate(
+                *eqlv2_gradient_sums(
+                    logits, labels, activation=activation, pos_weight=pos_w, neg_weight=neg_w, numerics=numerics
+                )
+            )
         return value
 
     @torch.no_grad()
