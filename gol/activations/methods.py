@@ -23,7 +23,7 @@ from gol.activations.functions import (
     probit_prob,
     upcast_logits,
 )
-from gol.activations.gumbel_fused import gumbel_binary_cross_entropy_sum
+from gol.activations.gumbel_fused import gumbel_binary_cross_entropy_sum, gumbel_positive_loss
 
 __all__ = ["Gumbel", "Probit", "Sigmoid", "Softmax"]
 
@@ -91,6 +91,14 @@ class Gumbel(BinaryActivation):
 
     def official_prob(self, logits: Tensor) -> Tensor:
         return 1.0 / torch.exp(torch.exp(-logits.clamp(*_GUMBEL_OFFICIAL_CLAMP)))  # the official expression
+
+    def binary_cross_entropy(self, logits: Tensor, target: Tensor, *, numerics: Numerics | str) -> Tensor:
+        if Numerics(numerics) is Numerics.official:
+            return super().binary_cross_entropy(logits, target, numerics=numerics)
+        # per element, the fused sum's terms: finite (value and gradient) at every finite logit, unlike
+        # log_prob = -exp(-q), which overflows for q < -88.7 in float32 (and whose unused branch would put 0 * inf
+        # into the gradient of a where())
+        return torch.where(target > 0, gumbel_positive_loss(logits), -gumbel_log_survival(logits))
 
     def binary_cross_entropy_sum(
         self, logits: Tensor, positive_cols: Tensor, *, drop: Tensor | None, numerics: Numerics | str

@@ -37,6 +37,19 @@ class EQLLossConf:
 
 
 @dataclass
+class EQLv2LossConf:
+    """EQLv2 over K + 1 logits: BCE re-weighted by running per-class gradient statistics (Tan et al., CVPR 2021)."""
+
+    _target_: str = "gol.losses.eqlv2.EQLv2Loss"
+    _partial_: bool = True
+    gamma: float = 12.0  # EQLv2 paper's defaults (LVIS v1): gamma 12, mu 0.8, alpha 4
+    mu: float = 0.8
+    alpha: float = 4.0
+    score_objectness: bool = True  # official test_with_obj: class score times P(object)
+    numerics: Numerics = Numerics.stable
+
+
+@dataclass
 class FederatedLossConf:
     """Federated loss over K logits (paper-notes 3.6)."""
 
@@ -76,6 +89,7 @@ class SeesawLossConf:
 SCHEMAS = {
     "ce_schema": CrossEntropyLossConf,
     "eql_schema": EQLLossConf,
+    "eqlv2_schema": EQLv2LossConf,
     "federated_schema": FederatedLossConf,
     "droploss_schema": DropLossConf,
     "seesaw_schema": SeesawLossConf,

@@ -1,9 +1,9 @@
-"""Classification losses for the RoI head: CE, EQL, Federated, DropLoss, GOL and Seesaw.
+"""Classification losses for the RoI head: CE, EQL, EQLv2, Federated, DropLoss, GOL and Seesaw.
 
 Shape shorthand:
     R: RoIs in the step. K: foreground categories. Labels are int64 in [0, K], 0 = background (torchvision).
     Logit layouts (``loss.num_logits``):
-        K + 1   background at column 0, column k is label k          CrossEntropyLoss (default)
+        K + 1   background at column 0, column k is label k          CrossEntropyLoss (default), EQLv2Loss
         K       no background logit, column k is label k + 1         EQLLoss, FederatedLoss, DropLoss,
                                                                      CrossEntropyLoss(background_column=False)
         K + 2   [background-objectness, z_1..z_K, object-objectness] SeesawLoss
@@ -37,6 +37,7 @@ from gol.losses.binary import binary_cross_entropy, positive_columns
 from gol.losses.cross_entropy import CrossEntropyLoss, binary_ce_loss, softmax_ce_loss
 from gol.losses.droploss import DropLoss, drop_loss, drop_ratio, droploss_drop, group_drop_ratios
 from gol.losses.eql import EQLLoss, eql_drop, eql_loss, tail_classes
+from gol.losses.eqlv2 import EQLv2Loss, eqlv2_gradient_sums, eqlv2_loss, eqlv2_weights
 from gol.losses.federated import FederatedLoss, federated_classes, federated_loss
 from gol.losses.pairs import LOSSES, VALID_PAIRS, check_pair, valid_pairs_text
 from gol.losses.rng import SeededLoss, set_stream_rank
@@ -49,6 +50,7 @@ __all__ = [
     "CrossEntropyLoss",
     "DropLoss",
     "EQLLoss",
+    "EQLv2Loss",
     "FederatedLoss",
     "InvalidPairError",
     "Numerics",
@@ -62,6 +64,9 @@ __all__ = [
     "droploss_drop",
     "eql_drop",
     "eql_loss",
+    "eqlv2_gradient_sums",
+    "eqlv2_loss",
+    "eqlv2_weights",
     "federated_classes",
     "federated_loss",
     "group_drop_ratios",

@@ -1,6 +1,6 @@
 """Which activation goes with which loss, by the names used in the config groups.
 
-Binary losses (EQL, Federated, DropLoss) take every binary activation; softmax goes with plain CE and Seesaw
+Binary losses (EQL, EQLv2, Federated, DropLoss) take every binary activation; softmax goes with plain CE and Seesaw
 (each loss names the activation kinds it takes). GOL is not a loss but a recipe (``recipe=gol``: DropLoss with
 the Gumbel activation and the official settings). The config layer calls ``check_pair`` before anything is
 built; every loss constructor refuses an invalid activation too.
@@ -58,7 +58,7 @@ def check_pair(
 
     Args:
         activation: an Activation (object or class) or its name: sigmoid, softmax, gumbel, probit.
-        loss: a loss class/object or a loss option name: ce, eql, federated, droploss, gol, seesaw.
+        loss: a loss class/object or a loss option name: ce, eql, eqlv2, federated, droploss, seesaw.
     """
     act = _activation_name(activation)
     if isinstance(loss, str):

@@ -119,7 +119,7 @@ def test_a_finished_folder_is_refused_and_left_untouched(tmp_path, data_root):
         (["schedule.max_itr=3"], "max_itr"),
         (["schedule.lr=-1"], "schedule.lr must be positive, got -1.0"),
         (["device=cuda:7"], "device='cuda:7' but "),
-        (["loss=focal"], "unknown loss option 'focal'; choose one of: ce, droploss, eql, federated, seesaw"),
+        (["loss=focal"], "unknown loss option 'focal'; choose one of: ce, droploss, eql, eqlv2, federated, seesaw"),
         (["activaton=gumbel"], "unknown key 'activaton' (did you mean 'activation'?)"),
         (["experiment=losess"], "unknown experiment option 'losess' (did you mean 'losses'?)"),
     ],

@@ -38,6 +38,7 @@ def test_every_option_has_a_yaml() -> None:
         ("ce", "sigmoid"),
         ("ce", "probit"),
         ("eql", "sigmoid"),
+        ("eqlv2", "gumbel"),
         ("federated", "gumbel"),
         ("droploss", "probit"),
         ("droploss", "gumbel"),

@@ -10,6 +10,7 @@ from gol.losses import LOSSES, VALID_PAIRS, DropLoss, EQLLoss, InvalidPairError,
 EXPECTED = {
     "ce": {"softmax", "sigmoid", "gumbel", "probit"},
     "eql": {"sigmoid", "gumbel", "probit"},
+    "eqlv2": {"sigmoid", "gumbel", "probit"},
     "federated": {"sigmoid", "gumbel", "probit"},
     "droploss": {"sigmoid", "gumbel", "probit"},
     "seesaw": {"softmax"},

@@ -14,7 +14,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from gol.activations import Gumbel, Sigmoid, Softmax
 from gol.data.stats import CategoryStats
-from gol.losses import CrossEntropyLoss, DropLoss, EQLLoss, SeesawLoss
+from gol.losses import CrossEntropyLoss, DropLoss, EQLLoss, EQLv2Loss, SeesawLoss
 from gol.losses.base import ClassificationLoss
 from gol.models import CascadeRoIHeads
 from gol.models.assemble import DetectorOptions
@@ -95,6 +95,7 @@ LOSSES = {
     "eql-gumbel": lambda: EQLLoss(activation=Gumbel(), num_classes=K, stats=stats()),
     "droploss-gumbel": lambda: DropLoss(activation=Gumbel(), num_classes=K, stats=stats(), seed=3),
     "seesaw-softmax": lambda: SeesawLoss(activation=Softmax(), num_classes=K),
+    "eqlv2-gumbel": lambda: EQLv2Loss(activation=Gumbel(), num_classes=K),
 }
 
 

@@ -60,9 +60,13 @@ def test_train_step_gives_finite_per_stage_losses_and_gradients(name: str, batch
         counts = [loss.cum_samples for loss in heads.cls_loss]
         assert all(c.sum() > 0 for c in counts)
         assert len({c.data_ptr() for c in counts}) == 3
+    if name == "eqlv2-gumbel":  # each stage collects the gradient statistics of its own samples, as mmdet's do
+        ratios = [loss.pos_neg for loss in heads.cls_loss]
+        assert all(loss.neg_grad.sum() > 0 for loss in heads.cls_loss)
+        assert len({r.data_ptr() for r in ratios}) == 3 and not torch.equal(ratios[0], ratios[1])
 
 
-@pytest.mark.parametrize("name", ["ce-gumbel", "droploss-gumbel", "seesaw-softmax"])
+@pytest.mark.parametrize("name", ["ce-gumbel", "droploss-gumbel", "seesaw-softmax", "eqlv2-gumbel"])
 def test_stages_share_one_activation_but_own_their_loss_state(name: str) -> None:
     cls_loss = LOSSES[name]()
     activation = cls_loss.activation
