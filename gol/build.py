@@ -74,10 +74,15 @@ def build_components(
         max_size=data.max_size,
     )
     calibration = build_calibration(cfg, data, run_dir=run_dir, save_stats=save_stats)
-    for module in model.modules():  # every stage's loss of a cascade: the last one scores
+    calibrate_model(model, calibration)
+    return Components(data=data, activation=activation, loss=loss, model=model, calibration=calibration)
+
+
+def calibrate_model(model: nn.Module, calibration: Fracal | None) -> None:
+    """Every classification loss of ``model`` scores with ``calibration`` (a cascade's every stage: its last scores)."""
+    for module in list(model.modules()):
         if isinstance(module, ClassificationLoss):
             module.calibrate(calibration)
-    return Components(data=data, activation=activation, loss=loss, model=model, calibration=calibration)
 
 
 def build_calibration(cfg: DictConfig, data: DataSource, *, run_dir: Path | None, save_stats: bool) -> Fracal | None:

@@ -385,3 +385,48 @@ def test_gol_eval_calibrates_a_finished_run_into_a_record_of_its_own(tmp_path: P
         assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr[-2000:]
         assert len([line for line in bad.stderr.splitlines() if "error" in line]) == 1
     assert _files(run_dir) == {**before, STATS_FILE: (run_dir / STATS_FILE).read_bytes()}
+
+
+def test_a_cascade_scores_its_averaged_logits_with_the_calibration() -> None:
+    from torchvision.models.detection.faster_rcnn import TwoMLPHead
+    from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
+    from torchvision.models.detection.rpn import AnchorGenerator, RPNHead
+    from torchvision.ops import MultiScaleRoIAlign
+
+    from gol.build import calibrate_model
+    from gol.losses import CrossEntropyLoss
+    from gol.models.assemble import DetectorOptions
+    from gol.models.cascade import CascadeOptions, assemble_cascade
+    from gol.models.tiny import TinyBackbone
+
+    k = 5
+    levels = ["0", "1", "2", "3"]
+
+    def pool(size: int) -> MultiScaleRoIAlign:
+        return MultiScaleRoIAlign(levels, output_size=size, sampling_ratio=2, canonical_scale=56, canonical_level=4)
+
+    torch.manual_seed(0)
+    model = assemble_cascade(
+        backbone=TinyBackbone(stage_channels=(8, 16, 24, 32), convs_per_stage=1, fpn_channels=16),
+        num_classes=k, cls_loss=CrossEntropyLoss(activation=Gumbel(), num_classes=k),
+        options=DetectorOptions(train_sizes=(96,), test_size=96, max_size=128, box_batch_size_per_image=64,
+                                rpn_post_nms_top_n_train=100, rpn_post_nms_top_n_test=50, box_detections_per_img=50,
+                                box_loss="smooth_l1"),
+        cascade=CascadeOptions(), anchor_generator=AnchorGenerator(((12,), (24,), (48,), (96,)), ((0.5, 1.0, 2.0),) * 4),
+        rpn_head=RPNHead(16, 3), box_roi_pool=pool(7), box_head_factory=lambda: TwoMLPHead(16 * 7 * 7, 64),
+        box_head_width=64, mask_roi_pool=pool(14), mask_head_factory=lambda: MaskRCNNHeads(16, [16], 1),
+        mask_head_width=16, mask_dim_reduced=16,
+    )  # fmt: skip
+    keys = set(model.state_dict())
+    fracal = Fracal(stats=_stats([50, 20, 8, 3, 1], [1.9, 1.7, 1.5, 1.2, 1.0]), grid=64, min_instances=4)
+    calibrate_model(model, fracal)
+    losses = [m for m in model.modules() if isinstance(m, CrossEntropyLoss)]
+    assert len(losses) == 3 and all(loss.calibration is fracal for loss in losses)
+    assert set(model.state_dict()) == keys  # old checkpoints still load whole
+    logits = torch.randn(7, losses[-1].num_logits)
+    expected = fracal.scores(logits, activation=losses[-1].activation, background=True)  # K + 1 logits
+    torch.testing.assert_close(losses[-1].scores(logits), expected)
+    model.eval()
+    with torch.no_grad():
+        (out,) = model([torch.rand(3, 96, 96)])
+    assert out["scores"].shape[0] == out["labels"].shape[0]
