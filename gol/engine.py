@@ -212,7 +212,7 @@ def _train(cfg: DictConfig, ctx: RunContext, world: distributed.World, rec: reco
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
     data = build_data(cfg)
-    parts = build_components(cfg, data)
+    parts = build_components(cfg, data, run_dir=ctx.run_dir, save_stats=world.is_main)
     set_stream_rank(parts.model, world.rank)  # each rank draws its own numbers; not checkpointed, so set here
     device = distributed.device_for(cfg.device, world)
     model = parts.model.to(device)

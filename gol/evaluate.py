@@ -4,13 +4,15 @@ gol-eval --ann GT.json --results DETS.json --out metrics.json [--per-category PA
          [--iou-types bbox segm] [--engine hotcoco|lvis] [--max-dets 300] [--segm-area box|mask]
          [--protocol standard fixed pooled] [--dets-per-category 10000] [--errors]
 gol-eval --run RUN_DIR [--checkpoint PATH] [--out PATH] [--protocol ...] [--dets-per-category K] [--infer-topk K]
-         [--errors]
+         [--errors] [calibration=NAME] [calibration.KEY=VALUE ...]
 
 A results file is evaluated as lvis-api evaluates it: segm detections' areas (APs/APm/APl) are their boxes' w*h
 when the file's detections carry ``bbox``, else their masks'; ``--segm-area`` picks one convention instead. A
 run's checkpoint is evaluated with its config's ``eval`` settings; ``--protocol``, ``--dets-per-category``,
 ``--infer-topk`` and ``--errors`` replace them for this evaluation (AP-fixed of a run trained without it), whose metrics go to
-``--out`` only: the run's own metrics.json stays as training recorded it.
+``--out`` only: the run's own metrics.json stays as training recorded it. ``calibration=fracal`` rescores the trained
+run at test time (FRACAL, with the statistics of the run's training annotations); its metrics go to ``--out`` or, by
+default, to RUN_DIR/evaluations/<overrides>/metrics.json.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from gol.evaluation.result import EVAL_BLOCK, write_metrics, write_per_category
 from gol.evaluation.summary import IOU_TYPES
 
 log = logging.getLogger(__name__)
+
+EVALUATIONS = "evaluations"  # RUN_DIR/evaluations/<overrides>/: gol-eval --run's calibrated records
+RUN_FILES = ("metrics.json", "per_category.json", "record.json", "config.yaml")  # never written over by gol-eval
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         "uses 10000)",
     )
     parser.add_argument("--out", type=Path, default=None, help="metrics.json to write")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        default=[],
+        help="with --run: calibration=NAME (none, fracal) and calibration.KEY=VALUE, e.g. calibration=fracal "
+        "calibration.fractal_power=1; the metrics go to --out (default RUN_DIR/evaluations/<overrides>/metrics.json)",
+    )
     return parser
 
 
@@ -109,11 +121,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             if value is not None
         }  # fmt: skip
-        if overrides and args.out is None:
+        out = args.out
+        if args.overrides and out is None:  # a calibrated evaluation is a record of its own beside the run's
+            out = args.run / EVALUATIONS / ",".join(args.overrides) / "metrics.json"
+        if overrides and out is None:
             parser.error(
                 "--protocol/--dets-per-category/--infer-topk/--errors with --run need --out PATH for their metrics"
             )
-        return _evaluate_run(args.run, args.checkpoint, args.out, overrides)
+        return _evaluate_run(args.run, args.checkpoint, out, overrides, args.overrides)
+    if args.overrides:
+        parser.error(f"{' '.join(args.overrides)}: config overrides apply to a run's checkpoint; give --run RUN_DIR")
     if args.infer_topk is not None:
         parser.error("--infer-topk runs inference: it needs --run RUN_DIR")
     if args.checkpoint is not None:
@@ -143,11 +160,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _evaluate_run(run_dir: Path, checkpoint: Path | None, out: Path | None, overrides: dict[str, Any]) -> int:
+def _evaluate_run(
+    run_dir: Path, checkpoint: Path | None, out: Path | None, overrides: dict[str, Any], config_overrides: list[str]
+) -> int:
     from gol.checkpoint import NoIntactCheckpointError
 
     try:
-        metrics = evaluate_run(run_dir, checkpoint=checkpoint, out=out, eval_overrides=overrides)
+        metrics = evaluate_run(
+            run_dir, checkpoint=checkpoint, out=out, eval_overrides=overrides, config_overrides=config_overrides
+        )
     except (EvaluationInputError, NoIntactCheckpointError, OSError) as e:  # bad input, a damaged checkpoint, a full
         # disk, a missing file: one line; anything else is a bug and keeps its traceback
         log.error("gol-eval: error: %s", e)
@@ -167,11 +188,13 @@ def evaluate_run(
     checkpoint: Path | None = None,
     out: Path | None = None,
     eval_overrides: dict[str, Any] | None = None,
+    config_overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Evaluate a run's checkpoint (default: its latest) on its val split; writes ``out`` when given.
 
     ``eval_overrides`` (``protocols``, ``dets_per_category``, ``infer_topk``, ``errors``) replace the run's ``eval``
-    settings for this evaluation, checked before the detector is built.
+    settings for this evaluation, checked before the detector is built. ``config_overrides`` (``calibration=NAME``,
+    ``calibration.KEY=VALUE``) replace its test-time calibration; the run's own files are never written over.
     """
     # torch and the whole training stack: only this mode of gol-eval pays for them.
     from omegaconf import DictConfig, OmegaConf
@@ -179,12 +202,13 @@ def evaluate_run(
     from gol import checkpoint as ckpt_io
     from gol import distributed, record
     from gol.build import build_components
+    from gol.config.calibration import option_of
     from gol.config.dataset import CACHE_DIR
     from gol.config.train import EvalConf
     from gol.engine import set_threads
     from gol.inference import evaluate_model
     from gol.models.weights import BN_COUNTER_SUFFIX
-    from gol.validate import check_protocols
+    from gol.validate import check_calibration, check_protocols
 
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
@@ -202,8 +226,13 @@ def evaluate_run(
         cfg.eval.engine = "hotcoco"
     for key, value in (eval_overrides or {}).items():
         cfg.eval[key] = value
+    if out is not None and Path(out).resolve().parent == run_dir.resolve() and Path(out).name in RUN_FILES:
+        raise EvaluationInputError(f"--out {out} would replace the run's own {Path(out).name}; write elsewhere")
     try:
+        # A run from before the calibration group was scored by its activation alone (calibration=none).
+        cfg.calibration = calibration_override(cfg.get("calibration"), config_overrides)
         check_protocols(cfg.eval)
+        check_calibration(cfg)
     except ValueError as error:
         raise EvaluationInputError(str(error)) from None
     set_threads(cfg)
@@ -219,7 +248,10 @@ def evaluate_run(
     cfg.detector.weights = None
     if "weights_backbone" in cfg.detector:
         cfg.detector.weights_backbone = None
-    parts = build_components(cfg)
+    try:  # the calibration's statistics: the run's saved ones, else from its training annotations
+        parts = build_components(cfg, run_dir=run_dir)
+    except ValueError as error:
+        raise EvaluationInputError(str(error)) from None
     # Built without pretrained weights, torchvision's norm makes BatchNorm2d where training had FrozenBatchNorm2d:
     # the same statistics and affine parameters, plus a step counter the checkpoint does not hold.
     missing, unexpected = parts.model.load_state_dict(state["model"], strict=False)
@@ -231,11 +263,39 @@ def evaluate_run(
     )
     assert evaluated is not None  # one process is its own rank 0
     metrics, per_category = evaluated
+    if config_overrides:  # the settings that changed the numbers, as the eval block names the others
+        metrics.setdefault(EVAL_BLOCK, {})["calibration"] = {
+            "option": option_of(cfg.calibration),
+            **{str(k): v for k, v in cfg.calibration.items() if not str(k).startswith("_")},
+        }
     if out is not None:
         record.write_json(out, metrics)
         if per_category is not None:
             record.write_json(out.with_name(out.stem + "_per_category.json"), per_category)
     return metrics
+
+
+def calibration_override(run_node: Any, overrides: Sequence[str]) -> Any:
+    """The calibration node an evaluation uses: the run's (``none`` if its config predates the group), replaced by
+    ``calibration=NAME`` and changed by ``calibration.KEY=VALUE``; ValueError (one line) for any other override."""
+    from gol.config.calibration import calibration_config, option_of
+
+    name = None
+    settings = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not (key == "calibration" or key.startswith("calibration.")):
+            raise ValueError(
+                f"gol-eval --run takes calibration=NAME and calibration.KEY=VALUE overrides, got {item!r}; other "
+                "settings are the run's own"
+            )
+        if key == "calibration":
+            name = value
+        else:
+            settings.append(f"{key.removeprefix('calibration.')}={value}")
+    if name is None:  # the run's own calibration, changed
+        return calibration_config(option_of(run_node), settings, base=run_node)
+    return calibration_config(name, settings)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hydra.utils import get_class
 from omegaconf import DictConfig
 
+from gol.activations.calibration import Fracal
 from gol.distributed import check_device_name
 from gol.evaluation.api import ENGINES, PROTOCOLS, SEGM_AREAS
 from gol.losses import check_pair
@@ -18,6 +19,7 @@ def validate(cfg: DictConfig) -> None:
     """Raise a one-line ``ValueError`` naming the problem and the fix."""
     check_device_name(cfg.device)
     check_pair(get_class(cfg.activation._target_), get_class(cfg.loss._target_))
+    check_calibration(cfg)
     check_schedule(cfg.schedule)
     check_weight_files(cfg.detector)
     if cfg.eval.engine not in ENGINES:
@@ -35,6 +37,22 @@ def validate(cfg: DictConfig) -> None:
         raise ValueError(f"eval.batch_size (test images per batch) must be at least 1, got {cfg.eval.batch_size}")
     if cfg.num_workers < 0:
         raise ValueError(f"num_workers must be 0 (load in the training process) or more, got {cfg.num_workers}")
+
+
+def check_calibration(cfg: DictConfig) -> None:
+    """``cfg.calibration``'s settings are in range and its loss's scores can be calibrated."""
+    node = cfg.get("calibration")
+    if node is None or "_target_" not in node:
+        return
+    loss = get_class(cfg.loss._target_)
+    if not getattr(loss, "calibratable", True):
+        raise ValueError(
+            f"{loss.__name__} has its own test-time scores, which FRACAL does not cover; use calibration=none"
+        )
+    calibration = get_class(node._target_)
+    if not issubclass(calibration, Fracal):
+        raise ValueError(f"calibration._target_={node._target_} is no calibration; use calibration=none or fracal")
+    calibration.check_options(**{str(k): v for k, v in node.items() if not str(k).startswith("_")})
 
 
 def check_protocols(conf: DictConfig) -> None:

@@ -32,7 +32,8 @@ in both ``Numerics``: log space by default, the official clamps and probability-
 Gumbel's stable form is one fused kernel (``gumbel_fused``). Losses accept activations by ``kind``.
 
 Modules: ``base`` (the ``Activation`` object, ``Numerics``), ``functions`` (pure elementwise maths),
-``methods`` (the four activations), ``gumbel_fused`` (the fused Gumbel BCE).
+``methods`` (the four activations), ``gumbel_fused`` (the fused Gumbel BCE), ``calibration`` (FRACAL's test-time
+rescoring of an activation's scores, ``calibration=fracal``).
 """
 
 from gol.activations.base import ACTIVATIONS, Activation, BinaryActivation, Numerics, get_activation, one_hot_targets

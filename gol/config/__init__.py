@@ -17,7 +17,18 @@ from hydra.core.config_store import ConfigStore
 # The config groups (conf/ beside the package in a checkout or an editable install).
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
-_GROUP_MODULES = ("activation", "loss", "detector", "dataset", "sampler", "schedule", "logger", "paths", "train")
+_GROUP_MODULES = (
+    "activation",
+    "loss",
+    "calibration",
+    "detector",
+    "dataset",
+    "sampler",
+    "schedule",
+    "logger",
+    "paths",
+    "train",
+)
 
 
 def register_configs() -> None:

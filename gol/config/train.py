@@ -47,6 +47,7 @@ class TrainConfig:
     # Component groups: each option extends its own schema (gol/config/<group>.py), so these are typed per option.
     activation: Any = MISSING
     loss: Any = MISSING
+    calibration: Any = MISSING  # test-time only (gol/config/calibration.py)
     detector: Any = MISSING
     dataset: Any = MISSING
     sampler: Any = MISSING

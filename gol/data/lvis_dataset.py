@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_image
 
 from gol.data.category_stats import category_stats
+from gol.data.fractal import FracalStats, fracal_stats
 from gol.data.image_files import VERSIONS, Version
 from gol.data.stats import CategoryStats
 from gol.data.table_cache import cached_table
@@ -183,6 +184,25 @@ class LVISDetection(Dataset[tuple[Tensor, Target]]):
             image_index=self.ann_image_index,
             labels=self.ann_labels,
             num_images=len(self),
+        )
+
+    def fracal_stats(self, *, grid: int, min_instances: int) -> FracalStats:
+        """FRACAL's statistics of this split: the box centres' fractal dimension over the split's annotations, and
+        the image frequencies over every image of the file (the reference divides by all of them)."""
+        position = np.full(len(self.table), -1, dtype=np.int64)
+        position[self.rows] = np.arange(self.rows.size)
+        ann_rows = self.table.ann_image_index()  # (M_file,) table row of each annotation
+        in_split = position[ann_rows] >= 0  # (M_file,) the split's annotations, in the order of ann_labels
+        return fracal_stats(
+            category_ids=self.category_ids,
+            boxes=self.table.boxes[in_split],
+            image_sizes=self.table.image_sizes[ann_rows[in_split]],
+            image_index=self.ann_image_index,
+            labels=self.ann_labels,
+            num_images=len(self.table),
+            grid=grid,
+            min_instances=min_instances,
+            source=str(self.annotation_file),
         )
 
     def __getitem__(self, index: int) -> tuple[Tensor, Target]:

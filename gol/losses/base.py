@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from gol.activations import ACTIVATIONS, Activation, Numerics
+from gol.activations.calibration import Fracal
 from gol.data.stats import CategoryStats
 from gol.losses.groups import check_rois_per_image
 
@@ -44,6 +45,8 @@ class ClassificationLoss(nn.Module):
 
     # The kinds of activation the loss takes ("binary", "softmax"); ``valid_activations`` names them.
     activation_kinds: ClassVar[tuple[str, ...]]
+    # Whether a test-time calibration (``calibration=fracal``) can rescore this loss's logits.
+    calibratable: ClassVar[bool] = True
 
     @classmethod
     def valid_activations(cls) -> tuple[str, ...]:
@@ -71,6 +74,18 @@ class ClassificationLoss(nn.Module):
         self.activation = activation
         self.num_classes = num_classes
         self.num_logits = num_logits
+        self.calibration: Fracal | None = None  # test-time only: see ``calibrate``
+
+    def calibrate(self, calibration: Fracal | None) -> None:
+        """Score with ``calibration`` from now on (None: the activation's own scores); the loss is unchanged."""
+        if calibration is not None:
+            if not self.calibratable:
+                raise ValueError(f"{type(self).__name__} has its own test-time scores; use calibration=none with it")
+            if calibration.num_classes != self.num_classes:
+                raise ValueError(
+                    f"the calibration has {calibration.num_classes} classes but {type(self).__name__} {self.num_classes}"
+                )
+        self.calibration = calibration
 
     # -- helpers for subclasses ---------------------------------------------------------------------------
     def _require_stats(self, stats: CategoryStats | None) -> CategoryStats:
@@ -145,7 +160,10 @@ class ClassificationLoss(nn.Module):
             raise ValueError(
                 f"{type(self).__name__}.scores: logits must have shape (R, {self.num_logits}), got {tuple(logits.shape)}"
             )
-        return self.activation.test_scores(logits, background=self.num_logits == self.num_classes + 1)
+        background = self.num_logits == self.num_classes + 1
+        if self.calibration is not None:
+            return self.calibration.scores(logits, activation=self.activation, background=background)
+        return self.activation.test_scores(logits, background=background)
 
     def init_classifier(self, layer: nn.Module) -> None:
         """Official initialisation of the last classification layer (delegates to the activation)."""

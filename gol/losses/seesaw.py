@@ -124,6 +124,7 @@ class SeesawLoss(ClassificationLoss):
     """
 
     activation_kinds = ("softmax",)
+    calibratable = False  # K + 2 logits scored by ``seesaw_scores``: FRACAL's reference has no Seesaw form
     cum_samples: Tensor
 
     def __init__(
