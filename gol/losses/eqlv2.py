@@ -213,7 +213,10 @@ class EQLv2Loss(ClassificationLoss):
         activation = self.activation
         assert isinstance(activation, BinaryActivation)
         q = upcast_logits(logits)
-        return activation.prob(q[:, 1:]) * activation.log_survival(q[:, :1]).exp()  # (R, K): p(class) P(object)
+        objectness = activation.log_survival(q[:, :1]).exp()  # (R, 1): P(object)
+        if self.calibration is not None:  # calibration=fracal: its calibrated class scores, times P(object)
+            return self.calibration.scores(logits, activation=activation, background=True) * objectness
+        return activation.prob(q[:, 1:]) * objectness  # (R, K): p(class) P(object)
 
     def extra_repr(self) -> str:
         return (

@@ -19,7 +19,9 @@ from torch.autograd import gradcheck
 
 from gol import checkpoint
 from gol.activations import Gumbel, Probit, Sigmoid, Softmax, get_activation
+from gol.activations.calibration import Fracal
 from gol.activations.gumbel_fused import gumbel_binary_cross_entropy_sum
+from gol.data.fractal import FracalStats
 from gol.losses import EQLv2Loss, InvalidPairError, check_pair, eqlv2_gradient_sums, eqlv2_loss, eqlv2_weights
 from gol.models.cascade import stage_losses
 from tests_support import free_port, run_train
@@ -177,6 +179,26 @@ def test_scores_without_objectness_are_the_activation_of_the_class_columns() -> 
     theirs = OfficialEQLv2(num_classes=K, test_with_obj=False)
     sigmoid = EQLv2Loss(activation=Sigmoid(), num_classes=K, score_objectness=False)
     torch.testing.assert_close(sigmoid.scores(logits), theirs.get_activation(to_official(logits, _)[0])[:, :K])
+
+
+def test_fracal_calibrates_the_class_scores_and_keeps_the_objectness() -> None:
+    """calibration=fracal with EQLv2: FRACAL's calibrated class scores (its binary form on the K class columns),
+    times P(object) as EQLv2's own test scores; without objectness, FRACAL's scores alone."""
+    stats = FracalStats(category_ids=tuple(range(1, K + 1)), image_count=(50, 30, 10, 3, 1), num_images=100,
+                        fractal_dimension=(1.9, 1.7, 1.5, 1.2, 1.0), grid=64, min_instances=4, source="train.json")  # fmt: skip
+    logits, _ = _batch(9, 4)
+    for activation in (Sigmoid(), Gumbel()):
+        fracal = Fracal(stats=stats, grid=64, min_instances=4)
+        loss = EQLv2Loss(activation=activation, num_classes=K)
+        plain = loss.scores(logits)
+        loss.calibrate(fracal)
+        calibrated = fracal.scores(logits, activation=activation, background=True)  # (R, K)
+        objectness = 1.0 - activation.prob(logits[:, :1])
+        torch.testing.assert_close(loss.scores(logits), calibrated * objectness)
+        assert not torch.allclose(loss.scores(logits), plain)
+        bare = EQLv2Loss(activation=activation, num_classes=K, score_objectness=False)
+        bare.calibrate(fracal)
+        torch.testing.assert_close(bare.scores(logits), calibrated)
 
 
 def test_gumbel_statistics_are_the_gumbel_bce_gradient_not_eta_minus_y() -> None:
