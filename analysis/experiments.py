@@ -167,6 +167,11 @@ RFS = Level("RFS", ("rfs", "rfs_ceil", "repeat_factor"))
 SCHEDULE_1X = Level("1x", ("1x", "lvis_1x"))
 SCHEDULE_2X = Level("2x", ("2x", "lvis_2x"))
 
+EQLV2 = Level("EQLv2", ("eqlv2",))
+AGLU = Level("AGLU", ("aglu",))
+NO_CALIBRATION = Level("none", ("none", None))  # None: a record from before the calibration group
+FRACAL = Level("FRACAL", ("fracal",))
+
 PLAIN_MASK = Level("FCN mask", (False,))
 NORMED_MASK = Level("normalised mask", (True,))
 
@@ -289,6 +294,26 @@ SPECS: Mapping[str, TableSpec] = MappingProxyType(
                         ("GOL", "R50", "LVIS v0.5"),
                         {**_GOL, "detector": R50, "dataset": LVIS_V05},
                         published="readme-1.2/gol-r50-v0.5",
+                    ),
+                ),
+            ),
+            TableSpec(
+                name="beyond",
+                title="After GOL: EQLv2, the learnable AGLU activation and FRACAL calibration, Mask R-CNN R50, LVIS v1",
+                label_headers=("Method",),
+                rows=(
+                    RowSpec(("GOL",), {**_GOL, "detector": R50, "calibration": NO_CALIBRATION}, published="sota/gol"),
+                    RowSpec(
+                        ("EQLv2 (sigmoid)",),
+                        {"loss": EQLV2, "activation": SIGMOID, "sampler": RANDOM, "detector": R50},
+                        published="beyond/eqlv2",
+                    ),
+                    RowSpec(("AGLU (CE, 1x)",), {"loss": CE, "activation": AGLU, "sampler": RANDOM, "detector": R50}),
+                    RowSpec(("AGLU + GOL",), {**_GOL, "activation": AGLU, "detector": R50}, published="beyond/apa-gol"),
+                    RowSpec(
+                        ("GOL + FRACAL",),
+                        {**_GOL, "detector": R50, "calibration": FRACAL},
+                        published="beyond/fracal",
                     ),
                 ),
             ),

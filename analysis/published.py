@@ -9,6 +9,8 @@ source it was read from and how sure that reading is:
 - ``Fig. 1``: the paper's Figure 1 read off the plot, about +-0.2 (paper-notes 1.3) [VERIFIED-README figure;
   numbers approximate]; shown with a leading ``~``. The M-R50 points equal table 1.1 exactly.
 - ``SOTA``: the state-of-the-art table of the paper summary (seed/gol-paper-summary.md), LVIS v1, Mask R-CNN R50.
+- ``EQLv2``, ``APA``, ``FRACAL``: the methods after GOL (``experiment=beyond``), as their authors report them on
+  LVIS v1 val; each row's citation names the setting, where it differs from gol's cell (backbone, baseline).
 """
 
 from __future__ import annotations
@@ -53,6 +55,16 @@ _README_11 = (
 _README_12 = "paper-notes 1.2: official README released GOL models, 2x, RFS, normalised mask [VERIFIED-README]"
 _FIG_1 = "paper-notes 1.3: paper Figure 1 read off the plot, +-0.2, LVIS v1, 1x [VERIFIED-README figure; approximate]"
 _SOTA = "seed/gol-paper-summary.md: state-of-the-art table, LVIS v1, Mask R-CNN R50"
+_EQLV2 = "tztztztztz/eqlv2 README: EQLv2, Mask R-CNN R50-FPN, 1x, random sampling, mmdetection 2.3, LVIS v1 val"
+_APA = (
+    "kostas1515/AGLU mmdetection_v3.2/README.md (Alexandridis et al., ECCV 2024): GOL's Gumbel DropLoss classifier "
+    "on an ImageNet-pretrained SE-R50 whose SE gates are APA and whose ReLUs are AGLU, RFS, 2x, LVIS v1 val (R101: "
+    "30.7 / 23.6); gol's cell puts the learnable activation on the classification logits instead"
+)
+_FRACAL = (
+    "kostas1515/FRACAL evaluation logs: FRACAL on a strong Mask R-CNN R50 baseline (RFS, normalised heads, 2x), "
+    "LVIS v1 val, about +-0.1 [approximate]; gol's cell calibrates GOL"
+)
 
 
 def _row(
@@ -94,6 +106,10 @@ _ROWS: tuple[Published, ...] = (
     _row("sota/seesaw", "Seesaw", _five(26.4, 19.5, 26.1, 29.7, 27.6), "SOTA", _SOTA),
     _row("sota/loce", "LOCE", _five(26.6, 18.5, 26.2, 30.7, 27.4), "SOTA", _SOTA),
     _row("sota/gol", "GOL (ours)", _five(27.7, 21.4, 27.7, 30.4, 27.5), "SOTA", _SOTA),
+    # After GOL (experiment=beyond).
+    _row("beyond/eqlv2", "EQLv2", {"AP": 23.7, "APr": 14.9, "APc": 22.8, "APf": 28.6}, "EQLv2", _EQLV2),
+    _row("beyond/apa-gol", "APA backbone + GOL (SE-R50)", _figure(29.2, 21.8), "APA", _APA),
+    _row("beyond/fracal", "FRACAL (R50)", _figure(28.5, 23.0), "FRACAL", _FRACAL, approximate=True),
 )
 
 PUBLISHED: Mapping[str, Published] = MappingProxyType({row.key: row for row in _ROWS})

@@ -13,6 +13,7 @@ experiment             str | None   record.json ``experiment`` (None for ad-hoc 
 state                  str          "finished" | "running" | "failed" (W&B crashed/killed map to failed)
 error                  str | None   first line of the error of a failed run
 activation ... schedule str | None  the Hydra choices: activation, loss, detector, dataset, sampler, schedule
+calibration            str | None   the Hydra choice of the test-time calibration (None in older records)
 normed_mask            object       bool: ``detector.normed_mask`` of the resolved config (False when the
                                     detector config has no such key); None when no config was found
 seed                   Int64        the run's seed (<NA> when not recorded)

@@ -41,7 +41,7 @@ METRICS = "metrics.json"
 PER_CATEGORY = "per_category.json"
 STATES = ("running", "finished", "failed")
 # The config groups whose choices a record keeps (the cell's identity in tables and sweep status).
-CHOICE_GROUPS = ("activation", "loss", "detector", "dataset", "sampler", "schedule")
+CHOICE_GROUPS = ("activation", "loss", "detector", "dataset", "sampler", "schedule", "calibration")
 # The fields that say where a run's numbers come from (code, hardware, data); also logged in W&B's config.
 PROVENANCE = ("git_commit", "git_dirty", "config_file", "versions", "device", "annotations")
 # A running record from a process that cannot be probed (another host) counts as alive this long after its

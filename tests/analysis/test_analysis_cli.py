@@ -61,7 +61,7 @@ def test_analysis_cli_bad_input_one_line(caplog: pytest.LogCaptureFixture, capsy
         "runs of other experiments mixed into the 'demo' table: activations (11); pass only that sweep's folders, "
         "or --ignore-other-experiments to leave them out",
         "no table spec for experiment 'nonsense'; known experiments: activations, schedule_sampler, lvis_v05, "
-        "losses, gol_ablation, sota, demo, none",
+        "losses, gol_ablation, sota, beyond, demo, none",
         "no runs of experiment 'losses' among 8 runs (found: demo (8))",
     ]
     assert all("\n" not in message for message in errors)

@@ -233,7 +233,9 @@ def test_analysis_stat_is_mean_and_sample_std(values: list[float]) -> None:
 
 
 def test_analysis_specs_cover_the_paper_experiments() -> None:
-    assert set(SPECS) == {"activations", "schedule_sampler", "lvis_v05", "losses", "gol_ablation", "sota", "demo"}
+    assert set(SPECS) == {
+        "activations", "schedule_sampler", "lvis_v05", "losses", "gol_ablation", "sota", "beyond", "demo"
+    }  # fmt: skip
     assert [row.labels for row in SPECS["demo"].rows] == [("Sigmoid",), ("Softmax",), ("Gumbel",)]
     assert all(m.name for m in SPECS["demo"].metrics) and [m.column for m in SPECS["demo"].metrics] == [
         "segm/AP",
@@ -246,6 +248,32 @@ def test_analysis_specs_cover_the_paper_experiments() -> None:
     detectors = {row.facet("detector"): row.match["detector"] for row in SPECS["activations"].rows}
     assert detectors["R50"].accepts("maskrcnn_r50_fpn") and not detectors["R50"].accepts("maskrcnn_r50_fpn_v2")
     assert detectors["X101"].accepts("maskrcnn_x101_fpn")
+
+
+def test_analysis_beyond_rows_tell_the_cells_apart_and_name_their_references() -> None:
+    gol = {"loss": "droploss", "activation": "gumbel", "normed_mask": True, "sampler": "rfs_ceil",
+           "detector": "maskrcnn_r50_fpn"}  # fmt: skip
+    runs = {
+        "GOL": {**gol, "calibration": "none"},
+        "GOL + FRACAL": {**gol, "calibration": "fracal"},
+        "AGLU + GOL": {**gol, "activation": "aglu", "calibration": "none"},
+        "EQLv2 (sigmoid)": {
+            "loss": "eqlv2",
+            "activation": "sigmoid",
+            "sampler": "random",
+            "detector": "maskrcnn_r50_fpn",
+            "calibration": "none",
+        },
+        "AGLU (CE, 1x)": {"loss": "ce", "activation": "aglu", "sampler": "random", "detector": "maskrcnn_r50_fpn"},
+    }
+    rows = SPECS["beyond"].rows
+    for label, run in runs.items():
+        assert [row.labels[0] for row in rows if row.matches(run)] == [label]
+    old_record = {**gol, "calibration": None}  # a record from before the calibration group: uncalibrated GOL
+    assert [row.labels[0] for row in rows if row.matches(old_record)] == ["GOL"]
+    references = {row.labels[0]: row.published for row in rows}
+    assert references == {"GOL": "sota/gol", "EQLv2 (sigmoid)": "beyond/eqlv2", "AGLU (CE, 1x)": None,
+                          "AGLU + GOL": "beyond/apa-gol", "GOL + FRACAL": "beyond/fracal"}  # fmt: skip
 
 
 def test_analysis_gol_run_in_sota_and_ablation_tables(tmp_path: Path) -> None:

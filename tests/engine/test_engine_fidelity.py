@@ -33,7 +33,7 @@ def test_every_paper_cell_of_every_experiment_is_in_the_released_table() -> None
     from tests.engine.test_engine_experiments import EXPERIMENTS, cells
 
     for name in EXPERIMENTS:
-        if name == "demo":
+        if name in ("demo", "beyond"):  # beyond: methods after the paper; its GOL cell is the sota table's
             continue
         for cell in cells(name):
             choices = {k: v.lower() if v in ("True", "False") else v for k, v in (t.split("=", 1) for t in cell)}
