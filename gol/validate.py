@@ -5,6 +5,7 @@ from __future__ import annotations
 from hydra.utils import get_class
 from omegaconf import DictConfig
 
+from gol.build import instantiate
 from gol.distributed import check_device_name
 from gol.evaluation.api import ENGINES, PROTOCOLS, SEGM_AREAS
 from gol.losses import check_pair
@@ -20,6 +21,7 @@ def validate(cfg: DictConfig) -> None:
     check_device_name(cfg.device)
     check_detector_available(cfg.detector._target_)
     check_pair(get_class(cfg.activation._target_), get_class(cfg.loss._target_))
+    instantiate(cfg.activation)  # the activation's own checks (e.g. AGLU's init_lambda > 0); cheap, no data
     check_schedule(cfg.schedule)
     check_weight_files(cfg.detector)
     if cfg.eval.engine not in ENGINES:
