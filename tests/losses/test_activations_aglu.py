@@ -323,7 +323,11 @@ def test_parameter_free_activations_keep_one_param_group(make_stats) -> None:
 def test_module_is_a_parameter_holder() -> None:
     module = AGLU(init_lambda=0.25, init_kappa=2.0).module
     assert isinstance(module, APAParameters)
-    assert module.lambda_param.shape == () and float(module.lambda_param) == 0.25 and float(module.kappa_param) == 2.0
+    assert (
+        module.lambda_param.shape == ()
+        and float(module.lambda_param.detach()) == 0.25
+        and float(module.kappa_param.detach()) == 2.0
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
