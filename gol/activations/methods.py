@@ -133,6 +133,10 @@ class AGLU(BinaryActivation):
     logged lambda shows how far training moves it towards Gumbel (lambda -> 0). ``init_lambda`` near 0 (with
     ``init_bias=-2``, GOL's) starts it as the Gumbel activation instead.
 
+    ``Numerics.stable``: the log-space forms of ``gol.activations.apa``. ``Numerics.official``: p as the official
+    ``Unified`` module evaluates it (torch's ``softplus`` with beta = -1) and torch's probability-space BCE (its
+    log clamped at -100), the nearest thing to an official classifier loss, which the official code does not have.
+
     Args:
         init_lambda: initial lambda, > 0 and at least ``lambda_min``.
         init_kappa: initial kappa (the slope), > 0 so that the score rises with the logit.
