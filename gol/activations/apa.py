@@ -21,7 +21,9 @@ the underflow of A. Every expression is finite at any finite q and the gradients
 autograd's, exact to rounding.
 
 lambda is clamped from below (``lambda_min``, 1e-4 in the official module) before use, as the official code does,
-so a step that drives it to 0 or below cannot break the activation.
+so a step that drives it to 0 or below cannot break the activation. The clamp passes no gradient: a lambda
+parameter below ``lambda_min`` stays there (the activation is then Gumbel's), as in the official module. Measured
+at demo scale, a run started at lambda = 0.01 reached the clamp within 100 iterations.
 """
 
 from __future__ import annotations
