@@ -17,6 +17,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gol import checkpoint as ckpt_io
 from gol import distributed, record
+from gol.activations import activation_scalars
 from gol.loader import StreamPosition, batches
 from gol.tracking import Tracker
 
@@ -127,19 +128,23 @@ class Loop:
         *,
         data_seconds: float,
     ) -> None:
-        """Stream the losses, lr, skipped steps, seconds per iteration (since the start of this attempt) and
-        seconds per iteration spent waiting for data (since the last log)."""
+        """Stream the losses, lr, skipped steps, seconds per iteration (since the start of this attempt),
+        seconds per iteration spent waiting for data (since the last log) and the learnable activation parameters
+        (``train/aglu_lambda``, ``train/aglu_kappa``; also in the train.log line)."""
         values = {f"train/{k}": float(distributed.mean_over_ranks(v, self.world)) for k, v in losses.items()}
         values["train/loss"] = float(distributed.mean_over_ranks(total, self.world))
         values["train/lr"] = self.optimizer.param_groups[0]["lr"]
         values["train/skipped_steps"] = progress.skipped
         values["train/sec_per_iter"] = seconds
         values["train/data_sec_per_iter"] = data_seconds
+        # learnable activation parameters (AGLU's lambda, kappa): identical on every rank (DDP), so read locally
+        learned = activation_scalars(self.model)
+        values.update({f"train/{k}": v for k, v in learned.items()})
         if self.world.is_main:
-            log.info("iteration %d/%d: loss %.4f (%s), lr %.5g, %.3f s/iter, waiting for data %.3f s/iter",
+            log.info("iteration %d/%d: loss %.4f (%s), lr %.5g, %.3f s/iter, waiting for data %.3f s/iter%s",
                      progress.iteration, self.max_iter, values["train/loss"],
                      ", ".join(f"{k} {float(values[f'train/{k}']):.4f}" for k in losses), values["train/lr"],
-                     seconds, data_seconds)  # fmt: skip
+                     seconds, data_seconds, "".join(f", {k} {v:.5g}" for k, v in learned.items()))  # fmt: skip
         if self.tracker is not None and self.rec is not None:
             self.tracker.log(values, iteration=progress.iteration)
             self.rec.update(iteration=progress.iteration, skipped_steps=progress.skipped)

@@ -1,4 +1,6 @@
-"""SGD with linear warm-up and multi-step decay, as in the paper's mmdetection recipe (paper-notes section 2)."""
+"""SGD with linear warm-up and multi-step decay, as in the paper's mmdetection recipe (paper-notes section 2).
+
+Learnable activation parameters (AGLU) train in their own parameter group, without weight decay."""
 
 from __future__ import annotations
 
@@ -6,10 +8,12 @@ import bisect
 import itertools
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
 
+from gol.activations import ActivationParameters
 from gol.config.schedule import ScheduleConf
 
 
@@ -79,12 +83,24 @@ def base_lr(schedule: ScheduleConf) -> float:
     return schedule.lr * schedule.ims_per_batch / schedule.base_batch
 
 
+def param_groups(model: nn.Module) -> list[dict[str, Any]]:
+    """The trainable parameters: one group with the schedule's weight decay, and, when the model has learnable
+    activation parameters (AGLU's lambda and kappa), a second group of those without weight decay, as the
+    official APA training does (``custom_keys_weight_decay`` 0 for ``lambda_param`` and ``kappa_param``)."""
+    activation = {id(p) for m in model.modules() if isinstance(m, ActivationParameters) for p in m.parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]  # each shared parameter once
+    groups: list[dict[str, Any]] = [{"params": [p for p in trainable if id(p) not in activation]}]
+    no_decay = [p for p in trainable if id(p) in activation]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
 def build_optimizer(
     model: nn.Module, schedule: ScheduleConf, *, steps: Sequence[int]
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(
-        params, lr=base_lr(schedule), momentum=schedule.momentum, weight_decay=schedule.weight_decay
+        param_groups(model), lr=base_lr(schedule), momentum=schedule.momentum, weight_decay=schedule.weight_decay
     )
     factor = partial(
         lr_factor,

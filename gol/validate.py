@@ -6,6 +6,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from gol.activations.calibration import Fracal
+from gol.build import instantiate
 from gol.distributed import check_device_name
 from gol.evaluation.api import ENGINES, PROTOCOLS, SEGM_AREAS
 from gol.losses import check_pair
@@ -20,6 +21,7 @@ def validate(cfg: DictConfig) -> None:
     check_device_name(cfg.device)
     check_pair(get_class(cfg.activation._target_), get_class(cfg.loss._target_))
     check_calibration(cfg)
+    instantiate(cfg.activation)  # the activation's own checks (e.g. AGLU's init_lambda > 0); cheap, no data
     check_schedule(cfg.schedule)
     check_weight_files(cfg.detector)
     if cfg.eval.engine not in ENGINES:

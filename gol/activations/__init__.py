@@ -1,4 +1,4 @@
-"""Classification activations: sigmoid, softmax, Gumbel and probit.
+"""Classification activations: sigmoid, softmax, Gumbel, probit and the learnable APA (``aglu``).
 
 Shape shorthand:
     R: RoIs (rows of the classifier output).
@@ -15,6 +15,7 @@ name      p(q)                        log p                            log (1 - 
 sigmoid   1 / (1 + exp(-q))           logsigmoid(q)                    logsigmoid(-q)
 gumbel    exp(-exp(-q))               -exp(-q)                         log(-expm1(-exp(-q)))
 probit    Phi(q) (normal CDF)         log_ndtr(q)                      log_ndtr(-q)
+aglu      (1 + l e^{-k q})^{-1/l}     -softplus(log l - k q) / l       log(-expm1(log p)), series near 0
 softmax   softmax(q)                  log_softmax(q)                   (not a binary activation)
 ========  ==========================  ===============================  ===============================
 
@@ -32,11 +33,22 @@ in both ``Numerics``: log space by default, the official clamps and probability-
 Gumbel's stable form is one fused kernel (``gumbel_fused``). Losses accept activations by ``kind``.
 
 Modules: ``base`` (the ``Activation`` object, ``Numerics``), ``functions`` (pure elementwise maths),
-``methods`` (the four activations), ``gumbel_fused`` (the fused Gumbel BCE), ``calibration`` (FRACAL's test-time
+``methods`` (the four fixed activations), ``apa`` (the learnable APA / AGLU activation, its parameters in an
+``ActivationParameters`` module), ``gumbel_fused`` (the fused Gumbel BCE), ``calibration`` (FRACAL's test-time
 rescoring of an activation's scores, ``calibration=fracal``).
 """
 
-from gol.activations.base import ACTIVATIONS, Activation, BinaryActivation, Numerics, get_activation, one_hot_targets
+from gol.activations.apa import APAParameters, apa_log_prob, apa_log_survival, apa_official_prob, apa_prob
+from gol.activations.base import (
+    ACTIVATIONS,
+    Activation,
+    ActivationParameters,
+    BinaryActivation,
+    Numerics,
+    activation_scalars,
+    get_activation,
+    one_hot_targets,
+)
 from gol.activations.functions import (
     gumbel_log_prob,
     gumbel_log_survival,
@@ -46,17 +58,25 @@ from gol.activations.functions import (
     probit_prob,
     upcast_logits,
 )
-from gol.activations.methods import Gumbel, Probit, Sigmoid, Softmax
+from gol.activations.methods import AGLU, Gumbel, Probit, Sigmoid, Softmax
 
 __all__ = [
     "ACTIVATIONS",
+    "AGLU",
+    "APAParameters",
     "Activation",
+    "ActivationParameters",
     "BinaryActivation",
     "Gumbel",
     "Numerics",
     "Probit",
     "Sigmoid",
     "Softmax",
+    "activation_scalars",
+    "apa_log_prob",
+    "apa_log_survival",
+    "apa_official_prob",
+    "apa_prob",
     "get_activation",
     "gumbel_log_prob",
     "gumbel_log_survival",

@@ -9,6 +9,10 @@ A loss accepts activations by kind (``"binary"``: every column an independent bi
 one distribution over the columns), never by name. A binary activation owns its binary cross-entropy, in both
 numerics (``Numerics``): the loss only decides which negative terms to drop. A new activation is one subclass
 here (it registers itself in ``ACTIVATIONS``), one schema in ``gol/config/activation.py`` and one YAML file.
+
+An activation with learnable parameters (AGLU) carries them in one ``ActivationParameters`` module (``module``);
+every classification loss holding the activation registers that module as its submodule, so the model's
+optimizer trains it, checkpoints hold it and ``.to(device)`` moves it. Parameter-free activations have none.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ __all__ = [
     "INITS",
     "SCORINGS",
     "Activation",
+    "ActivationParameters",
     "BinaryActivation",
     "Numerics",
+    "activation_scalars",
     "get_activation",
     "one_hot_targets",
 ]
@@ -44,6 +50,23 @@ def one_hot_targets(positive_cols: Tensor, num_columns: int, dtype: torch.dtype)
     target = torch.zeros((positive_cols.shape[0], num_columns), dtype=dtype, device=positive_cols.device)
     has = (positive_cols >= 0).to(dtype).unsqueeze(1)  # (R, 1)
     return target.scatter_(1, positive_cols.clamp(min=0).unsqueeze(1), has)
+
+
+class ActivationParameters(nn.Module):
+    """The learnable parameters of one activation, as one module shared by the loss(es) and test-time scoring."""
+
+    @abstractmethod
+    def scalars(self) -> dict[str, float]:
+        """Current values by name, for the training log (e.g. ``{"aglu_lambda": 0.93}``)."""
+
+
+def activation_scalars(model: nn.Module) -> dict[str, float]:
+    """The current values of every activation parameter module in ``model`` (each shared module once)."""
+    values: dict[str, float] = {}
+    for module in model.modules():  # modules() yields a module shared by several cascade stages once
+        if isinstance(module, ActivationParameters):
+            values.update(module.scalars())
+    return values
 
 
 # How ``init_classifier`` sets the last classification layer's weights (its bias is always ``init_bias``).
@@ -98,6 +121,11 @@ class Activation(ABC):
             raise ValueError(f"activation.init=normal takes init_weight as a standard deviation, got {init_weight}")
         self.init = init
         self.scoring = scoring
+
+    @property
+    def module(self) -> ActivationParameters | None:
+        """The learnable parameters this activation carries (None: parameter-free)."""
+        return None
 
     def test_scores(self, logits: Tensor, *, background: bool) -> Tensor:
         """(R, C) logits -> (R, K) test-time scores, as ``scoring`` says (``scores`` for "own")."""

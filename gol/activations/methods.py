@@ -1,4 +1,4 @@
-"""The activations of the paper: sigmoid, softmax, Gumbel (GOL) and probit.
+"""The activations of the paper: sigmoid, softmax, Gumbel (GOL) and probit; and the learnable APA (``aglu``).
 
 Each class owns its probabilities, log-probabilities, test-time scores, official classifier initialisation
 (paper-notes section 2) and, for the binary ones, its binary cross-entropy in both numerics.
@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gol.activations.apa import LAMBDA_MIN, APAParameters, apa_log_prob, apa_log_survival, apa_official_prob, apa_prob
 from gol.activations.base import Activation, BinaryActivation, Numerics
 from gol.activations.functions import (
     gumbel_log_prob,
@@ -25,7 +26,7 @@ from gol.activations.functions import (
 )
 from gol.activations.gumbel_fused import gumbel_binary_cross_entropy_sum, gumbel_positive_loss
 
-__all__ = ["Gumbel", "Probit", "Sigmoid", "Softmax"]
+__all__ = ["AGLU", "Gumbel", "Probit", "Sigmoid", "Softmax"]
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _GUMBEL_OFFICIAL_CLAMP = (-4.0, 10.0)  # every official Gumbel loss clamps its logits (paper-notes 3.3)
@@ -131,3 +132,77 @@ class Probit(BinaryActivation):
 
     def official_prob(self, logits: Tensor) -> Tensor:
         return 0.5 + torch.erf(logits.clamp(*_PROBIT_OFFICIAL_CLAMP) * _INV_SQRT2) / 2.0  # the official expression
+
+
+class AGLU(BinaryActivation):
+    """The adaptive parametric activation p(q) = (1 + lambda e^{-kappa q})^{-1/lambda} with learned lambda, kappa.
+
+    Defaults start it as the sigmoid (lambda = kappa = 1), with the sigmoid's classifier init 0.001 / -6.5; the
+    logged lambda shows how far training moves it towards Gumbel (lambda -> 0). ``init_lambda`` near 0 (with
+    ``init_bias=-2``, GOL's) starts it as the Gumbel activation instead.
+
+    ``Numerics.stable``: the log-space forms of ``gol.activations.apa``. ``Numerics.official``: p as the official
+    ``Unified`` module evaluates it (torch's ``softplus`` with beta = -1) and torch's probability-space BCE (its
+    log clamped at -100), the nearest thing to an official classifier loss, which the official code does not have.
+
+    Args:
+        init_lambda: initial lambda, > 0 and at least ``lambda_min``.
+        init_kappa: initial kappa (the slope), > 0 so that the score rises with the logit.
+        lambda_min: lambda's lower clamp during training and scoring (the official module's 1e-4), > 0.
+        init_weight, init_bias, init, scoring: as every activation (``Activation``).
+    """
+
+    name = "aglu"
+    default_init_bias = -6.5  # the sigmoid's: at the default lambda = kappa = 1 the activation is the sigmoid
+
+    def __init__(
+        self,
+        *,
+        init_lambda: float = 1.0,
+        init_kappa: float = 1.0,
+        lambda_min: float = LAMBDA_MIN,
+        init_weight: float | None = None,
+        init_bias: float | None = None,
+        init: str = "constant",
+        scoring: str = "own",
+    ) -> None:
+        super().__init__(init_weight=init_weight, init_bias=init_bias, init=init, scoring=scoring)
+        values = {"init_lambda": init_lambda, "init_kappa": init_kappa, "lambda_min": lambda_min}
+        for key, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"activation.{key} must be a positive finite number, got {value!r}")
+        if init_lambda < lambda_min:
+            raise ValueError(
+                f"activation.init_lambda={init_lambda} is below activation.lambda_min={lambda_min} (the clamp it "
+                "would start at); raise init_lambda or lower lambda_min"
+            )
+        self.init_lambda, self.init_kappa, self.lambda_min = float(init_lambda), float(init_kappa), float(lambda_min)
+        self._module = APAParameters(init_lambda=init_lambda, init_kappa=init_kappa, lambda_min=self.lambda_min)
+
+    @property
+    def module(self) -> APAParameters:
+        return self._module
+
+    def _params(self) -> tuple[Tensor, Tensor]:
+        return self._module.lambda_param, self._module.kappa_param
+
+    def prob(self, logits: Tensor) -> Tensor:
+        return apa_prob(logits, *self._params(), lambda_min=self.lambda_min)
+
+    def log_prob(self, logits: Tensor) -> Tensor:
+        return apa_log_prob(logits, *self._params(), lambda_min=self.lambda_min)
+
+    def log_survival(self, logits: Tensor) -> Tensor:
+        return apa_log_survival(logits, *self._params(), lambda_min=self.lambda_min)
+
+    def official_prob(self, logits: Tensor) -> Tensor:
+        return apa_official_prob(logits, *self._params(), lambda_min=self.lambda_min)
+
+    def _key(self) -> tuple[object, ...]:
+        return (*super()._key(), self.init_lambda, self.init_kappa, self.lambda_min)
+
+    def __repr__(self) -> str:
+        return (
+            f"{super().__repr__()[:-1]}, init_lambda={self.init_lambda}, init_kappa={self.init_kappa}, "
+            f"lambda_min={self.lambda_min})"
+        )

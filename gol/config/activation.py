@@ -52,9 +52,23 @@ class ProbitConf(_ActivationCommonConf):
     init_bias: float = -3.45
 
 
+@dataclass
+class AGLUConf(_ActivationCommonConf):
+    """Learnable APA (Alexandridis et al., ECCV 2024): (1 + lambda e^{-kappa q})^{-1/lambda}, lambda and kappa trained
+    with the classifier. Starts as the sigmoid (lambda = kappa = 1), so its init is the sigmoid's 0.001 / -6.5."""
+
+    _target_: str = "gol.activations.AGLU"
+    init_weight: float = 0.001
+    init_bias: float = -6.5
+    init_lambda: float = 1.0  # > 0; 1: sigmoid, -> 0: Gumbel
+    init_kappa: float = 1.0  # > 0: the slope in the logit
+    lambda_min: float = 1e-4  # lambda's lower clamp, as the official module (torch.clamp(lambda_param, min=0.0001))
+
+
 SCHEMAS = {
     "sigmoid_schema": SigmoidConf,
     "softmax_schema": SoftmaxConf,
     "gumbel_schema": GumbelConf,
     "probit_schema": ProbitConf,
+    "aglu_schema": AGLUConf,
 }

@@ -4,7 +4,7 @@ Hydra refuses an unknown option too, but with a multi-line message and only afte
 misspelt option (``activation=gumbell``, ``experiment=losess``) or a misspelt top-level key (``activaton=gumbel``)
 is answered here in one line that names the fix::
 
-    unknown activation option 'gumbell' (did you mean 'gumbel'?); choose one of: gumbel, probit, sigmoid, softmax
+    unknown activation option 'gumbell' (did you mean 'gumbel'?); choose one of: aglu, gumbel, probit, sigmoid, softmax
 """
 
 from __future__ import annotations

@@ -39,6 +39,8 @@ class ClassificationLoss(nn.Module):
 
     Attributes:
         activation: the ``Activation`` shared with test-time scoring.
+        activation_params: the activation's learnable parameters (``activation.module``), registered here;
+            absent for parameter-free activations.
         num_classes: K.
         num_logits: width of the classifier output the loss expects.
     """
@@ -72,6 +74,9 @@ class ClassificationLoss(nn.Module):
                 f"but {type(self).__name__} has {num_logits - num_classes:+d} columns beyond K; use activation.scoring=own"
             )
         self.activation = activation
+        if activation.module is not None:
+            # learnable activation parameters (AGLU): a submodule, so the model trains, checkpoints and moves them
+            self.activation_params = activation.module
         self.num_classes = num_classes
         self.num_logits = num_logits
         self.calibration: Fracal | None = None  # test-time only: see ``calibrate``

@@ -97,17 +97,21 @@ def stage_losses(cls_loss: ClassificationLoss, num_stages: int) -> list[Classifi
     """One classification loss per stage: ``cls_loss`` itself for stage 0, deep copies for the others.
 
     The copies carry their own buffers and extra state (built from the same loss config and statistics), but NOT
-    their own activation: the deep copy is told that ``cls_loss.activation`` is already copied (``memo``), so all
-    stages, and test-time scoring, use the one shared ``Activation`` object. A loss with a random stream
+    their own activation: the deep copy is told that ``cls_loss.activation`` (and its learnable parameters, if any)
+    is already copied (``memo``), so all stages, and test-time scoring, use the one shared ``Activation`` object;
+    its parameter module sits in every stage's loss, and ``parameters()`` (optimizer, DDP) yields it once. A loss with a random stream
     (Federated, DropLoss) gets a per-stage seed derived from its own, so that stages do not draw the same numbers
     (as mmdet's per-stage losses do not: they all draw from torch's global generator).
     """
     if num_stages < 1:
         raise ValueError(f"a cascade needs at least one stage, got {num_stages}")
     activation = cls_loss.activation
+    shared: dict[int, object] = {id(activation): activation}
+    if activation.module is not None:  # learnable activation parameters: one set for every stage
+        shared[id(activation.module)] = activation.module
     losses = [cls_loss]
     for stage in range(1, num_stages):
-        clone = copy.deepcopy(cls_loss, memo={id(activation): activation})
+        clone = copy.deepcopy(cls_loss, memo=dict(shared))
         if isinstance(clone, SeededLoss):
             state = clone.get_extra_state()
             clone.set_extra_state({"seed": mix_seed(state["seed"], stage), "draws": state["draws"]})

@@ -45,7 +45,7 @@ def test_sweep_and_run_folders_resolve_before_hydra_sets_its_runtime(tmp_path: P
         (
             ["activation=gumbell"],
             "unknown activation option 'gumbell' (did you mean 'gumbel'?); choose one of: "
-            "gumbel, probit, sigmoid, softmax",
+            "aglu, gumbel, probit, sigmoid, softmax",
         ),
         (["-m", "activation=sigmoid,softmx"], "unknown activation option 'softmx' (did you mean 'softmax'?)"),
         (["experiment=losess"], "unknown experiment option 'losess' (did you mean 'losses'?)"),
@@ -65,7 +65,7 @@ def test_check_overrides(argv: list[str], message: str | None) -> None:
 
 def test_group_options_are_the_yaml_files() -> None:
     groups = group_options(CONF)
-    assert groups["activation"] == ["gumbel", "probit", "sigmoid", "softmax"]
+    assert groups["activation"] == ["aglu", "gumbel", "probit", "sigmoid", "softmax"]
     assert "losses" in groups["experiment"]  # conf/experiment links to experiments/
     assert {"basic", "slurm", "local_cluster", "submitit_slurm"} <= set(groups["hydra/launcher"])
 
@@ -83,7 +83,7 @@ def test_help_lists_options_not_schemas(tmp_path: Path) -> None:
     assert done.returncode == 0
     groups = done.stdout.split("== Config ==")[0]
     assert "_schema" not in groups
-    assert "activation: gumbel, probit, sigmoid, softmax" in groups
+    assert "activation: aglu, gumbel, probit, sigmoid, softmax" in groups
     assert "experiment: activations, demo, gol_ablation, losses, lvis_v05, schedule_sampler, sota" in groups
     hydra_help = subprocess.run([GOL_TRAIN, "--hydra-help"], cwd=tmp_path, capture_output=True, text=True).stdout
     assert "hydra/launcher: basic, local, local_cluster, slurm, submitit_local, submitit_slurm" in hydra_help

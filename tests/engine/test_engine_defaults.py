@@ -79,8 +79,10 @@ def _built_defaults(target: Callable[..., Any]) -> dict[str, Any]:
         return {
             "init_weight": target.default_init_weight,
             "init_bias": target.default_init_bias,
-            **{k: signature[k].default for k in ("init", "scoring")},
-        }
+            # init, scoring and an activation's own options (AGLU's init_lambda, ...): the constructor's defaults
+            **{k: p.default for k, p in signature.items() if k not in ("self", "init_weight", "init_bias")
+               and p.default is not inspect.Parameter.empty},
+        }  # fmt: skip
     return {
         name: p.default
         for name, p in inspect.signature(target).parameters.items()

@@ -7,7 +7,7 @@ import torch.multiprocessing as mp
 from torch.utils.data import Dataset
 
 from gol import distributed
-from gol.activations import Softmax
+from gol.activations import get_activation
 from gol.loader import StreamPosition, batches
 from gol.losses import CrossEntropyLoss
 from gol.models import build_tiny
@@ -44,11 +44,11 @@ class Repeated:
         return iter([0, 1, 0, 1])
 
 
-def model():
+def model(activation="softmax"):
     torch.manual_seed(0)
     net = build_tiny(
         num_classes=K,
-        cls_loss=CrossEntropyLoss(activation=Softmax(), num_classes=K),
+        cls_loss=CrossEntropyLoss(activation=get_activation(activation), num_classes=K),
         train_sizes=[64],
         test_size=64,
         max_size=64,
@@ -79,7 +79,7 @@ def loss_and_grads(net, world):
     return float(loss), {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
 
 
-def _worker(rank, port, out):
+def _worker(rank, port, out, activation):
     import os
 
     os.environ.update(
@@ -88,7 +88,7 @@ def _worker(rank, port, out):
     torch.set_num_threads(1)
     world = distributed.init("cpu")
     try:
-        result = loss_and_grads(model(), world)
+        result = loss_and_grads(model(activation), world)
         if world.is_main:
             torch.save(result, out)
     finally:
@@ -96,10 +96,14 @@ def _worker(rank, port, out):
 
 
 @pytest.mark.timeout(300)
-def test_two_gloo_processes_match_one_process_on_the_global_batch(tmp_path):
-    single_loss, single_grads = loss_and_grads(model(), distributed.World())
+@pytest.mark.parametrize("activation", ["softmax", "aglu"])  # aglu: its learnable lambda, kappa all-reduced too
+def test_two_gloo_processes_match_one_process_on_the_global_batch(tmp_path, activation):
+    single_loss, single_grads = loss_and_grads(model(activation), distributed.World())
+    if activation == "aglu":
+        assert {"roi_heads.cls_loss.activation_params.lambda_param",
+                "roi_heads.cls_loss.activation_params.kappa_param"} <= single_grads.keys()  # fmt: skip
     out = tmp_path / "rank0.pt"
-    mp.start_processes(_worker, args=(free_port(), out), nprocs=2, join=True, start_method="spawn")
+    mp.start_processes(_worker, args=(free_port(), out, activation), nprocs=2, join=True, start_method="spawn")
     ddp_loss, ddp_grads = torch.load(out)
     assert ddp_loss == pytest.approx(single_loss, rel=1e-5)
     assert ddp_grads.keys() == single_grads.keys()

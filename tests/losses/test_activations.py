@@ -22,7 +22,7 @@ from gol.activations import (
     probit_log_prob,
 )
 
-BINARY = ("sigmoid", "gumbel", "probit")
+BINARY = ("sigmoid", "gumbel", "probit", "aglu")
 finite32 = st.floats(min_value=-1e4, max_value=1e4, allow_nan=False, width=32)
 
 
@@ -134,7 +134,7 @@ def test_autocast_bfloat16_inputs_computed_in_float32() -> None:
 
 
 def test_registry_and_equality() -> None:
-    assert set(ACTIVATIONS) == {"sigmoid", "softmax", "gumbel", "probit"}
+    assert set(ACTIVATIONS) == {"sigmoid", "softmax", "gumbel", "probit", "aglu"}
     assert get_activation("gumbel") == Gumbel()
     assert Gumbel() != Gumbel(init_bias=-3.0)
     assert Gumbel() != Sigmoid()

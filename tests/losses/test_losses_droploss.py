@@ -145,7 +145,7 @@ def test_constructor_errors(make_stats) -> None:
         DropLoss(activation=Gumbel(), num_classes=K)
     with pytest.raises(ValueError, match="lambda_"):
         DropLoss(activation=Gumbel(), num_classes=K, stats=make_stats(COUNTS, IMAGES), lambda_=0.0)
-    with pytest.raises(InvalidPairError, match="valid activations: sigmoid, gumbel, probit"):
+    with pytest.raises(InvalidPairError, match="valid activations: sigmoid, gumbel, probit, aglu"):
         DropLoss(activation=Softmax(), num_classes=K, stats=make_stats(COUNTS, IMAGES))
     with pytest.raises(ValueError, match="uniform must have the shape"):
         drop_loss(

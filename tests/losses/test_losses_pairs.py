@@ -8,11 +8,11 @@ from gol.activations import ACTIVATIONS, Gumbel, Softmax, get_activation
 from gol.losses import LOSSES, VALID_PAIRS, DropLoss, EQLLoss, InvalidPairError, check_pair, valid_pairs_text
 
 EXPECTED = {
-    "ce": {"softmax", "sigmoid", "gumbel", "probit"},
-    "eql": {"sigmoid", "gumbel", "probit"},
-    "eqlv2": {"sigmoid", "gumbel", "probit"},
-    "federated": {"sigmoid", "gumbel", "probit"},
-    "droploss": {"sigmoid", "gumbel", "probit"},
+    "ce": {"softmax", "sigmoid", "gumbel", "probit", "aglu"},
+    "eql": {"sigmoid", "gumbel", "probit", "aglu"},
+    "eqlv2": {"sigmoid", "gumbel", "probit", "aglu"},
+    "federated": {"sigmoid", "gumbel", "probit", "aglu"},
+    "droploss": {"sigmoid", "gumbel", "probit", "aglu"},
     "seesaw": {"softmax"},
 }
 

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.ops import FrozenBatchNorm2d, roi_align
 
-from gol.activations import Activation, Gumbel, Sigmoid, Softmax
+from gol.activations import AGLU, Activation, Gumbel, Sigmoid, Softmax
 from gol.config import detector as detector_config
 from gol.losses import CrossEntropyLoss, DropLoss, EQLLoss
 from gol.models import (
@@ -94,6 +94,35 @@ def test_stage_losses_copy_does_not_duplicate_the_activation() -> None:
     losses = stage_losses(cls_loss, 4)
     assert [loss.activation for loss in losses] == [activation] * 4
     assert all(loss.activation is activation for loss in losses)
+
+
+def test_aglu_parameters_are_one_set_shared_by_every_stage(batch) -> None:
+    """The learnable activation's lambda and kappa: one module in every stage's loss, one pair of parameters for
+    the optimizer (and DDP), trained by every stage's classification loss, restored through the state_dict."""
+    activation = AGLU(init_lambda=0.5)
+    model = tiny_cascade(DropLoss(activation=activation, num_classes=K, stats=stats(), seed=3))
+    losses = list(model.roi_heads.cls_loss)
+    assert all(loss.activation_params is activation.module for loss in losses)
+    params = [
+        p for p in model.parameters() if p is activation.module.lambda_param or p is activation.module.kappa_param
+    ]
+    assert len(params) == 2
+    keys = [k for k in model.state_dict() if k.endswith("activation_params.lambda_param")]
+    assert keys == [f"roi_heads.cls_loss.{stage}.activation_params.lambda_param" for stage in range(3)]
+    grads = []
+    for stage in range(3):
+        activation.module.zero_grad()
+        train_losses(model, batch)[f"loss_classifier_stage{stage}"].backward()
+        grads.append(activation.module.lambda_param.grad.clone())
+    activation.module.zero_grad()
+    sum(v for k, v in train_losses(model, batch).items() if k.startswith("loss_classifier")).backward()
+    assert all(float(g) != 0.0 for g in grads)
+    torch.testing.assert_close(activation.module.lambda_param.grad, sum(grads))
+    state = {k: v.clone() if isinstance(v, Tensor) else v for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        activation.module.lambda_param.fill_(0.9)
+    model.load_state_dict(state)
+    assert float(activation.module.lambda_param.detach()) == 0.5
 
 
 def test_stage_loss_weights_scale_each_stage(batch) -> None:
