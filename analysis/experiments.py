@@ -300,19 +300,35 @@ SPECS: Mapping[str, TableSpec] = MappingProxyType(
             TableSpec(
                 name="beyond",
                 title="After GOL: EQLv2, the learnable AGLU activation and FRACAL calibration, Mask R-CNN R50, LVIS v1",
-                label_headers=("Method",),
+                label_headers=("Method", "Schedule"),
                 rows=(
-                    RowSpec(("GOL",), {**_GOL, "detector": R50, "calibration": NO_CALIBRATION}, published="sota/gol"),
                     RowSpec(
-                        ("EQLv2 (sigmoid)",),
-                        {"loss": EQLV2, "activation": SIGMOID, "sampler": RANDOM, "detector": R50},
+                        ("GOL", "2x"),
+                        {**_GOL, "schedule": SCHEDULE_2X, "calibration": NO_CALIBRATION},
+                        published="sota/gol",
+                    ),
+                    RowSpec(
+                        ("EQLv2 (sigmoid)", "1x"),
+                        {
+                            "loss": EQLV2,
+                            "activation": SIGMOID,
+                            "sampler": RANDOM,
+                            "schedule": SCHEDULE_1X,
+                        },
                         published="beyond/eqlv2",
                     ),
-                    RowSpec(("AGLU (CE, 1x)",), {"loss": CE, "activation": AGLU, "sampler": RANDOM, "detector": R50}),
-                    RowSpec(("AGLU + GOL",), {**_GOL, "activation": AGLU, "detector": R50}, published="beyond/apa-gol"),
                     RowSpec(
-                        ("GOL + FRACAL",),
-                        {**_GOL, "detector": R50, "calibration": FRACAL},
+                        ("AGLU (CE)", "1x"),
+                        {"loss": CE, "activation": AGLU, "sampler": RANDOM, "schedule": SCHEDULE_1X},
+                    ),
+                    RowSpec(
+                        ("AGLU + GOL", "2x"),
+                        {**_GOL, "activation": AGLU, "schedule": SCHEDULE_2X},
+                        published="beyond/apa-gol",
+                    ),
+                    RowSpec(
+                        ("GOL + FRACAL", "2x"),
+                        {**_GOL, "schedule": SCHEDULE_2X, "calibration": FRACAL},
                         published="beyond/fracal",
                     ),
                 ),

@@ -252,7 +252,7 @@ def test_analysis_specs_cover_the_paper_experiments() -> None:
 
 def test_analysis_beyond_rows_tell_the_cells_apart_and_name_their_references() -> None:
     gol = {"loss": "droploss", "activation": "gumbel", "normed_mask": True, "sampler": "rfs_ceil",
-           "detector": "maskrcnn_r50_fpn"}  # fmt: skip
+           "detector": "maskrcnn_r50_fpn", "schedule": "2x"}  # fmt: skip
     runs = {
         "GOL": {**gol, "calibration": "none"},
         "GOL + FRACAL": {**gol, "calibration": "fracal"},
@@ -262,9 +262,16 @@ def test_analysis_beyond_rows_tell_the_cells_apart_and_name_their_references() -
             "activation": "sigmoid",
             "sampler": "random",
             "detector": "maskrcnn_r50_fpn",
+            "schedule": "1x",
             "calibration": "none",
         },
-        "AGLU (CE, 1x)": {"loss": "ce", "activation": "aglu", "sampler": "random", "detector": "maskrcnn_r50_fpn"},
+        "AGLU (CE)": {
+            "loss": "ce",
+            "activation": "aglu",
+            "sampler": "random",
+            "detector": "maskrcnn_r50_fpn",
+            "schedule": "1x",
+        },
     }
     rows = SPECS["beyond"].rows
     for label, run in runs.items():
@@ -272,7 +279,7 @@ def test_analysis_beyond_rows_tell_the_cells_apart_and_name_their_references() -
     old_record = {**gol, "calibration": None}  # a record from before the calibration group: uncalibrated GOL
     assert [row.labels[0] for row in rows if row.matches(old_record)] == ["GOL"]
     references = {row.labels[0]: row.published for row in rows}
-    assert references == {"GOL": "sota/gol", "EQLv2 (sigmoid)": "beyond/eqlv2", "AGLU (CE, 1x)": None,
+    assert references == {"GOL": "sota/gol", "EQLv2 (sigmoid)": "beyond/eqlv2", "AGLU (CE)": None,
                           "AGLU + GOL": "beyond/apa-gol", "GOL + FRACAL": "beyond/fracal"}  # fmt: skip
 
 

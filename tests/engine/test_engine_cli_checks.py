@@ -84,7 +84,8 @@ def test_help_lists_options_not_schemas(tmp_path: Path) -> None:
     groups = done.stdout.split("== Config ==")[0]
     assert "_schema" not in groups
     assert "activation: aglu, gumbel, probit, sigmoid, softmax" in groups
-    assert "experiment: activations, demo, gol_ablation, losses, lvis_v05, schedule_sampler, sota" in groups
+    assert "experiment: activations, beyond, demo, gol_ablation, losses, lvis_v05, schedule_sampler, sota" in groups
+    assert "calibration: fracal, none" in groups
     hydra_help = subprocess.run([GOL_TRAIN, "--hydra-help"], cwd=tmp_path, capture_output=True, text=True).stdout
     assert "hydra/launcher: basic, local, local_cluster, slurm, submitit_local, submitit_slurm" in hydra_help
 

@@ -16,7 +16,7 @@ def _candidates(seed: int, n: int, classes: int, ties: bool) -> tuple[torch.Tens
     wh = torch.rand(n, 2, generator=g) * 30 + 0.5
     boxes = torch.cat([xy, xy + wh], dim=1)  # (n, 4)
     if n:
-        boxes[n // 2 :: 7] = boxes[0]  # identical boxes, some in the same class
+        boxes[n // 2 :: 7] = boxes[0].clone()  # identical boxes, some in the same class (n = 1: box 0 itself)
     scores = torch.rand(n, generator=g)
     if ties:
         scores = (scores * 4).round() / 4  # many equal scores
