@@ -249,7 +249,7 @@ def evaluate_run(
     if "weights_backbone" in cfg.detector:
         cfg.detector.weights_backbone = None
     try:  # the calibration's statistics: the run's saved ones, else from its training annotations
-        parts = build_components(cfg, run_dir=run_dir)
+        parts = build_components(cfg, run_dir=run_dir, save_stats=False)  # the run's folder is only read
     except ValueError as error:
         raise EvaluationInputError(str(error)) from None
     # Built without pretrained weights, torchvision's norm makes BatchNorm2d where training had FrozenBatchNorm2d:

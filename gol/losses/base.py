@@ -152,8 +152,17 @@ class ClassificationLoss(nn.Module):
     def _checked_forward(self, logits: Tensor, labels: Tensor, rois_per_image: list[int] | None) -> Tensor:
         """The loss of validated inputs; 0 with a gradient when R = 0 (never a NaN mean)."""
         if logits.shape[0] == 0:
-            return logits.sum() * 0.0
+            return self.empty_loss(logits)
         return self._loss(logits, labels)
+
+    def empty_loss(self, logits: Tensor) -> Tensor:
+        """The loss of a batch without RoIs: 0, with a gradient path to the logits and to the activation's learnable
+        parameters (DistributedDataParallel expects every parameter in every step's graph)."""
+        zero = logits.sum() * 0.0
+        learned = getattr(self, "activation_params", None)
+        if isinstance(learned, nn.Module):
+            zero = zero + sum((p.sum() for p in learned.parameters()), logits.new_zeros(())) * 0.0
+        return zero
 
     def _loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         """The loss for validated, non-empty inputs (each subclass implements it)."""

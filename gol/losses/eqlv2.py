@@ -177,7 +177,7 @@ class EQLv2Loss(ClassificationLoss):
         pos_w, neg_w = self.weights()
         numerics = self.numerics
         if logits.shape[0] == 0:
-            value = logits.sum() * 0.0
+            value = self.empty_loss(logits)
         else:
             value = eqlv2_loss(
                 logits, labels, activation=activation, pos_weight=pos_w, neg_weight=neg_w, numerics=numerics

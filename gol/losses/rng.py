@@ -115,7 +115,7 @@ class SeededLoss(ClassificationLoss):
         sizes = group_sizes(rois_per_image, logits.shape[0], self.images_per_group, warn=self.rank == 0)
         seeds = self._stream.next_seeds(len(sizes))  # one draw per call, whatever the data: ranks stay in lockstep
         if logits.shape[0] == 0:
-            return logits.sum() * 0.0
+            return self.empty_loss(logits)
         return self._grouped_loss(logits, labels, group_sizes=sizes, seeds=seeds)
 
     def _grouped_loss(self, logits: Tensor, labels: Tensor, *, group_sizes: list[int], seeds: list[int]) -> Tensor:

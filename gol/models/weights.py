@@ -39,6 +39,7 @@ CLASS_DEPENDENT_LAYERS = re.compile(r"roi_heads\.(box_predictor\.|mask_predictor
 # The classification loss's own state (e.g. Seesaw counts) is a property of a training run, never initialised
 # from a weights file; resuming a run is the engine's checkpoint business.
 LOSS_PREFIX = "roi_heads.cls_loss."
+ACTIVATION_PARAMS = ".activation_params."  # learnable activation parameters, registered under a loss
 # BatchNorm's step counter: FrozenBatchNorm2d has none, so files from BN and frozen-BN models both fit.
 BN_COUNTER_SUFFIX = "num_batches_tracked"
 
@@ -158,7 +159,9 @@ def load_detector_weights(
             shape (the message says what the file seems to hold).
     """
     own = model.state_dict()
-    given = {k: v for k, v in state_dict.items() if not k.startswith(LOSS_PREFIX)}
+    # A loss's run state (counts, statistics, random streams) is not a weight; a learnable activation's parameters
+    # (AGLU's lambda and kappa, registered under the loss) are.
+    given = {k: v for k, v in state_dict.items() if not k.startswith(LOSS_PREFIX) or ACTIVATION_PARAMS in k}
     skipped = [k for k, v in given.items() if k in own and is_class_dependent(k) and own[k].shape != v.shape]
     hint = ""
     if "fc.weight" in given and not any(k.startswith("backbone.") for k in given):

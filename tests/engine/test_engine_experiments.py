@@ -52,6 +52,17 @@ def test_official_settings_reach_the_cells(tmp_path):
     assert gol_v05.schedule.epochs == 24 and gol_v05.detector.normed_mask
 
 
+def test_beyond_cells_train_aglu_with_the_stable_bce(tmp_path):
+    """variant=paper's official (probability-space) numerics stay on the released methods' cells; the AGLU cells,
+    which have no released counterpart, use the log-space BCE, whose gradient survives at the Gumbel end."""
+    numerics = {
+        cell: compose_train(["experiment=beyond", f"cell={cell}"], tmp_path).loss.numerics
+        for cell in ("sota_gol_r50", "beyond_eqlv2", "beyond_aglu", "beyond_aglu_gol")
+    }
+    assert numerics == {"sota_gol_r50": "official", "beyond_eqlv2": "official", "beyond_aglu": "stable",
+                        "beyond_aglu_gol": "stable"}  # fmt: skip
+
+
 def test_unknown_experiment_lists_the_known_ones(tmp_path):
     with pytest.raises(ConfigCompositionException, match="Available options"):
         compose_train(["experiment=activation"], tmp_path)

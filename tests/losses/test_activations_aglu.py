@@ -25,7 +25,16 @@ from gol.activations import (
     apa_prob,
 )
 from gol.config.schedule import ScheduleConf
-from gol.losses import VALID_PAIRS, CrossEntropyLoss, DropLoss, EQLLoss, FederatedLoss, InvalidPairError, check_pair
+from gol.losses import (
+    VALID_PAIRS,
+    CrossEntropyLoss,
+    DropLoss,
+    EQLLoss,
+    EQLv2Loss,
+    FederatedLoss,
+    InvalidPairError,
+    check_pair,
+)
 from gol.models.cascade import stage_losses
 from gol.optim import build_optimizer
 
@@ -260,6 +269,16 @@ def test_every_binary_loss_trains_lambda_and_kappa(loss_cls: type, make_stats, m
     for numerics in ("stable", "official"):
         other = loss_cls(activation=AGLU(init_lambda=0.5), num_classes=7, stats=stats, numerics=numerics)
         assert torch.isfinite(other(logits.detach(), labels))
+
+
+@pytest.mark.parametrize("loss_cls", [CrossEntropyLoss, DropLoss, EQLv2Loss])
+def test_a_batch_without_rois_keeps_lambda_and_kappa_in_the_graph(loss_cls: type, make_stats) -> None:
+    """DistributedDataParallel expects every parameter in every step's graph: 0 with zero gradients, not None."""
+    act = AGLU(init_lambda=0.5)
+    loss = loss_cls(activation=act, num_classes=7, stats=make_stats([1, 3, 50, 400, 900, 2, 7]))
+    value = loss(torch.zeros(0, loss.num_logits, requires_grad=True), torch.zeros(0, dtype=torch.int64))
+    grads = torch.autograd.grad(value, [act.module.lambda_param, act.module.kappa_param], allow_unused=True)
+    assert float(value.detach()) == 0.0 and all(g is not None and float(g) == 0.0 for g in grads)
 
 
 def test_stable_equals_official_inside_droploss(make_stats, make_batch) -> None:

@@ -11,7 +11,7 @@ from torchvision.models import ResNet50_Weights, resnet18, resnet50
 from torchvision.models.detection import maskrcnn_resnet50_fpn
 from torchvision.ops import FrozenBatchNorm2d
 
-from gol.activations import Gumbel, Softmax
+from gol.activations import AGLU, Gumbel, Softmax
 from gol.losses import CrossEntropyLoss
 from gol.models import (
     WeightsMismatchError,
@@ -154,6 +154,18 @@ def test_loss_state_is_not_taken_from_weights(tmp_path: Path) -> None:
         num_classes=K, cls_loss=CrossEntropyLoss(activation=Gumbel(), num_classes=K), **SIZES, weights=str(path)
     )
     assert "roi_heads.cls_loss.some_buffer" not in model.state_dict()
+
+
+def test_learned_activation_parameters_are_taken_from_weights(tmp_path: Path) -> None:
+    """A learnable activation's parameters (AGLU's lambda, kappa) are weights, though registered under the loss."""
+    source = build_tiny(num_classes=K, cls_loss=CrossEntropyLoss(activation=AGLU(init_lambda=0.4, init_kappa=0.7),
+                                                                 num_classes=K), **SIZES)  # fmt: skip
+    path = _save(source.state_dict(), tmp_path / "tiny_aglu.pt")
+    activation = AGLU()  # starts at lambda = kappa = 1
+    build_tiny(num_classes=K, cls_loss=CrossEntropyLoss(activation=activation, num_classes=K), **SIZES,
+               weights=str(path))  # fmt: skip
+    assert float(activation.module.lambda_param) == pytest.approx(0.4)
+    assert float(activation.module.kappa_param) == pytest.approx(0.7)
 
 
 def test_unreadable_or_non_state_dict_files_are_rejected(tmp_path: Path) -> None:
