@@ -19,7 +19,7 @@ from gol.data.lvis_scale import write_lvis_scale
 @pytest.fixture(scope="module")
 def scale_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     root = tmp_path_factory.mktemp("scale")
-    files = write_lvis_scale(root / "set", scale=0.015, seed=0)
+    files = write_lvis_scale(root / "set", scale=0.03, seed=0)  # about 3,000 train images
     return root, {"train_ann": str(files.train_ann), "val_ann": str(files.val_ann),
                   "image_root": str(files.image_root)}  # fmt: skip
 
@@ -51,8 +51,10 @@ def test_a_loader_worker_stops_growing_once_warm(scale_set: tuple[Path, dict[str
     pools); parsed JSON made it grow 70-100 MiB per 1,000 images of this shape (reference counts written on read)."""
     root, paths = scale_set
     source = _build(root, paths)
-    loader = measure_workers(source.train, workers=1, images=1500, batch_size=2, seed=0, samples=10)
-    assert loader["workers_found"] == 1 and loader["images"] >= 1400
-    dirty = [s["mib"][0]["dirty"] for s in loader["samples"]]  # after 0, 150, ..., 1500 images
-    warm, late = statistics.median(dirty[4:7]), statistics.median(dirty[-3:])  # ~600-900 vs ~1200-1500 images
-    assert late - warm < 30.0, dirty
+    loader = measure_workers(source.train, workers=1, images=3000, batch_size=2, seed=0, samples=10)
+    assert loader["workers_found"] == 1 and loader["images"] >= 2800
+    dirty = [s["mib"][0]["dirty"] for s in loader["samples"]]  # after 0, 300, ..., 3000 images
+    warm, late = statistics.median(dirty[4:7]), statistics.median(dirty[-3:])  # ~1200-1800 vs ~2400-3000 images
+    # Parsed JSON would add 85-120 MiB between the two (1,200 images); the allocator's pools move single readings by
+    # up to ~40 MiB either way (medians of three: within about +-25 MiB over repeated runs).
+    assert late - warm < 50.0, dirty
