@@ -235,7 +235,7 @@ def test_gol_sweep_plan_is_the_dry_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "experiment", ["activations", "losses", "gol_ablation", "lvis_v05", "schedule_sampler", "sota"]
+    "experiment", ["activations", "losses", "gol_ablation", "lvis_v05", "schedule_sampler", "sota", "beyond"]
 )
 def test_every_paper_table_plans_as_a_user_types_it(tmp_path: Path, experiment: str) -> None:
     """`gol-sweep plan experiment=X hydra/launcher=slurm` (the dry run) for every paper table: the per-cell batch
