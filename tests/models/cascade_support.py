@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig
 from torch import Tensor, nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -13,6 +17,7 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
 from torchvision.ops import MultiScaleRoIAlign
 
 from gol.activations import Gumbel, Sigmoid, Softmax
+from gol.config import detector as detector_config
 from gol.data.stats import CategoryStats
 from gol.losses import CrossEntropyLoss, DropLoss, EQLLoss, EQLv2Loss, SeesawLoss
 from gol.losses.base import ClassificationLoss
@@ -22,6 +27,7 @@ from gol.models.cascade import CascadeOptions, assemble_cascade
 from gol.models.tiny import TinyBackbone
 
 K = 5
+CONF = Path(__file__).resolve().parents[2] / "conf"
 LEVELS = ["0", "1", "2", "3"]
 
 
@@ -114,3 +120,11 @@ def disagreeing_stages(heads: CascadeRoIHeads, g: torch.Generator) -> None:
             predictor.bbox_pred.bias.normal_(0.0, 1.0, generator=g)
         for predictor in heads.mask_predictor:
             predictor.mask_fcn_logits.bias.normal_(0.0, 1.0, generator=g)
+
+
+def compose_detector(option: str, *overrides: str) -> DictConfig:
+    """The ``detector`` node of ``conf/detector/<option>.yaml`` as Hydra composes it, with ``overrides``."""
+    for name, node in detector_config.SCHEMAS.items():
+        ConfigStore.instance().store(name=name, node=node)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(overrides=[f"+detector={option}", "+paths.weights_root=/weights", *overrides]).detector

@@ -9,16 +9,22 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from cascade_support import LOSSES, K, disagreeing_stages, fpn_features, stats, tiny_cascade, train_losses
-from hydra import compose, initialize_config_dir
-from hydra.core.config_store import ConfigStore
+from cascade_support import (
+    LOSSES,
+    K,
+    compose_detector,
+    disagreeing_stages,
+    fpn_features,
+    stats,
+    tiny_cascade,
+    train_losses,
+)
 from hydra.utils import instantiate
 from torch import Tensor, nn
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.ops import FrozenBatchNorm2d, roi_align
 
 from gol.activations import AGLU, Activation, Gumbel, Sigmoid, Softmax
-from gol.config import detector as detector_config
 from gol.losses import CrossEntropyLoss, DropLoss, EQLLoss
 from gol.models import (
     CascadeRoIHeads,
@@ -489,17 +495,8 @@ def test_build_cascade_r101_fpn_forward_and_weights_file(batch, tmp_path: Path) 
     gc.collect()
 
 
-def _compose_detector(option: str):
-    for name, node in detector_config.SCHEMAS.items():
-        ConfigStore.instance().store(name=name, node=node)
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(
-            overrides=[f"+detector={option}", "+paths.weights_root=/weights", "detector.box_nms_thresh=0.3"]
-        ).detector
-
-
 def test_cascade_config_defaults_are_the_official_ones() -> None:
-    cfg = _compose_detector("cascade_r101_fpn")
+    cfg = compose_detector("cascade_r101_fpn", "detector.box_nms_thresh=0.3")
     factory = instantiate(cfg, _convert_="all")
     assert factory.func is build_cascade_r101_fpn
     assert factory.keywords["stage_iou_thresholds"] == [0.5, 0.6, 0.7]

@@ -10,15 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from cascade_support import LOSSES, K, disagreeing_stages, fpn_features, tiny_cascade, train_losses
-from hydra import compose, initialize_config_dir
-from hydra.core.config_store import ConfigStore
+from cascade_support import LOSSES, K, compose_detector, disagreeing_stages, fpn_features, tiny_cascade, train_losses
 from hydra.utils import instantiate
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
 from gol import checkpoint
-from gol.config import detector as detector_config
 from gol.models import (
     CascadeRoIHeads,
     HTCRoIHeads,
@@ -268,15 +265,8 @@ def test_checkpoint_resume_is_exact(batch) -> None:
             assert value == expected[key], key
 
 
-def _compose_detector(option: str):
-    for name, node in detector_config.SCHEMAS.items():
-        ConfigStore.instance().store(name=name, node=node)
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(overrides=[f"+detector={option}", "+paths.weights_root=/weights"]).detector
-
-
 def test_htc_config_has_cascade_r101_options_and_builds_htc() -> None:
-    htc, cascade = _compose_detector("htc_r101_fpn"), _compose_detector("cascade_r101_fpn")
+    htc, cascade = compose_detector("htc_r101_fpn"), compose_detector("cascade_r101_fpn")
     assert htc._target_ == "gol.models.build_htc_r101_fpn"
     assert {k: v for k, v in htc.items() if k != "_target_"} == {k: v for k, v in cascade.items() if k != "_target_"}
     factory = instantiate(htc, _convert_="all")
